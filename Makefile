@@ -1,0 +1,30 @@
+# The two commands of the README. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-dev: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/.installed $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m evalkit.demo
+
+test: $(BIN)/.installed-dev
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: $(BIN)/.installed-dev
+	$(BIN)/python bench/bench_tracking.py
+
+clean:
+	rm -rf $(VENV) evalkit.db evalkit.db-wal evalkit.db-shm evalkit-artifacts

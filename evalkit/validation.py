@@ -1,0 +1,70 @@
+"""Checks on keys and values, done before anything is written so no store is left half-written."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+
+from evalkit.errors import InvalidArgument
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-./ ]+$")
+
+
+def validate_key(kind: str, key: object) -> str:
+    """Return ``key`` if it is a usable metric/param/tag key, else raise naming the problem."""
+    if not isinstance(key, str) or not key:
+        raise InvalidArgument(f"{kind} key must be a non-empty string, got {key!r}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidArgument(f"{kind} key {key[:40]!r}... is {len(key)} characters; the limit is {MAX_KEY_LENGTH}")
+    if not _KEY_PATTERN.match(key):
+        bad = sorted({c for c in key if not _KEY_PATTERN.match(c)})
+        raise InvalidArgument(
+            f"{kind} key {key!r} contains {''.join(bad)!r}: keys may hold only letters, digits, "
+            "'_', '-', '.', '/' and space"
+        )
+    return key
+
+
+def validate_metric_value(key: str, value: object) -> float:
+    """Return ``value`` as a float.
+
+    NaN and +/-infinity are accepted and stored as they are: a diverging loss is a fact worth
+    keeping, and refusing it would kill the user's job mid-run. NaN never matches a search
+    comparison and sorts last. Anything that is not a real number is refused.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidArgument(
+            f"metric {key!r} must be a real number, got {type(value).__name__} {value!r}"
+        )
+    return float(value)
+
+
+def is_nan(value: float) -> bool:
+    return math.isnan(value)
+
+
+def validate_step(key: str, step: object) -> int:
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise InvalidArgument(f"step of metric {key!r} must be an integer, got {step!r}")
+    return int(step)
+
+
+def validate_timestamp(key: str, timestamp: object) -> int:
+    if isinstance(timestamp, bool) or not isinstance(timestamp, numbers.Integral) or timestamp < 0:
+        raise InvalidArgument(
+            f"timestamp of metric {key!r} must be a non-negative integer (milliseconds since the epoch), "
+            f"got {timestamp!r}"
+        )
+    return int(timestamp)
+
+
+def stringify(kind: str, key: str, value: object, limit: int) -> str:
+    """Params and tags are stored as text; refuse values too long to store whole."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        raise InvalidArgument(f"{kind} {key!r} value is {len(text)} characters; the limit is {limit}")
+    return text

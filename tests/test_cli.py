@@ -1,0 +1,80 @@
+"""The command line, in process through click and once end to end as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+import evalkit as ek
+from evalkit.cli.main import cli
+
+
+@pytest.fixture
+def store(tmp_path) -> str:
+    uri = str(tmp_path / "cli.db")
+    ek.set_tracking_uri(uri)
+    ek.set_experiment("cli-exp")
+    for name, acc, model in [("alpha", 0.9, "gpt-4o"), ("beta", 0.6, "llama-3")]:
+        with ek.start_run(run_name=name):
+            ek.log_params({"model": model})
+            ek.log_metrics({"acc": acc, "faithfulness/v1/mean": acc / 2})
+            ek.log_text("x", "notes.txt")
+    ek.flush()
+    return uri
+
+
+def _invoke(store: str, *args: str):
+    return CliRunner().invoke(cli, ["--tracking-uri", store, *args], catch_exceptions=False)
+
+
+def test_runs_search_table_and_json(store):
+    result = _invoke(store, "runs", "search", "--experiment", "cli-exp", "--filter", "metrics.acc > 0.5",
+                     "--order-by", "metrics.acc DESC")
+    assert result.exit_code == 0, result.output
+    assert "2 run(s)" in result.output and result.output.index("alpha") < result.output.index("beta")
+    result = _invoke(store, "runs", "search", "-e", "cli-exp", "-f", "metrics.`faithfulness/v1/mean` < 0.4", "--json")
+    payload = json.loads(result.output)
+    assert [r["info"]["run_name"] for r in payload] == ["beta"]
+    assert payload[0]["params"] == {"model": "llama-3"}
+
+
+def test_runs_show_and_experiments_list(store):
+    run_id = ek.search_runs(experiment_names="cli-exp", filter_string="params.model = 'gpt-4o'")["run_id"][0]
+    result = _invoke(store, "runs", "show", run_id)
+    assert result.exit_code == 0 and "alpha" in result.output and "notes.txt" in result.output
+    shown = json.loads(_invoke(store, "runs", "show", run_id, "--json").output)
+    assert shown["metrics"]["acc"] == 0.9 and shown["artifacts"][0]["path"] == "notes.txt"
+    listed = json.loads(_invoke(store, "experiments", "list", "--json").output)
+    assert [e["name"] for e in listed] == ["cli-exp"]
+    assert "cli-exp" in _invoke(store, "experiments", "list").output
+
+
+def test_errors_are_one_clear_line_and_exit_code_2(store):
+    env = {**os.environ, "EVALKIT_TRACKING_URI": store}
+    command = [sys.executable, "-m", "evalkit.cli", "runs", "search", "-e", "cli-exp", "-f", "metrics.acc >> 1"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "metrics.acc >> 1" in done.stderr and "^" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "evalkit.cli", "runs", "show", "nope"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 2 and "no run with id 'nope'" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "evalkit.cli", "runs", "search", "-e", "missing"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2 and "no experiment named 'missing'" in done.stderr
+
+
+def test_demo_logs_a_real_run(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "evalkit.demo"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"tracking store: sqlite:///{tmp_path / 'evalkit.db'}" in done.stdout
+    ek.set_tracking_uri(str(tmp_path / "evalkit.db"))
+    frame = ek.search_runs(experiment_names="evalkit-demo")
+    assert frame.loc[0, "metrics.test_accuracy"] > 0.8
+    assert len(ek.get_metric_history(frame.loc[0, "run_id"], "train_loss")) == 200
