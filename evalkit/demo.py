@@ -12,12 +12,16 @@ import pandas as pd
 import evalkit as ek
 
 
+def _log_loss(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    clipped = np.clip(probabilities, 1e-12, 1 - 1e-12)
+    return float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped)))
+
+
 def _train(features: np.ndarray, labels: np.ndarray, learning_rate: float, epochs: int) -> np.ndarray:
     weights = np.zeros(features.shape[1])
     for epoch in range(epochs):
         probabilities = 1 / (1 + np.exp(-features @ weights))
-        loss = -np.mean(labels * np.log(probabilities + 1e-12) + (1 - labels) * np.log(1 - probabilities + 1e-12))
-        ek.log_metric("train_loss", float(loss), step=epoch)
+        ek.log_metric("train_loss", _log_loss(probabilities, labels), step=epoch)
         weights -= learning_rate * features.T @ (probabilities - labels) / len(labels)
     return weights
 
@@ -34,9 +38,12 @@ def main() -> None:
     with ek.start_run(run_name="logistic-regression-demo") as run:
         ek.log_params(params)
         weights = _train(features[train], labels[train], params["learning_rate"], params["epochs"])
-        predictions = (features[test] @ weights > 0).astype(float)
-        accuracy = float(np.mean(predictions == labels[test]))
-        ek.log_metrics({"test_accuracy": accuracy, "weight_error": float(np.linalg.norm(weights - true_weights))})
+        probabilities = 1 / (1 + np.exp(-features[test] @ weights))
+        predictions = (probabilities > 0.5).astype(float)
+        ek.log_metrics({
+            "test_accuracy": float(np.mean(predictions == labels[test])),
+            "test_loss": _log_loss(probabilities, labels[test]),
+        })
         ek.log_table(pd.DataFrame({"label": labels[test], "prediction": predictions}), "predictions.json")
 
     stored = ek.get_run(run.info.run_id)

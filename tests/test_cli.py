@@ -37,6 +37,11 @@ def test_runs_search_table_and_json(store):
                      "--order-by", "metrics.acc DESC")
     assert result.exit_code == 0, result.output
     assert "2 run(s)" in result.output and result.output.index("alpha") < result.output.index("beta")
+    assert "metrics.faithfulness/v1/mean" in result.output and "params.model" not in result.output
+    result = _invoke(store, "runs", "search", "-e", "cli-exp", "--columns", "params.model,metrics.acc")
+    assert "params.model" in result.output and "llama-3" in result.output
+    result = _invoke(store, "runs", "search", "-e", "cli-exp", "--columns", "model")
+    assert result.exit_code == 2 and "columns start with metrics." in result.output
     result = _invoke(store, "runs", "search", "-e", "cli-exp", "-f", "metrics.`faithfulness/v1/mean` < 0.4", "--json")
     payload = json.loads(result.output)
     assert [r["info"]["run_name"] for r in payload] == ["beta"]

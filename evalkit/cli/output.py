@@ -27,12 +27,15 @@ def format_value(value: Any) -> str:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, show_lines=False, header_style="bold")
+    table = Table(title=title, show_lines=False, header_style="bold", title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column == "run_id")
     for row in rows:
         table.add_row(*(format_value(v) for v in row))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped to a file or a pager: do not squeeze into 80 columns
+        console = Console(width=1000)  # tables take their natural width, no wider
+    console.print(table)
 
 
 def print_json(payload: Any) -> None:

@@ -24,9 +24,11 @@ def runs() -> None:
 @click.option("--order-by", "-o", "order_by", multiple=True, help="e.g. 'metrics.accuracy DESC' (repeatable)")
 @click.option("--max-results", "-n", default=50, show_default=True, type=click.IntRange(1, 50_000))
 @click.option("--view", type=click.Choice([v.value for v in ViewType], case_sensitive=False), default="ACTIVE_ONLY", show_default=True)
+@click.option("--columns", "-c", default=None,
+              help="Comma-separated columns for the table, e.g. 'metrics.acc,params.model' [default: every metric]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 def search(experiments: tuple[str, ...], filter_string: str | None, order_by: tuple[str, ...], max_results: int,
-           view: str, as_json: bool) -> None:
+           view: str, columns: str | None, as_json: bool) -> None:
     """Find runs by params, metrics, tags and attributes."""
     client = TrackingClient()
     ids = resolve_experiment_ids(client, None, list(experiments))
@@ -34,17 +36,24 @@ def search(experiments: tuple[str, ...], filter_string: str | None, order_by: tu
     if as_json:
         print_json([_run_json(run) for run in found])
         return
-    metric_keys = sorted({k for run in found for k in run.data.metrics})
-    param_keys = sorted({k for run in found for k in run.data.params})
-    columns = ["run_id", "run_name", "status", "start_time"]
-    columns += [f"metrics.{k}" for k in metric_keys] + [f"params.{k}" for k in param_keys]
+    if columns:
+        extra = [c.strip() for c in columns.split(",") if c.strip()]
+    else:
+        extra = [f"metrics.{k}" for k in sorted({k for run in found for k in run.data.metrics})]
     rows = [
         [run.info.run_id, run.info.run_name, run.info.status.value, format_time(run.info.start_time)]
-        + [run.data.metrics.get(k) for k in metric_keys]
-        + [run.data.params.get(k) for k in param_keys]
+        + [_cell(run, column) for column in extra]
         for run in found
     ]
-    print_table(f"{len(found)} run(s)", columns, rows)
+    print_table(f"{len(found)} run(s)", ["run_id", "run_name", "status", "start_time", *extra], rows)
+
+
+def _cell(run, column: str):  # noqa: ANN001, ANN202
+    kind, _, key = column.partition(".")
+    values = {"metrics": run.data.metrics, "params": run.data.params, "tags": run.data.tags}.get(kind)
+    if values is None:
+        raise click.BadParameter(f"{column!r}: columns start with metrics., params. or tags.", param_hint="--columns")
+    return values.get(key)
 
 
 @runs.command("show")

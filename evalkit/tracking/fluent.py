@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from types import TracebackType
@@ -343,5 +344,6 @@ def _end_runs_at_exit() -> None:
     while _run_stack():
         try:
             end_run()
-        except Exception:  # noqa: BLE001 - the interpreter is going away; end what can be ended
-            _run_stack().pop()
+        except Exception as exc:  # noqa: BLE001 - the interpreter is going away; end what can be ended
+            run = _run_stack().pop()
+            print(f"evalkit: could not end run {run.info.run_id} at exit: {exc}", file=sys.stderr)
