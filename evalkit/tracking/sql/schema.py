@@ -59,23 +59,20 @@ runs = Table(
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
 )
 
-params = Table(
-    "params",
-    metadata,
-    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
-    Column("key", String(250), primary_key=True),
-    Column("value", Text, nullable=False),
-    Index("ix_params_key_value", "key", "value"),
-)
+def _run_key_values(name: str) -> Table:
+    """Params and tags: one text value per run and key."""
+    return Table(
+        name,
+        metadata,
+        Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+        Column("key", String(250), primary_key=True),
+        Column("value", Text, nullable=False),
+        Index(f"ix_{name}_key_value", "key", "value"),
+    )
 
-tags = Table(
-    "tags",
-    metadata,
-    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
-    Column("key", String(250), primary_key=True),
-    Column("value", Text, nullable=False),
-    Index("ix_tags_key_value", "key", "value"),
-)
+
+params = _run_key_values("params")
+tags = _run_key_values("tags")
 
 # Full history: one row per logged value.
 metric_history = Table(
