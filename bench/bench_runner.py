@@ -1,0 +1,115 @@
+"""evaluate() throughput against the fake OpenAI-compatible server (in its own process).
+
+Prints, for 1,000 rows at 200 ms server latency: rows/s at concurrency 16, 64 and 256 as a
+fraction of the bound (concurrency / 0.2 s) and the client's CPU time per request; the request
+rate held under a 600 requests-per-minute limit; and a second run served from the cache.
+
+Run: ``.venv/bin/python bench/bench_runner.py [--rows 1000] [--latency 0.2] [--rpm-seconds 60]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+
+import evalkit as ek
+
+
+def start_server(latency: float, extra: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "evalkit.testing.fake_openai", "--port", "0", "--latency", str(latency), *(extra or [])],
+        stdout=subprocess.PIPE, text=True,
+    )
+    line = process.stdout.readline()
+    match = re.search(r"(http://\S+)", line)
+    if not match:
+        process.kill()
+        raise RuntimeError(f"fake server did not start: {line!r}")
+    return process, match.group(1)
+
+
+def server_stats(base_url: str) -> dict:
+    with urllib.request.urlopen(base_url.replace("/v1", "/_stats")) as response:
+        return json.load(response)
+
+
+def reset(base_url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(base_url.replace("/v1", "/_reset"), method="POST")).close()
+
+
+def dataset(rows: int, tag: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "inputs": [f"[{tag}] What colour is lamp {i}?" for i in range(rows)],
+        "contexts": [[f"Lamp {i} is painted blue. It ships in {i % 7 + 1} days."] for i in range(rows)],
+        "ground_truth": [f"Lamp {i} is painted blue." for i in range(rows)],
+    })
+
+
+def timed_evaluate(base_url: str, frame: pd.DataFrame, **kwargs) -> tuple[float, float, ek.EvaluationResult]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = ek.evaluate(model=f"openai:/gpt-4o?base_url={base_url}", data=frame, targets="ground_truth",
+                         progress=False, **kwargs)
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--rpm-seconds", type=float, default=60.0, help="how long to run at 600 requests/minute")
+    args = parser.parse_args()
+    os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
+    tmp = Path(tempfile.mkdtemp(prefix="evalkit-bench-"))
+    os.environ["EVALKIT_CACHE_PATH"] = str(tmp / "cache.db")
+    ek.set_tracking_uri(str(tmp / "bench.db"))
+
+    server, base_url = start_server(args.latency)
+    try:
+        # One-time costs (imports, tokenizer files) are paid here, outside the figures.
+        timed_evaluate(base_url, dataset(20, "warm-up"), concurrency=4, cache="off")
+        print(f"{args.rows} rows, fake server latency {args.latency * 1000:.0f} ms, cache off")
+        print(f"{'concurrency':>11} {'rows/s':>8} {'bound':>8} {'of bound':>9} {'CPU/request':>12}")
+        for concurrency in (16, 64, 256):
+            reset(base_url)
+            wall, cpu, result = timed_evaluate(base_url, dataset(args.rows, f"c{concurrency}"),
+                                               concurrency=concurrency, cache="off")
+            assert result.metrics["rows/answered"] == args.rows, result.metrics
+            requests = server_stats(base_url)["requests"]
+            bound = concurrency / args.latency
+            rate = args.rows / wall
+            print(f"{concurrency:>11} {rate:>8.0f} {bound:>8.0f} {rate / bound:>8.0%} {cpu / requests * 1000:>10.2f} ms")
+
+        rpm_rows = int(args.rpm_seconds * 10)
+        reset(base_url)
+        wall, _, result = timed_evaluate(base_url, dataset(rpm_rows, "rpm"), concurrency=64, cache="off", rate_limit=600)
+        stats = server_stats(base_url)
+        times = sorted(stats["chat_request_times"])
+        measured = (len(times) - 1) / (times[-1] - times[0]) * 60
+        print(f"rate limit 600/min: {measured:.1f} requests/min over {len(times)} requests "
+              f"({(measured - 600) / 600:+.2%}), 429s: {stats['by_status'].get('429', 0)}")
+
+        frame = dataset(args.rows, "cache")
+        reset(base_url)
+        first, _, _ = timed_evaluate(base_url, frame, concurrency=64, cache="on")
+        reset(base_url)
+        second, _, result = timed_evaluate(base_url, frame, concurrency=64, cache="on")
+        requests = server_stats(base_url)["requests"]
+        print(f"cache: first run {first:.2f} s, second run {second:.3f} s ({second / first:.1%} of the first), "
+              f"{requests} requests, {result.metrics['cache/hits']:.0f} hits")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()

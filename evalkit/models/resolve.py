@@ -1,0 +1,113 @@
+"""Model URIs: parsing them into one canonical form and building the model they name.
+
+Accepted forms:
+- ``openai:/gpt-4o``, ``openai:gpt-4o``, ``openai/gpt-4o`` → ``openai:/gpt-4o``. An
+  OpenAI-compatible server is named by ``?base_url=http://host:8000/v1`` or ``$OPENAI_BASE_URL``;
+  ``?api_key_env=NAME`` reads the key from another variable than ``OPENAI_API_KEY``.
+- ``evalkit:/extractive``: the embedded offline baseline (no key, no network).
+- ``<scheme>:/<model>`` for providers registered under the ``evalkit.models`` entry-point group:
+  the entry point is a factory ``(model: str, options: dict[str, str]) -> ChatModel``.
+
+The canonical URI keeps what changes answers (provider, model, base URL) and never a key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from evalkit.errors import InvalidArgument
+
+ENTRY_POINT_GROUP = "evalkit.models"
+BUILTIN_SCHEMES = ("openai", "evalkit")
+_OPTIONS = {"openai": {"base_url", "api_key_env"}, "evalkit": set()}
+_URI = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9_.+-]*)(?::/{0,2}|/)(?P<model>[^?]+?)(?:\?(?P<query>.*))?$")
+
+
+@dataclass(frozen=True)
+class ModelURI:
+    scheme: str
+    model: str
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def canonical(self) -> str:
+        query = {k: v for k, v in sorted(self.options.items()) if k != "api_key_env"}
+        return f"{self.scheme}:/{self.model}" + (f"?{urlencode(query, safe=':/')}" if query else "")
+
+
+def parse_model_uri(uri: str) -> ModelURI:
+    """Parse ``uri``; errors say which forms are accepted and list the known schemes."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise InvalidArgument(f"model must be a model URI such as 'openai:/gpt-4o' or a callable, got {uri!r}")
+    match = _URI.match(uri.strip())
+    if not match:
+        raise InvalidArgument(
+            f"malformed model URI {uri!r}: use <provider>:/<model>, e.g. 'openai:/gpt-4o' or 'evalkit:/extractive'"
+        )
+    scheme = match["scheme"].lower()
+    options = dict(parse_qsl(match["query"] or "", keep_blank_values=True))
+    if "api_key" in options:
+        raise InvalidArgument(
+            "do not put an API key in the model URI (it would be logged): set OPENAI_API_KEY, "
+            "or name another variable with ?api_key_env=NAME"
+        )
+    known = _OPTIONS.get(scheme)
+    if scheme not in BUILTIN_SCHEMES and scheme not in plugin_schemes():
+        raise InvalidArgument(
+            f"unknown model URI scheme {scheme!r} in {uri!r}: known schemes are "
+            f"{', '.join(sorted(set(BUILTIN_SCHEMES) | set(plugin_schemes())))}"
+        )
+    if known is not None and set(options) - known:
+        raise InvalidArgument(
+            f"unknown option(s) {', '.join(sorted(set(options) - known))} in model URI {uri!r}; "
+            f"{scheme} accepts: {', '.join(sorted(known)) or 'none'}"
+        )
+    if scheme == "openai" and "base_url" not in options and os.environ.get("OPENAI_BASE_URL"):
+        options["base_url"] = os.environ["OPENAI_BASE_URL"]
+    if "base_url" in options:
+        options["base_url"] = options["base_url"].rstrip("/")
+    return ModelURI(scheme, match["model"].strip(), options)
+
+
+def plugin_schemes() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def build_model(uri: ModelURI, transport: str | None = None, timeout: float = 60.0, max_connections: int = 100) -> Any:
+    """The ChatModel for a parsed URI. Raises before any request if a key is missing."""
+    if uri.scheme == "openai":
+        from evalkit.models.openai_chat import OpenAIChatModel
+
+        base_url = uri.options.get("base_url")
+        key_env = uri.options.get("api_key_env", "OPENAI_API_KEY")
+        api_key = os.environ.get(key_env)
+        if not api_key:
+            if base_url is None or key_env != "OPENAI_API_KEY":
+                raise InvalidArgument(
+                    f"{key_env} is not set: the OpenAI API needs a key. Export {key_env}=sk-... "
+                    "(for a local OpenAI-compatible server, pass ?base_url=http://host:port/v1)"
+                )
+            api_key = "not-needed"  # local servers (vLLM, Ollama, llama.cpp) accept any key
+        return OpenAIChatModel(
+            uri.canonical, uri.model, base_url, api_key,
+            transport=transport or os.environ.get("EVALKIT_HTTP_TRANSPORT", "aiohttp"), timeout=timeout,
+            max_connections=max_connections,
+        )
+    if uri.scheme == "evalkit":
+        if uri.model != "extractive":
+            raise InvalidArgument(f"unknown embedded model {uri.model!r}: the embedded model is 'evalkit:/extractive'")
+        from evalkit.models.offline import OfflineExtractiveModel
+
+        return OfflineExtractiveModel()
+    factory = plugin_schemes()[uri.scheme].load()
+    model = factory(uri.model, dict(uri.options))
+    if not hasattr(model, "generate"):
+        raise InvalidArgument(f"the {uri.scheme!r} model plugin returned {type(model).__name__}, not a ChatModel")
+    if not getattr(model, "uri", None):
+        model.uri = uri.canonical
+    return model

@@ -1,0 +1,1 @@
+"""Test doubles for evalkit's tests and benchmarks, such as a fake OpenAI-compatible server."""
