@@ -129,7 +129,11 @@ def evaluate(
         run_params = _run_params(dataset, chat_model, template, params, chosen, model_type, data, cache_mode,
                                  concurrency, rpm, tpm, price_table)
         if resume:
-            _check_resume_matches(client, run_id, run_params)
+            # What changes answers must match; how hard to push (concurrency, limits, cache)
+            # may differ, and the run keeps the values it started with.
+            logged = _check_resume_matches(client, run_id, run_params)
+            run_params = {k: v for k, v in run_params.items() if k not in logged}
+            client.set_tag(run_id, "evalkit.resumed_at", str(now_ms()))
         client.log_batch(run_id, params=[Param(k, v) for k, v in run_params.items()])
         artifact_dir = Path(client.get_run(run_id).info.artifact_uri)
         previous = read_journal(artifact_dir / JOURNAL_FILE) if resume else {}
@@ -250,7 +254,8 @@ def _run_params(dataset: EvalDataset, model: Any, template: PromptTemplate, para
 _RESUME_KEYS = ("model_uri", "inference_params", "prompt_digest", "dataset_digest")
 
 
-def _check_resume_matches(client: TrackingClient, run_id: str, run_params: dict[str, str]) -> None:
+def _check_resume_matches(client: TrackingClient, run_id: str, run_params: dict[str, str]) -> dict[str, str]:
+    """The run's logged params, after checking that the answer-affecting ones match."""
     logged = client.get_run(run_id).data.params
     for key in _RESUME_KEYS:
         if key in logged and logged[key] != run_params.get(key):
@@ -258,6 +263,7 @@ def _check_resume_matches(client: TrackingClient, run_id: str, run_params: dict[
                 f"cannot resume run {run_id}: its {key} is {logged[key]!r} but this call's is "
                 f"{run_params.get(key)!r}; resume with the same model, data, prompt and inference params"
             )
+    return logged
 
 
 def _row_dict(dataset: EvalDataset, index: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ def test_shipped_table_is_dated(table):
     assert table.version == "2025-08-07"
     price = table.lookup("gpt-4o")
     assert price == Price("gpt-4o", 2.50, 10.00, 1.25, "2025-08-07", "openai.com/api/pricing")
-    assert table.lookup("evalkit-offline").input == 0
+    assert table.lookup("evalkit-extractive").input == 0
 
 
 def test_exact_lookup(table):
@@ -71,7 +71,7 @@ def test_cost_bills_cached_input_at_cached_price(table):
 
 def test_cost_of_embeddings_and_offline(table):
     assert table.cost(Usage(1_000_000, 0), "text-embedding-3-small") == pytest.approx(0.02)
-    assert table.cost(Usage(123, 456), "evalkit-offline") == 0.0
+    assert table.cost(Usage(123, 456), "evalkit-extractive") == 0.0
 
 
 def test_cached_tokens_above_input_are_capped(table):

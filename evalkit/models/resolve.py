@@ -45,9 +45,10 @@ def parse_model_uri(uri: str) -> ModelURI:
     if not isinstance(uri, str) or not uri.strip():
         raise InvalidArgument(f"model must be a model URI such as 'openai:/gpt-4o' or a callable, got {uri!r}")
     match = _URI.match(uri.strip())
-    if not match:
+    model = match["model"].strip().lstrip("/") if match else ""
+    if not model:
         raise InvalidArgument(
-            f"malformed model URI {uri!r}: use <provider>:/<model>, e.g. 'openai:/gpt-4o' or 'evalkit:/extractive'"
+            f"malformed model URI {_shown(uri)!r}: use <provider>:/<model>, e.g. 'openai:/gpt-4o' or 'evalkit:/extractive'"
         )
     scheme = match["scheme"].lower()
     options = dict(parse_qsl(match["query"] or "", keep_blank_values=True))
@@ -59,19 +60,27 @@ def parse_model_uri(uri: str) -> ModelURI:
     known = _OPTIONS.get(scheme)
     if scheme not in BUILTIN_SCHEMES and scheme not in plugin_schemes():
         raise InvalidArgument(
-            f"unknown model URI scheme {scheme!r} in {uri!r}: known schemes are "
+            f"unknown model URI scheme {scheme!r} in {_shown(uri)!r}: known schemes are "
             f"{', '.join(sorted(set(BUILTIN_SCHEMES) | set(plugin_schemes())))}"
         )
     if known is not None and set(options) - known:
         raise InvalidArgument(
-            f"unknown option(s) {', '.join(sorted(set(options) - known))} in model URI {uri!r}; "
+            f"unknown option(s) {', '.join(sorted(set(options) - known))} in model URI {_shown(uri)!r}; "
             f"{scheme} accepts: {', '.join(sorted(known)) or 'none'}"
         )
     if scheme == "openai" and "base_url" not in options and os.environ.get("OPENAI_BASE_URL"):
         options["base_url"] = os.environ["OPENAI_BASE_URL"]
     if "base_url" in options:
         options["base_url"] = options["base_url"].rstrip("/")
-    return ModelURI(scheme, match["model"].strip(), options)
+    return ModelURI(scheme, model, options)
+
+
+def _shown(uri: str) -> str:
+    """The URI for an error message, option values hidden: a mistyped key option must not leak."""
+    base, _, query = uri.strip().partition("?")
+    if not query:
+        return base
+    return base + "?" + "&".join(f"{name}=..." for name, _ in parse_qsl(query, keep_blank_values=True))
 
 
 def plugin_schemes() -> dict[str, Any]:

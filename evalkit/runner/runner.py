@@ -8,6 +8,7 @@ skipped because the run stopped at ``max_cost_usd``. No row is dropped. Outcomes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -118,8 +119,6 @@ class Runner:
 
         def record(outcome: RowOutcome) -> None:
             outcomes[outcome.index] = outcome
-            if outcome.status is RowStatus.OK and not outcome.cached:
-                self.spent += outcome.cost_usd or 0.0
             self.on_outcome(outcome)
             if self.progress is not None:
                 self.progress.advance(error=outcome.status is RowStatus.FAILED, cached=outcome.cached,
@@ -188,36 +187,33 @@ class Runner:
     async def _run_job(self, job: RowJob, queued_at: float, semaphore: asyncio.Semaphore | None = None) -> RowOutcome:
         attempts = 0
         last_error, error_type = "", "transient"
-        try:
-            reserved = self._reserve(job)
-        except BudgetExceeded:
-            return RowOutcome(job.index, RowStatus.SKIPPED, error_type="budget",
-                              error=f"not sent: the run stopped at max_cost_usd={self.config.max_cost_usd}")
-        try:
-            while True:
-                attempts += 1
-                try:
-                    if semaphore is not None:
-                        async with semaphore:
-                            response, latency = await self._attempt(job)
-                    else:
+        while True:
+            attempts += 1
+            try:
+                async with semaphore if semaphore is not None else contextlib.nullcontext():
+                    # Booked when the request is about to go, so the decision sees every answer so far.
+                    reserved = self._reserve(job)
+                    try:
                         response, latency = await self._attempt(job)
-                    return self._success(job, response, latency, attempts, time.monotonic() - queued_at)
-                except TransientModelError as exc:
-                    last_error = str(exc)
-                    if exc.retry_after:
-                        self.limits.pause(exc.retry_after)
-                    if attempts >= self.config.max_attempts or not self._take_retry():
-                        break
-                    await asyncio.sleep(self._backoff(attempts, exc.retry_after))
-                except PermanentModelError as exc:
-                    last_error, error_type = str(exc), "permanent"
+                    finally:
+                        self._reserved -= reserved
+                return self._success(job, response, latency, attempts, time.monotonic() - queued_at)
+            except BudgetExceeded:
+                return RowOutcome(job.index, RowStatus.SKIPPED, error_type="budget", attempts=attempts - 1,
+                                  error=f"not sent: the run stopped at max_cost_usd={self.config.max_cost_usd}")
+            except TransientModelError as exc:
+                last_error = str(exc)
+                if exc.retry_after:
+                    self.limits.pause(exc.retry_after)
+                if attempts >= self.config.max_attempts or not self._take_retry():
                     break
-                except Exception as exc:  # a user's callable raising: that row fails, the run goes on
-                    last_error, error_type = f"{type(exc).__name__}: {exc}", "exception"
-                    break
-        finally:
-            self._reserved -= reserved
+                await asyncio.sleep(self._backoff(attempts, exc.retry_after))
+            except PermanentModelError as exc:
+                last_error, error_type = str(exc), "permanent"
+                break
+            except Exception as exc:  # a user's callable raising: that row fails, the run goes on
+                last_error, error_type = f"{type(exc).__name__}: {exc}", "exception"
+                break
         return RowOutcome(job.index, RowStatus.FAILED, error=last_error, error_type=error_type, attempts=attempts,
                           total_latency_s=time.monotonic() - queued_at)
 
@@ -252,6 +248,7 @@ class Runner:
         usage = response.usage or estimate_usage(job.messages, response.text, self.pricing_name)
         self._output_tokens_seen.append(usage.output_tokens)
         cost = self.prices.cost(usage, response.model_snapshot or self.pricing_name)
+        self.spent += cost or 0.0
         outcome = RowOutcome(
             index=job.index, status=RowStatus.OK, output=response.text, latency_s=latency, total_latency_s=total,
             attempts=attempts, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
