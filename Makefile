@@ -25,6 +25,7 @@ test: $(BIN)/.installed-dev
 
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/bench_tracking.py
+	$(BIN)/python bench/bench_runner.py
 
 clean:
 	rm -rf $(VENV) evalkit.db evalkit.db-wal evalkit.db-shm evalkit-artifacts
