@@ -29,8 +29,11 @@ from evalkit.prompts import PromptTemplate, resolve_prompt
 from evalkit.run_metrics import run_metrics
 from evalkit.runner.progress import RunProgress
 from evalkit.runner.records import RowJob, RowOutcome, RowStatus
+from evalkit.judge import LLMJudge
+from evalkit.runner.caller import ModelCaller, RetryPolicy
+from evalkit.runner.ratelimit import RateLimits
 from evalkit.runner.runner import Runner, RunnerConfig
-from evalkit.scoring import EvalRow, Evaluator, Score
+from evalkit.scoring import EvalRow, Evaluator, Score, ScoringContext
 from evalkit.tracking import fluent
 from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.sql.store import now_ms
@@ -63,6 +66,9 @@ def evaluate(
     col_mapping: dict[str, str] | None = None,
     inference_params: dict[str, Any] | None = None,
     prompt: str | PromptTemplate | list[dict[str, str]] | None = None,
+    judge: str | None = None,
+    judge_params: dict[str, Any] | None = None,
+    judge_rate_limit: float | dict[str, float] | None = None,
     experiment: str | None = None,
     run_name: str | None = None,
     concurrency: int = 16,
@@ -91,6 +97,12 @@ def evaluate(
     before the budget would be exceeded. ``resume=<run_id>`` continues an interrupted run
     without paying again for the rows it already has.
 
+    Evaluators score every answer: ``evaluators="default"`` picks the model type's defaults that
+    fit the data, ``extra_metrics`` adds names, ``@evaluator`` functions or evaluator objects, and
+    ``evaluator_config={"name": {...}}`` configures them. With ``judge="openai:/gpt-4o-mini"``
+    the judged metrics ask that model (temperature 0, JSON replies, cached, its cost kept apart);
+    without one they use offline scorers. Each metric's version says which ran.
+
     Inputs are checked before any request: a wrong column, value or option raises
     ``InvalidArgument`` naming it. A row whose call still fails after its retries is recorded
     with its error and counted in ``error_count``; it is never dropped.
@@ -109,12 +121,14 @@ def evaluate(
     cache_mode = CacheMode.parse(cache)
     template = resolve_prompt(prompt, has_contexts=dataset.context_column is not None)
     template.check(_row_dict(dataset, 0))
-    columns = {"targets"} if dataset.target_column else set()
-    if dataset.context_column:
-        columns.add("contexts")
-    chosen = resolve_evaluators(evaluators, model_type, extra_metrics, evaluator_config, columns)
+    judge_inference = check_inference_params(judge_params)
+    judge_rpm, judge_tpm = parse_rate_limit(judge_rate_limit)
+    available = {name for name, present in (("targets", dataset.target_column), ("contexts", dataset.context_column),
+                                            ("judge", judge), ("model_run", model is not None)) if present}
+    chosen = resolve_evaluators(evaluators, model_type, extra_metrics, evaluator_config, available)
     price_table = PriceTable.load(prices)
     chat_model = _build_model(model, timeout, concurrency) if model is not None else None
+    judge_model = build_model(parse_model_uri(judge), timeout=timeout, max_connections=concurrency) if judge else None
     if max_cost_usd is not None and chat_model is not None:
         name = getattr(chat_model, "model", None) or chat_model.uri
         if price_table.lookup(name) is None:
@@ -125,9 +139,12 @@ def evaluate(
 
     client = TrackingClient()
     run_id, owns_run = _open_run(client, resume, experiment, run_name, tags)
+    response_cache = ResponseCache(cache_path, cache_mode) if cache_mode is not CacheMode.OFF else None
     try:
         run_params = _run_params(dataset, chat_model, template, params, chosen, model_type, data, cache_mode,
                                  concurrency, rpm, tpm, price_table)
+        if judge_model is not None:
+            run_params.update(judge_uri=judge_model.uri, judge_params=json.dumps(judge_inference, sort_keys=True))
         if resume:
             # What changes answers must match; how hard to push (concurrency, limits, cache)
             # may differ, and the run keeps the values it started with.
@@ -141,7 +158,7 @@ def evaluate(
         if chat_model is not None:
             jobs = [job for job in _jobs(dataset, template) if _needs_answer(previous.get(job.index))]
             runner, outcomes = _answer(
-                chat_model, jobs, params, price_table, previous, artifact_dir, cache_mode, cache_path, progress,
+                chat_model, jobs, params, price_table, previous, artifact_dir, response_cache, progress,
                 RunnerConfig(concurrency=concurrency, rpm=rpm, tpm=tpm, max_attempts=max_attempts, timeout=timeout,
                              max_cost_usd=max_cost_usd),
             )
@@ -150,14 +167,36 @@ def evaluate(
         else:
             outcomes = [RowOutcome(i, RowStatus.OK, output=str(p)) for i, p in
                         enumerate(dataset.frame[dataset.prediction_column])]
+        rows = _eval_rows(dataset, outcomes)
+        judge_client = None
+        if judge_model is not None:
+            policy = RetryPolicy(max_attempts, max(100, len(rows)), timeout)
+            caller = ModelCaller(judge_model, judge_inference, price_table, RateLimits(judge_rpm, judge_tpm), policy,
+                                 response_cache)
+            judge_client = LLMJudge(caller, concurrency)
+        context = ScoringContext(judge_client, concurrency,
+                                 judge_client.cost_by_row if judge_client is not None else {})
+        scores = _run_async(_score_all(chosen, rows, context, judge_model))
+        if judge_client is not None and judge_client.model_snapshot:
+            client.log_batch(run_id, params=[Param("judge_snapshot", judge_client.model_snapshot)])
+
         table = _results_table(dataset, outcomes)
-        scores = _run_async(_score_all(chosen, _eval_rows(dataset, outcomes)))
-        metrics = _metrics(outcomes, chosen, scores) if chat_model is not None else _score_metrics(chosen, scores)
+        metrics = run_metrics(outcomes) if chat_model is not None else {}
         for evaluator in chosen:
-            table[f"{evaluator.name}/score"] = [s.value for s in scores[evaluator.name]]
-            table[f"{evaluator.name}/justification"] = [s.error or s.justification for s in scores[evaluator.name]]
-        if runner is not None and runner.estimate is not None:
-            metrics["cost/estimated_usd"] = runner.estimate
+            evaluator_scores = scores[evaluator.name]
+            prefix = getattr(evaluator, "metric_prefix", None) or f"{evaluator.name}/{evaluator.version}"
+            metrics.update({f"{prefix}/{k}": v for k, v in evaluator.aggregate(evaluator_scores).items()})
+            table[f"{evaluator.name}/score"] = [s.value for s in evaluator_scores]
+            table[f"{evaluator.name}/justification"] = [s.error or s.justification for s in evaluator_scores]
+            if any(s.raw for s in evaluator_scores):
+                table[f"{evaluator.name}/raw"] = [s.raw for s in evaluator_scores]
+        if judge_client is not None:
+            metrics["judge/calls"] = judge_client.calls
+            metrics["judge/cache_hits"] = judge_client.cache_hits
+        if runner is not None:
+            metrics["cost/spent_usd"] = runner.spent + (judge_client.caller.spent if judge_client is not None else 0.0)
+            if runner.estimate is not None:
+                metrics["cost/estimated_usd"] = runner.estimate
         timestamp = now_ms()
         client.log_batch(run_id, metrics=[Metric(k, float(v), timestamp, 0) for k, v in metrics.items()])
         if runner is not None and runner.stopped_reason:
@@ -172,6 +211,9 @@ def evaluate(
         if owns_run:
             client.set_terminated(run_id, RunStatus.FAILED)
         raise
+    finally:
+        if response_cache is not None:
+            response_cache.close()
     if owns_run:
         client.set_terminated(run_id, RunStatus.FINISHED)
     return EvaluationResult(
@@ -284,11 +326,9 @@ def _needs_answer(previous: RowOutcome | None) -> bool:
 
 
 def _answer(model: Any, jobs: list[RowJob], params: dict[str, Any], prices: PriceTable,
-            previous: dict[int, RowOutcome], artifact_dir: Path, cache_mode: CacheMode,
-            cache_path: str | os.PathLike[str] | None, progress: bool | None,
-            config: RunnerConfig) -> tuple[Runner, list[RowOutcome]]:
+            previous: dict[int, RowOutcome], artifact_dir: Path, response_cache: ResponseCache | None,
+            progress: bool | None, config: RunnerConfig) -> tuple[Runner, list[RowOutcome]]:
     kept = {i: o for i, o in previous.items() if o.status is RowStatus.OK}
-    response_cache = ResponseCache(cache_path, cache_mode) if cache_mode is not CacheMode.OFF else None
     journal = Journal(artifact_dir / JOURNAL_FILE)
     total = len(jobs) + len(kept)
     try:
@@ -301,8 +341,6 @@ def _answer(model: Any, jobs: list[RowJob], params: dict[str, Any], prices: Pric
         raise ModelError(f"evaluation stopped before sending more requests: {exc}") from None
     finally:
         journal.close()
-        if response_cache is not None:
-            response_cache.close()
     merged = {**kept, **new}
     return runner, [merged[i] for i in sorted(merged)]
 
@@ -350,27 +388,42 @@ def _run_in_new_loop(coroutine: Any) -> Any:
 def _eval_rows(dataset: EvalDataset, outcomes: list[RowOutcome]) -> list[EvalRow]:
     inputs, contexts, targets = dataset.inputs(), dataset.contexts(), dataset.targets()
     return [
-        EvalRow(o.index, inputs[o.index], o.output if o.status is RowStatus.OK else None, targets[o.index],
-                contexts[o.index])
+        EvalRow(
+            index=o.index, input=inputs[o.index], output=o.output if o.status is RowStatus.OK else None,
+            target=targets[o.index], contexts=contexts[o.index], status=o.status.value, latency_s=o.latency_s,
+            total_latency_s=o.total_latency_s, cached=o.cached, cost_usd=o.cost_usd, input_tokens=o.input_tokens,
+            output_tokens=o.output_tokens,
+        )
         for o in outcomes
     ]
 
 
-async def _score_all(chosen: list[Evaluator], rows: list[EvalRow]) -> dict[str, list[Score]]:
-    results = await asyncio.gather(*(evaluator.score(rows) for evaluator in chosen))
-    return {evaluator.name: scores for evaluator, scores in zip(chosen, results, strict=True)}
+async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: ScoringContext,
+                     judge_model: Any) -> dict[str, list[Score]]:
+    """Score with every evaluator; "post" evaluators (cost) go last, when the judge's cost is known.
 
-
-def _score_metrics(chosen: list[Evaluator], scores: dict[str, list[Score]]) -> dict[str, float]:
-    metrics: dict[str, float] = {}
-    for evaluator in chosen:
-        for aggregate, value in evaluator.aggregate(scores[evaluator.name]).items():
-            metrics[f"{evaluator.name}/{evaluator.version}/{aggregate}"] = value
-    return metrics
-
-
-def _metrics(outcomes: list[RowOutcome], chosen: list[Evaluator], scores: dict[str, list[Score]]) -> dict[str, float]:
-    return {**run_metrics(outcomes), **_score_metrics(chosen, scores)}
+    An evaluator that fails as a whole (an unreachable embeddings endpoint, a bug) fails its
+    rows, each with the error, and the others still score: the answers are already paid for.
+    """
+    scores: dict[str, list[Score]] = {}
+    try:
+        for stage in ("score", "post"):
+            batch = [e for e in chosen if getattr(e, "stage", "score") == stage]
+            results = await asyncio.gather(*(e.score(rows, context) for e in batch), return_exceptions=True)
+            for evaluator, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    if not isinstance(result, Exception):
+                        raise result
+                    error = f"evaluator {evaluator.name} failed: {type(result).__name__}: {result}"
+                    result = [Score(None, error=error) for _ in rows]
+                elif len(result) != len(rows):
+                    error = f"evaluator {evaluator.name} returned {len(result)} scores for {len(rows)} rows"
+                    result = [Score(None, error=error) for _ in rows]
+                scores[evaluator.name] = result
+    finally:
+        if judge_model is not None:
+            await judge_model.aclose()
+    return scores
 
 
 def _results_table(dataset: EvalDataset, outcomes: list[RowOutcome]) -> pd.DataFrame:

@@ -1,53 +1,86 @@
-"""Finding evaluators by name through the ``evalkit.evaluators`` entry-point group."""
+"""Finding evaluators: the ``evalkit.evaluators`` entry-point group, ``@evaluator`` functions
+registered in this process, or evaluator objects passed directly."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
 from evalkit.errors import InvalidArgument
-from evalkit.scoring import Evaluator
+from evalkit.scoring import Evaluator, registered_evaluators
 
 ENTRY_POINT_GROUP = "evalkit.evaluators"
+_QA = ("exact_match", "token_f1", "answer_correctness", "faithfulness", "toxicity", "latency", "cost")
 DEFAULTS = {
-    "question-answering": ("exact_match",),
-    "text": (),
-    "retrieval-augmented": ("exact_match",),
+    "question-answering": _QA,
+    "retrieval-augmented": _QA,
+    "text": ("toxicity", "latency", "cost"),
+}
+_HOW_TO = {
+    "targets": "pass targets='<column>' (or a ground_truth column)",
+    "contexts": "add a contexts column (or col_mapping={'context': '<column>'})",
+    "judge": "pass judge='openai:/gpt-4o-mini' (or another model URI)",
+    "model_run": "it measures the model's calls, so it needs model= rather than predictions=",
 }
 
 
 def available_evaluators() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    """Every evaluator name usable here, mapped to its factory (or entry point)."""
+    found: dict[str, Any] = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    found.update(registered_evaluators())
+    return found
 
 
-def create_evaluator(name: str, config: dict[str, Any] | None = None) -> Evaluator:
-    """Instantiate the evaluator registered as ``name``; unknown names list the available ones."""
+def create_evaluator(name: str, config: dict[str, Any] | None = None, judge_available: bool = False) -> Evaluator:
+    """Instantiate the evaluator registered as ``name``; unknown names list the available ones.
+
+    Factories that take ``judge_available`` are told whether a judge is configured, so that
+    "auto" evaluators can pick their judged or offline method (and say which in their version).
+    """
     found = available_evaluators()
     if name not in found:
-        raise InvalidArgument(
-            f"unknown evaluator {name!r}; available: {', '.join(sorted(found)) or 'none installed'}"
-        )
-    factory = found[name].load()
+        raise InvalidArgument(f"unknown evaluator {name!r}; available: {', '.join(sorted(found)) or 'none installed'}")
+    factory = found[name]
+    factory = factory.load() if hasattr(factory, "load") else factory
+    kwargs = dict(config or {})
     try:
-        return factory(**(config or {}))
+        if "judge_available" in inspect.signature(factory).parameters:
+            kwargs["judge_available"] = judge_available
+    except (TypeError, ValueError):
+        pass
+    try:
+        return factory(**kwargs)
     except TypeError as exc:
         raise InvalidArgument(f"evaluator_config for {name!r} is not accepted: {exc}") from None
 
 
+def _spec_name(spec: Any) -> str:
+    if isinstance(spec, str):
+        return spec
+    if getattr(spec, "evalkit_evaluator", None):
+        return spec.evalkit_evaluator
+    if isinstance(spec, Evaluator):
+        return spec.name
+    raise InvalidArgument(f"an evaluator must be a name, an @evaluator function or an evaluator object, got {spec!r}")
+
+
 def resolve_evaluators(
-    evaluators: str | Sequence[str] | None,
+    evaluators: str | Sequence[Any] | None,
     model_type: str,
-    extra_metrics: Sequence[str] | None,
+    extra_metrics: Sequence[Any] | None,
     evaluator_config: dict[str, dict[str, Any]] | None,
-    available_columns: set[str],
+    available_data: set[str],
 ) -> list[Evaluator]:
     """The evaluators a run uses. ``"default"`` picks the model type's defaults whose data is
     present; an evaluator asked for by name whose data is missing is an error naming both."""
     if model_type not in DEFAULTS:
         raise InvalidArgument(f"unknown model_type {model_type!r}; use one of {', '.join(DEFAULTS)}")
+    if model_type == "retrieval-augmented" and "contexts" not in available_data:
+        raise InvalidArgument("model_type='retrieval-augmented' needs contexts: " + _HOW_TO["contexts"])
     config = evaluator_config or {}
-    explicit: list[str] = list(extra_metrics or [])
+    explicit: list[Any] = list(extra_metrics or [])
     defaults: list[str] = []
     if evaluators == "default" or evaluators is None:
         defaults = list(DEFAULTS[model_type])
@@ -55,25 +88,27 @@ def resolve_evaluators(
         explicit.insert(0, evaluators)
     else:
         explicit[:0] = list(evaluators)
-    unknown_config = set(config) - set(defaults) - set(explicit)
-    if unknown_config:
-        raise InvalidArgument(f"evaluator_config names evaluators that are not used: {', '.join(sorted(unknown_config))}")
-    chosen: list[Evaluator] = []
-    for name in dict.fromkeys(defaults + explicit):
-        evaluator = create_evaluator(name, config.get(name))
-        missing = [c for c in evaluator.requires if c not in available_columns]
-        if missing and name not in explicit:
-            continue  # a default that does not apply to this data (e.g. no targets)
+    explicit_names = [_spec_name(spec) for spec in explicit]
+    unused = set(config) - set(defaults) - set(explicit_names)
+    if unused:
+        raise InvalidArgument(f"evaluator_config names evaluators that are not used: {', '.join(sorted(unused))}")
+
+    chosen: dict[str, Evaluator] = {}
+    judge = "judge" in available_data
+    for name in defaults:
+        if name in explicit_names or name in chosen:
+            continue
+        evaluator = create_evaluator(name, config.get(name), judge)
+        if all(need in available_data for need in evaluator.requires):
+            chosen[name] = evaluator  # a default that does not fit the data is left out
+    for spec, name in zip(explicit, explicit_names, strict=True):
+        evaluator = spec if isinstance(spec, Evaluator) and not isinstance(spec, str) else \
+            create_evaluator(name, config.get(name), judge)
+        missing = [need for need in evaluator.requires if need not in available_data]
         if missing:
             raise InvalidArgument(
-                f"evaluator {name!r} needs {' and '.join(missing)}, which the data does not have: "
-                + "; ".join(_HOW_TO.get(c, c) for c in missing)
+                f"evaluator {name!r} needs {' and '.join(missing)}, which this evaluation does not have: "
+                + "; ".join(_HOW_TO.get(m, m) for m in missing)
             )
-        chosen.append(evaluator)
-    return chosen
-
-
-_HOW_TO = {
-    "targets": "pass targets='<column>' (or a ground_truth column)",
-    "contexts": "add a contexts column (or col_mapping={'context': '<column>'})",
-}
+        chosen[name] = evaluator
+    return list(chosen.values())

@@ -1,23 +1,14 @@
 """exact_match v1: 1 when the answer equals the target after normalisation, else 0.
 
-Normalisation (as in SQuAD's evaluation): lower case, drop punctuation and the articles
-a/an/the, collapse white space. Aggregate: the mean over scored rows, with denominators.
+Normalisation (as in SQuAD's evaluation, ``evaluators.text.normalize_answer``): lower case,
+drop punctuation and the articles a/an/the, collapse white space. Aggregate: the mean over
+scored rows, with denominators.
 """
 
 from __future__ import annotations
 
-import re
-import string
-
-from evalkit.scoring import EvalRow, Score, mean_with_denominators
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    text = text.lower().translate(_PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", text).split())
+from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
+from evaluators.text import normalize_answer
 
 
 class ExactMatch:
@@ -25,7 +16,7 @@ class ExactMatch:
     version = "v1"
     requires = ("targets",)
 
-    async def score(self, rows: list[EvalRow]) -> list[Score]:
+    async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         scores = []
         for row in rows:
             if row.output is None:

@@ -65,7 +65,9 @@ def test_offline_evaluation_on_the_bundled_dataset_logs_a_complete_run():
     params = run.data.params
     assert params["model_uri"] == "evalkit:/extractive" and params["model_snapshot"] == "evalkit-extractive-1"
     assert params["dataset_rows"] == str(rows) and len(params["dataset_digest"]) == 16
-    assert params["evaluators"] == "exact_match@v1" and params["evalkit_version"] == ek.__version__
+    assert params["evaluators"] == ("exact_match@v1,token_f1@v1,answer_correctness@f1sim-v1,faithfulness@kprecision-v1,"
+                                    "toxicity@offline-v1,latency@v1,cost@v1")
+    assert params["evalkit_version"] == ek.__version__
     assert params["data_path"] == str(RAG_QA) and "prompt_digest" in params
     assert "git_commit" not in params  # the test's working folder is no git repository
     assert run.data.metrics["exact_match/v1/mean"] == pytest.approx(metrics["exact_match/v1/mean"])
@@ -137,7 +139,7 @@ def test_missing_usage_is_estimated_with_tiktoken_and_flagged(server):
         (dict(model="mystery:/model"), "unknown model URI scheme 'mystery'"),
         (dict(inference_params={"temperature": 5}), "temperature=5"),
         (dict(inference_params={"max_tokens": 0}), "max_tokens=0"),
-        (dict(evaluators=["exact_match", "nonsense"]), "unknown evaluator 'nonsense'; available: exact_match"),
+        (dict(evaluators=["exact_match", "nonsense"]), "unknown evaluator 'nonsense'; available: .*exact_match.*faithfulness"),
         (dict(concurrency=0), "concurrency"),
         (dict(rate_limit=-1), "rate_limit"),
         (dict(cache="sometimes"), "sometimes"),

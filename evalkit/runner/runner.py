@@ -8,23 +8,19 @@ skipped because the run stopped at ``max_cost_usd``. No row is dropped. Outcomes
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.cache import CachedResponse, ResponseCache, cache_key
-from evalkit.models.base import ModelResponse, PermanentModelError, TransientModelError, Usage
-from evalkit.models.callables import BatchCallableModel, CallableModel, RowCall
+from evalkit.cache import ResponseCache
+from evalkit.models.base import PermanentModelError
+from evalkit.models.callables import BatchCallableModel, RowCall
 from evalkit.pricing import PriceTable
+from evalkit.runner.caller import CallResult, ModelCaller, RetriesExhausted, RetryPolicy
 from evalkit.runner.progress import RunProgress
 from evalkit.runner.ratelimit import RateLimits
 from evalkit.runner.records import RowJob, RowOutcome, RowStatus
-from evalkit.tokens import count_message_tokens, estimate_usage
-
-DEFAULT_OUTPUT_TOKENS = 256  # assumed answer length for estimates until real answers come in
 
 
 @dataclass(frozen=True)
@@ -46,6 +42,10 @@ class RunnerConfig:
     backoff_max: float = 30.0
     max_cost_usd: float | None = None
 
+    def policy(self, rows: int) -> RetryPolicy:
+        budget = self.retry_budget if self.retry_budget is not None else max(100, rows)
+        return RetryPolicy(self.max_attempts, budget, self.timeout, self.backoff_base, self.backoff_max)
+
 
 class BudgetExceeded(Exception):
     """Raised inside the runner when the next request would break max_cost_usd."""
@@ -63,58 +63,43 @@ class Runner:
         progress: RunProgress | None = None,
     ) -> None:
         self.model = model
-        self.params = params
         self.config = config
-        self.prices = prices
-        self.cache = cache if _cacheable(model) else None
+        self.caller = ModelCaller(model, params, prices, RateLimits(config.rpm, config.tpm), config.policy(0), cache)
+        self.cache = self.caller.cache
         self.on_outcome = on_outcome or (lambda outcome: None)
         self.progress = progress
-        self.limits = RateLimits(config.rpm, config.tpm)
-        self.spent = 0.0
+        self.estimate: float | None = None  # the pre-run cost estimate, set by the caller
         self._reserved = 0.0
         self._stopped: str | None = None
-        self._retries_left = config.retry_budget
-        self._output_tokens_seen: list[int] = []
-        self.snapshot: str | None = None
-        self.estimate: float | None = None  # the pre-run cost estimate, set by the caller
-        self.requests_sent = 0
-
-    # ---- estimates ---------------------------------------------------------------------------
 
     @property
-    def pricing_name(self) -> str:
-        return self.snapshot or getattr(self.model, "model", None) or self.model.uri
+    def snapshot(self) -> str | None:
+        return self.caller.snapshot
 
-    def expected_output_tokens(self) -> int:
-        if isinstance(self.params.get("max_tokens"), int):
-            return self.params["max_tokens"]
-        if self._output_tokens_seen:
-            return int(sum(self._output_tokens_seen) / len(self._output_tokens_seen)) + 1
-        return DEFAULT_OUTPUT_TOKENS
+    @property
+    def spent(self) -> float:
+        return self.caller.spent
 
-    def estimate_cost(self, jobs: list[RowJob]) -> float | None:
-        """Pre-run estimate in USD: counted input tokens, and max_tokens (or 256) per answer."""
-        name = self.pricing_name
-        if self.prices.lookup(name) is None:
-            return None
-        output = self.expected_output_tokens()
-        return sum(self.prices.cost(Usage(count_message_tokens(j.messages, name), output), name) or 0.0 for j in jobs)
-
-    def _job_cost_estimate(self, job: RowJob) -> float:
-        name = self.pricing_name
-        usage = Usage(count_message_tokens(job.messages, name), self.expected_output_tokens())
-        return self.prices.cost(usage, name) or 0.0
-
-    # ---- running -----------------------------------------------------------------------------
+    @property
+    def requests_sent(self) -> int:
+        return self.caller.requests_sent
 
     @property
     def stopped_reason(self) -> str | None:
         return self._stopped
 
+    def estimate_cost(self, jobs: list[RowJob]) -> float | None:
+        """Pre-run estimate in USD: counted input tokens, and max_tokens (or 256) per answer."""
+        if self.caller.prices.lookup(self.caller.pricing_name) is None:
+            return None
+        return sum(self.caller.estimate_cost(job.messages) or 0.0 for job in jobs)
+
+    # ---- running -----------------------------------------------------------------------------
+
     async def run(self, jobs: list[RowJob]) -> dict[int, RowOutcome]:
         """Answer every job; returns the outcome of each, by row index."""
-        if self._retries_left is None:
-            self._retries_left = max(100, len(jobs))
+        self.caller.policy = self.config.policy(len(jobs))
+        self.caller.retries_left = self.caller.policy.retry_budget
         outcomes: dict[int, RowOutcome] = {}
 
         def record(outcome: RowOutcome) -> None:
@@ -130,13 +115,11 @@ class Runner:
 
         pending = []
         for job in jobs:
-            hit = self._cached(job)
+            hit = self.caller.cached(job.messages)
             if hit is not None:
-                record(hit)
+                record(_outcome(job, hit, hit.latency_s))
             else:
                 pending.append(job)
-        if not pending:
-            return outcomes
         # A wrong model name, key or parameter fails every row the same way: stop the whole run
         # at the first such answer (none of them is billed) instead of recording it N times.
         semaphore = asyncio.Semaphore(self.config.concurrency)
@@ -145,9 +128,8 @@ class Runner:
         try:
             for finished in asyncio.as_completed(tasks):
                 outcome = await finished
-                if outcome.error_type == "permanent" and not outcomes.get(outcome.index):
-                    if not any(o.status is RowStatus.OK for o in outcomes.values()):
-                        raise PermanentModelError(outcome.error or "the model refused the request")
+                if outcome.error_type == "permanent" and not any(o.status is RowStatus.OK for o in outcomes.values()):
+                    raise PermanentModelError(outcome.error or "the model refused the request")
                 record(outcome)
         finally:
             for task in tasks:
@@ -155,109 +137,42 @@ class Runner:
             await asyncio.gather(*tasks, return_exceptions=True)
         return outcomes
 
-    def _cached(self, job: RowJob) -> RowOutcome | None:
-        if self.cache is None:
-            return None
-        hit = self.cache.get(self._key(job))
-        if hit is None:
-            return None
-        usage = hit.usage
-        return RowOutcome(
-            index=job.index, status=RowStatus.OK, output=hit.text, latency_s=hit.latency_s,
-            total_latency_s=hit.latency_s, attempts=0, cached=True,
-            input_tokens=usage.input_tokens if usage else None, output_tokens=usage.output_tokens if usage else None,
-            cached_input_tokens=usage.cached_input_tokens if usage else None,
-            usage_estimated=usage.estimated if usage else False, cost_usd=hit.cost_usd, model_snapshot=hit.model_snapshot,
-        )
-
-    def _key(self, job: RowJob) -> str:
-        return cache_key(self.model.uri, self.model.base_url, self.params, job.messages)
-
     def _reserve(self, job: RowJob) -> float:
         """Book the job's estimated cost, or stop the run if it would break the budget."""
         if self.config.max_cost_usd is None:
             return 0.0
-        estimate = self._job_cost_estimate(job)
+        estimate = self.caller.estimate_cost(job.messages) or 0.0
         if self._stopped or self.spent + self._reserved + estimate > self.config.max_cost_usd:
             self._stopped = self._stopped or "max_cost_usd"
             raise BudgetExceeded
         self._reserved += estimate
         return estimate
 
-    async def _run_job(self, job: RowJob, queued_at: float, semaphore: asyncio.Semaphore | None = None) -> RowOutcome:
-        attempts = 0
-        last_error, error_type = "", "transient"
-        while True:
-            attempts += 1
-            try:
-                async with semaphore if semaphore is not None else contextlib.nullcontext():
-                    # Booked when the request is about to go, so the decision sees every answer so far.
-                    reserved = self._reserve(job)
-                    try:
-                        response, latency = await self._attempt(job)
-                    finally:
-                        self._reserved -= reserved
-                return self._success(job, response, latency, attempts, time.monotonic() - queued_at)
-            except BudgetExceeded:
-                return RowOutcome(job.index, RowStatus.SKIPPED, error_type="budget", attempts=attempts - 1,
-                                  error=f"not sent: the run stopped at max_cost_usd={self.config.max_cost_usd}")
-            except TransientModelError as exc:
-                last_error = str(exc)
-                if exc.retry_after:
-                    self.limits.pause(exc.retry_after)
-                if attempts >= self.config.max_attempts or not self._take_retry():
-                    break
-                await asyncio.sleep(self._backoff(attempts, exc.retry_after))
-            except PermanentModelError as exc:
-                last_error, error_type = str(exc), "permanent"
-                break
-            except Exception as exc:  # a user's callable raising: that row fails, the run goes on
-                last_error, error_type = f"{type(exc).__name__}: {exc}", "exception"
-                break
-        return RowOutcome(job.index, RowStatus.FAILED, error=last_error, error_type=error_type, attempts=attempts,
-                          total_latency_s=time.monotonic() - queued_at)
-
-    async def _attempt(self, job: RowJob) -> tuple[ModelResponse, float]:
-        await self.limits.acquire(count_message_tokens(job.messages, self.pricing_name) if self.limits.tokens else 0)
-        self.requests_sent += 1
-        start = time.monotonic()
+    async def _run_job(self, job: RowJob, queued_at: float, semaphore: asyncio.Semaphore) -> RowOutcome:
         try:
-            if isinstance(self.model, CallableModel):
-                call = self.model.call(RowCall(job.input, job.contexts, job.row, job.messages))
-            else:
-                call = self.model.generate(job.messages, self.params)
-            response = await asyncio.wait_for(call, self.config.timeout)
-        except asyncio.TimeoutError:
-            raise TransientModelError(f"no answer within the {self.config.timeout:g} s request timeout") from None
-        return response, time.monotonic() - start
+            async with semaphore:
+                # Booked when the request is about to go, so the decision sees every answer so far.
+                reserved = self._reserve(job)
+                try:
+                    result = await self.caller.call(job.messages, request=RowCall(job.input, job.contexts, job.row, job.messages),
+                                                    use_cache=False)
+                finally:
+                    self._reserved -= reserved
+        except BudgetExceeded:
+            return RowOutcome(job.index, RowStatus.SKIPPED, error_type="budget",
+                              error=f"not sent: the run stopped at max_cost_usd={self.config.max_cost_usd}")
+        except RetriesExhausted as exc:
+            return self._failed(job, queued_at, str(exc), "transient", exc.attempts)
+        except PermanentModelError as exc:
+            return self._failed(job, queued_at, str(exc), "permanent", 1)
+        except Exception as exc:  # a user's callable raising: that row fails, the run goes on
+            return self._failed(job, queued_at, f"{type(exc).__name__}: {exc}", "exception", 1)
+        return _outcome(job, result, time.monotonic() - queued_at)
 
-    def _take_retry(self) -> bool:
-        if not self._retries_left:
-            return False
-        self._retries_left -= 1
-        return True
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        # Full jitter spreads retries out, so a burst of 429s does not come back as a burst.
-        backoff = random.uniform(0, min(self.config.backoff_max, self.config.backoff_base * 2 ** (attempt - 1)))
-        return max(backoff, retry_after + random.uniform(0, 0.1)) if retry_after else backoff
-
-    def _success(self, job: RowJob, response: ModelResponse, latency: float, attempts: int, total: float) -> RowOutcome:
-        if response.model_snapshot and self.snapshot is None:
-            self.snapshot = response.model_snapshot
-        usage = response.usage or estimate_usage(job.messages, response.text, self.pricing_name)
-        self._output_tokens_seen.append(usage.output_tokens)
-        cost = self.prices.cost(usage, response.model_snapshot or self.pricing_name)
-        self.spent += cost or 0.0
-        outcome = RowOutcome(
-            index=job.index, status=RowStatus.OK, output=response.text, latency_s=latency, total_latency_s=total,
-            attempts=attempts, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens, usage_estimated=usage.estimated, cost_usd=cost,
-            model_snapshot=response.model_snapshot,
-        )
-        if self.cache is not None:
-            self.cache.put(self._key(job), CachedResponse(response.text, usage, response.model_snapshot, latency, cost, time.time()))
-        return outcome
+    @staticmethod
+    def _failed(job: RowJob, queued_at: float, error: str, error_type: str, attempts: int) -> RowOutcome:
+        return RowOutcome(job.index, RowStatus.FAILED, error=error, error_type=error_type, attempts=attempts,
+                          total_latency_s=time.monotonic() - queued_at)
 
     async def _run_batches(self, jobs: list[RowJob], record: Callable[[RowOutcome], None]) -> None:
         model: BatchCallableModel = self.model
@@ -277,12 +192,19 @@ class Runner:
                 # Every row of a batch waited for the whole batch: that is its latency.
                 latency = time.monotonic() - start
                 for job, response in zip(chunk, responses, strict=True):
-                    record(self._success(job, response, latency, 1, latency))
+                    result = self.caller.record(job.messages, self.caller.params, response, latency, 1)
+                    record(_outcome(job, result, latency))
 
         size = model.size
         await asyncio.gather(*(one(jobs[i:i + size]) for i in range(0, len(jobs), size)))
 
 
-def _cacheable(model: Any) -> bool:
-    # A function's answers can change with its code, which its name does not capture.
-    return not isinstance(model, (CallableModel, BatchCallableModel))
+def _outcome(job: RowJob, result: CallResult, total_latency: float) -> RowOutcome:
+    usage = result.usage
+    return RowOutcome(
+        index=job.index, status=RowStatus.OK, output=result.text, latency_s=result.latency_s,
+        total_latency_s=total_latency, attempts=result.attempts, cached=result.cached,
+        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+        cached_input_tokens=usage.cached_input_tokens, usage_estimated=usage.estimated,
+        cost_usd=result.cost_usd, model_snapshot=result.model_snapshot,
+    )

@@ -130,6 +130,10 @@ class FakeConfig:
     """Model alias -> the snapshot name answers report; other names are echoed unchanged."""
     unknown_models: set[str] = field(default_factory=lambda: {"does-not-exist"})
     """Model names answered with OpenAI's 404 ``model_not_found``."""
+    unsupported_response_formats: set[str] = field(default_factory=set)
+    """``response_format`` types refused with a 400 (e.g. ``{"json_schema"}``, as older models do)."""
+    default_temperature_only: bool = False
+    """Refuse any temperature but 1 with a 400, as OpenAI's reasoning models do."""
 
 
 class LoggedRequest(NamedTuple):
@@ -251,7 +255,7 @@ def _invalid(param: str, message: str, code: str = "invalid_value") -> tuple[int
     return 400, _error_body(message, "invalid_request_error", code, param)
 
 
-def _check_chat(body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+def _check_chat(body: dict[str, Any], config: FakeConfig) -> tuple[int, dict[str, Any]] | None:
     """OpenAI's 400 for the invalid chat parameters evalkit can send, or None if the body is fine."""
     if not isinstance(body.get("model"), str):
         return _invalid("model", "you must provide a model parameter", "missing_required_parameter")
@@ -271,6 +275,13 @@ def _check_chat(body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         value = body.get(param)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             return _invalid(param, f"Invalid '{param}': expected a positive integer, got {value!r}.")
+    if config.default_temperature_only and temperature not in (None, 1):
+        return _invalid("temperature", f"Unsupported value: 'temperature' does not support {temperature!r} with this "
+                                       "model. Only the default (1) value is supported.")
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") in config.unsupported_response_formats:
+        return _invalid("response_format", f"Invalid parameter: 'response_format' of type "
+                                           f"'{response_format['type']}' is not supported with this model.")
     return None
 
 
@@ -540,7 +551,7 @@ class FakeOpenAIServer:
         )
         if digest:
             self.stats._messages_counts[digest] += 1
-        if invalid := _check_chat(body):
+        if invalid := _check_chat(body, self.config):
             return self._reply(*invalid)
         if model in self.config.unknown_models:
             return self._unknown_model(model)

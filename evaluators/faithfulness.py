@@ -1,0 +1,107 @@
+"""faithfulness: is the answer supported by the retrieved contexts?
+
+- ``judge-v1`` (when a judge is configured): the judge splits the answer into standalone
+  statements, then gives each a verdict (1 supported by the contexts, 0 not) in one call.
+  Score = supported statements / statements. This is the method ragas uses.
+- ``kprecision-v1`` (offline, no judge): K-Precision, the share of the answer's content tokens
+  found in the contexts (``faithfulness_offline.py``).
+
+A row with no context is not applicable; so is an answer with no statements (it claims nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from evalkit.errors import InvalidArgument
+from evalkit.scoring import EvalRow, Judge, JudgeError, Score, ScoringContext, mean_with_denominators
+from evaluators.faithfulness_offline import OfflineFaithfulness
+from evaluators.statements import split_statements
+
+VERDICT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "verdicts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"statement": {"type": "string"}, "reason": {"type": "string"},
+                               "verdict": {"type": "integer", "enum": [0, 1]}},
+                "required": ["statement", "reason", "verdict"],
+            },
+        }
+    },
+    "required": ["verdicts"],
+}
+
+_VERDICT_INSTRUCTIONS = (
+    "You check claims against source passages. For each numbered statement, decide whether the passages "
+    "support it: verdict 1 when the passages state it or it follows directly from them, verdict 0 when they "
+    "contradict it or do not say it. Judge only by the passages, not by what you know. Give a short reason.\n"
+    'Reply with JSON only: {"verdicts": [{"statement": "...", "reason": "...", "verdict": 0 or 1}, ...]} with '
+    "one entry per statement, in order."
+)
+
+
+def verdicts_validator(count: int) -> Any:
+    def validate(data: Any) -> list[tuple[int, str]]:
+        verdicts = data["verdicts"]
+        if not isinstance(verdicts, list) or len(verdicts) != count:
+            raise ValueError(f"expected {count} verdicts, one per statement")
+        checked = []
+        for item in verdicts:
+            verdict = item["verdict"]
+            if verdict not in (0, 1) or isinstance(verdict, bool):
+                raise ValueError("each verdict must be 0 or 1")
+            checked.append((int(verdict), str(item.get("reason", ""))))
+        return checked
+
+    return validate
+
+
+class JudgedFaithfulness:
+    name = "faithfulness"
+    version = "judge-v1"
+    requires = ("contexts", "judge")
+
+    async def _one(self, judge: Judge, row: EvalRow) -> Score:
+        if row.output is None:
+            return Score(None, error="no output: the model call failed")
+        if not row.contexts:
+            return Score(None, applicable=False, justification="no retrieved context to check against")
+        try:
+            statements, split_raw = await split_statements(judge, row.index, row.input, row.output)
+            if not statements:
+                return Score(None, applicable=False, justification="the answer makes no checkable claim", raw=split_raw)
+            passages = "\n\n".join(f"[{i}] {c}" for i, c in enumerate(row.contexts, 1))
+            numbered = "\n".join(f"{i}. {s}" for i, s in enumerate(statements, 1))
+            reply = await judge.ask_json(row.index, [
+                {"role": "system", "content": _VERDICT_INSTRUCTIONS},
+                {"role": "user", "content": f"Passages:\n{passages}\n\nStatements:\n{numbered}"},
+            ], verdicts_validator(len(statements)), VERDICT_SCHEMA)
+        except JudgeError as exc:
+            return Score(None, error=str(exc), raw=exc.raw)
+        supported = sum(v for v, _ in reply.value)
+        unsupported = [f"{s!r} ({reason})" for s, (v, reason) in zip(statements, reply.value, strict=True) if not v]
+        justification = f"{supported} of {len(statements)} statements supported by the contexts"
+        if unsupported:
+            justification += "; unsupported: " + "; ".join(unsupported)
+        return Score(supported / len(statements), justification, raw=f"{split_raw}\n---\n{reply.raw}")
+
+    async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
+        if context is None or context.judge is None:
+            raise InvalidArgument("the judged faithfulness needs a judge: pass judge='openai:/...'")
+        return list(await asyncio.gather(*(self._one(context.judge, row) for row in rows)))
+
+    def aggregate(self, scores: list[Score]) -> dict[str, float]:
+        return mean_with_denominators(scores)
+
+
+def Faithfulness(method: str = "auto", judge_available: bool = False) -> Any:  # noqa: N802 - a factory named like the class it picks
+    """``method``: "judge", "offline", or "auto" (the judge when one is configured)."""
+    if method not in ("auto", "judge", "offline"):
+        raise InvalidArgument(f"faithfulness method must be 'auto', 'judge' or 'offline', got {method!r}")
+    if method == "judge" or (method == "auto" and judge_available):
+        return JudgedFaithfulness()
+    return OfflineFaithfulness()

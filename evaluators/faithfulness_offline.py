@@ -1,0 +1,58 @@
+"""faithfulness, offline (kprecision-v1): K-Precision, the share of the answer's content tokens
+that appear in the retrieved contexts.
+
+K-Precision is from Adlakha et al. 2023, "Evaluating Correctness and Faithfulness of
+Instruction-Following Models for Question Answering", a token-overlap metric the authors found
+to correlate highly with human judgements of faithfulness. Here::
+
+    K-Precision = |{answer content tokens found in the contexts}| / |answer content tokens|
+
+Answer tokens are counted with repetition; the contexts are joined and normalised as SQuAD
+does (``evaluators.text``), and content tokens are the normalised words minus stopwords.
+
+Not applicable: a row without retrieved context (nothing to be faithful to), and an answer
+with no content tokens ("I don't know."), which makes no claim, so the share is undefined
+rather than perfect. The justification names the first 10 unsupported tokens. Aggregate: the
+mean over scored rows, with denominators.
+
+This is the scorer used when no judge is configured; the public name is the same as the
+judge's, ``faithfulness``, and the version tells the two apart.
+"""
+
+from __future__ import annotations
+
+from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
+from evaluators.text import content_tokens, tokens
+
+_SHOWN_UNSUPPORTED = 10
+
+
+class OfflineFaithfulness:
+    name = "faithfulness"
+    version = "kprecision-v1"
+    requires = ("contexts",)
+
+    async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
+        return [self._one(row) for row in rows]
+
+    @staticmethod
+    def _one(row: EvalRow) -> Score:
+        if row.output is None:
+            return Score(None, error="no output: the model call failed")
+        if not any(c.strip() for c in row.contexts):
+            return Score(None, applicable=False, justification="the row has no retrieved context")
+        claimed = content_tokens(row.output)
+        if not claimed:
+            return Score(None, applicable=False, justification="the answer makes no checkable claim")
+        # Stopwords can stay in the context's vocabulary: answer content tokens never are one.
+        vocabulary = set(tokens(" ".join(row.contexts)))
+        unsupported = [t for t in claimed if t not in vocabulary]
+        supported = len(claimed) - len(unsupported)
+        justification = f"{supported} of {len(claimed)} content tokens appear in the context"
+        if unsupported:
+            shown = list(dict.fromkeys(unsupported))[:_SHOWN_UNSUPPORTED]
+            justification += "; unsupported: " + ", ".join(shown)
+        return Score(supported / len(claimed), justification)
+
+    def aggregate(self, scores: list[Score]) -> dict[str, float]:
+        return mean_with_denominators(scores)

@@ -1,0 +1,51 @@
+"""latency v1: how long the model took per row, from the runner's own measurements.
+
+Per row: the successful call's latency in milliseconds (retries, backoff and queueing excluded;
+the runner reports those as ``latency_total/...``). Cached rows keep their original latency in
+the results table but are not applicable here: they were not called in this run.
+Aggregates (metric names ``latency/...``): p50, p90, p95, p99, mean and max, and denominators.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evalkit.scoring import EvalRow, Score, ScoringContext
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+class Latency:
+    name = "latency"
+    version = "v1"
+    requires = ("model_run",)
+    metric_prefix = "latency"
+    stage = "post"
+
+    async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
+        scores = []
+        for row in rows:
+            if row.status == "failed":
+                scores.append(Score(None, error="no latency: the model call failed"))
+            elif row.status != "ok" or row.latency_s is None:
+                scores.append(Score(None, applicable=False, justification="not sent"))
+            elif row.cached:
+                scores.append(Score(None, applicable=False, justification="answered from the cache"))
+            else:
+                total = row.total_latency_s if row.total_latency_s is not None else row.latency_s
+                scores.append(Score(row.latency_s * 1000, f"call {row.latency_s * 1000:.0f} ms, "
+                                                          f"with retries and queueing {total * 1000:.0f} ms"))
+        return scores
+
+    def aggregate(self, scores: list[Score]) -> dict[str, float]:
+        values = np.asarray([s.value for s in scores if s.scored], dtype=float)
+        aggregates = {
+            "rows_scored": float(values.size),
+            "rows_failed": float(sum(s.applicable and not s.scored for s in scores)),
+            "rows_not_applicable": float(sum(not s.applicable for s in scores)),
+        }
+        if values.size:
+            aggregates.update({f"p{p}_ms": float(np.percentile(values, p)) for p in PERCENTILES})
+            aggregates["mean_ms"] = float(values.mean())
+            aggregates["max_ms"] = float(values.max())
+        return aggregates
