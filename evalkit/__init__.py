@@ -28,7 +28,8 @@ from evalkit.errors import (
 )
 from evalkit.evaluation import EvaluationResult, evaluate
 from evalkit.models.callables import batch
-from evalkit.scoring import EvalRow, Score
+from evalkit import scoring
+from evalkit.scoring import EvalRow, Score, evaluator
 from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.fluent import (
     ActiveRun,
@@ -65,7 +66,7 @@ from evalkit.tracking.stores import get_tracking_uri, set_tracking_uri
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActiveRun", "AlreadyExists", "EvalRow", "EvaluationResult", "Score", "batch", "evaluate", "EvalkitError", "Experiment", "FileInfo", "FilterSyntaxError",
+    "ActiveRun", "AlreadyExists", "EvalRow", "EvaluationResult", "Score", "batch", "evaluate", "evaluator", "scoring", "EvalkitError", "Experiment", "FileInfo", "FilterSyntaxError",
     "InvalidArgument", "InvalidState", "LifecycleStage", "Metric", "NotFound", "Param", "Run", "RunData",
     "RunInfo", "RunStatus", "RunTag", "StoreUnavailable", "TrackingClient", "ViewType", "__version__",
     "active_run", "create_experiment", "delete_experiment", "delete_run", "end_run", "flush",

@@ -1,8 +1,9 @@
 """``make demo``: a real evaluation, offline, on the bundled RAG dataset.
 
 The embedded extractive model (``evalkit:/extractive``) answers each question from its retrieved
-passages; evalkit scores the answers, logs the run into the embedded store (./evalkit.db) and
-prints the metrics and the run id. No key and no network are needed.
+passages; the default evaluators score the answers with their offline methods (no judge is
+configured), evalkit logs the run into the embedded store (./evalkit.db) and prints the metrics
+and the run id. No key and no network are needed.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import evalkit as ek
 from evalkit.cli.output import print_table
 
 DATASET = Path(__file__).resolve().parent.parent / "datasets" / "rag_qa.jsonl"
-SHOWN = ("rows/total", "rows/answered", "error_count", "error_rate", "exact_match/v1/mean",
-         "exact_match/v1/rows_scored", "latency/p50_ms", "latency/p95_ms", "latency/p99_ms",
-         "tokens/input", "tokens/output", "cost/total_usd")
+SHOWN = ("rows/total", "rows/answered", "error_count", "error_rate",
+         "exact_match/v1/mean", "token_f1/v1/mean", "answer_correctness/f1sim-v1/mean",
+         "faithfulness/kprecision-v1/mean", "faithfulness/kprecision-v1/rows_scored",
+         "faithfulness/kprecision-v1/rows_not_applicable", "toxicity/offline-v1/mean", "toxicity/offline-v1/ratio",
+         "latency/p50_ms", "latency/p95_ms", "latency/p99_ms", "tokens/input", "tokens/output", "cost/total_usd")
 
 
 def main() -> None:

@@ -170,7 +170,7 @@ def test_answer_correctness_blends_f1_and_similarity():
     assert failed.error == "no output: the model call failed"
     assert not no_target.applicable
     aggregate = evaluator.aggregate([identical, disjoint, partial, failed, no_target])
-    assert aggregate["rows_scored"] == 3.0 and aggregate["rows_failed"] == 1.0 and aggregate["rows_not_applicable"] == 1.0
+    assert (aggregate["rows_scored"], aggregate["rows_failed"], aggregate["rows_not_applicable"]) == (3.0, 1.0, 1.0)
     assert aggregate["mean"] == pytest.approx((identical.value + disjoint.value + partial.value) / 3)
 
 
