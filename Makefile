@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 $(BIN)/.installed-dev: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,ragas]'
 	touch $(BIN)/.installed $@
 
 demo: $(BIN)/.installed

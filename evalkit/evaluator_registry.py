@@ -12,6 +12,9 @@ from evalkit.errors import InvalidArgument
 from evalkit.scoring import Evaluator, registered_evaluators
 
 ENTRY_POINT_GROUP = "evalkit.evaluators"
+# Families of evaluators named "<prefix>:<metric>" (e.g. "ragas:faithfulness"): the entry point is a
+# factory called with the metric name and the evaluator's config.
+PREFIX_GROUP = "evalkit.evaluator_families"
 _QA = ("exact_match", "token_f1", "answer_correctness", "faithfulness", "toxicity", "latency", "cost")
 DEFAULTS = {
     "question-answering": _QA,
@@ -40,11 +43,18 @@ def create_evaluator(name: str, config: dict[str, Any] | None = None, judge_avai
     "auto" evaluators can pick their judged or offline method (and say which in their version).
     """
     found = available_evaluators()
-    if name not in found:
-        raise InvalidArgument(f"unknown evaluator {name!r}; available: {', '.join(sorted(found)) or 'none installed'}")
-    factory = found[name]
-    factory = factory.load() if hasattr(factory, "load") else factory
     kwargs = dict(config or {})
+    prefix, _, metric = name.partition(":")
+    families = {ep.name: ep for ep in entry_points(group=PREFIX_GROUP)}
+    if metric and prefix in families:
+        factory = families[prefix].load()
+        kwargs["metric"] = metric
+    elif name in found:
+        factory = found[name]
+        factory = factory.load() if hasattr(factory, "load") else factory
+    else:
+        names = sorted(found) + [f"{family}:<metric>" for family in sorted(families)]
+        raise InvalidArgument(f"unknown evaluator {name!r}; available: {', '.join(names) or 'none installed'}")
     try:
         if "judge_available" in inspect.signature(factory).parameters:
             kwargs["judge_available"] = judge_available

@@ -4,7 +4,6 @@ fallbacks, shared statement splits, judge cost kept apart, and judged metrics en
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pandas as pd
 import pytest

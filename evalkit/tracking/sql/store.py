@@ -70,6 +70,9 @@ class SqlStore:
         self.location = location
         self.engine = create_store_engine(location)
         self._lock = threading.RLock()
+        # Held for a whole flush, so a read's own flush waits for one already under way in
+        # another thread (the background flusher) instead of reading before its values land.
+        self._flush_lock = threading.Lock()
         self._pending = PendingWrites()
         self._writable: set[str] = set()
         self._known_params: dict[str, dict[str, str]] = {}
@@ -400,19 +403,20 @@ class SqlStore:
     def flush(self) -> None:
         """Write every queued value now, in one transaction."""
         self._raise_background_error()
-        with self._lock:
-            if not len(self._pending):
-                return
-            batch, self._pending = self._pending, PendingWrites()
-        try:
-            write_transaction(self.engine, lambda conn: self._write_batch(conn, batch))
-        except BaseException:
-            with self._lock:  # keep the values so a later flush can still write them
-                self._pending.metrics[:0] = batch.metrics
-                self._pending.params = {**batch.params, **self._pending.params}
-                self._pending.tags = {**batch.tags, **self._pending.tags}
-                self._pending.touch()
-            raise
+        with self._flush_lock:
+            with self._lock:
+                if not len(self._pending):
+                    return
+                batch, self._pending = self._pending, PendingWrites()
+            try:
+                write_transaction(self.engine, lambda conn: self._write_batch(conn, batch))
+            except BaseException:
+                with self._lock:  # keep the values so a later flush can still write them
+                    self._pending.metrics[:0] = batch.metrics
+                    self._pending.params = {**batch.params, **self._pending.params}
+                    self._pending.tags = {**batch.tags, **self._pending.tags}
+                    self._pending.touch()
+                raise
 
     def _write_batch(self, conn: Connection, batch: PendingWrites) -> None:
         if not len(batch):
