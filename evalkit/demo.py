@@ -36,6 +36,7 @@ def main() -> None:
     print(f"tracking store: {ek.get_tracking_uri()}")
     print(f"run id:         {result.run_id}")
     print(f"results table:  {result.artifacts['json']}")
+    print(f"report:         {result.artifacts.get('report', '(no report renderer installed)')}")
     print(f"next:           .venv/bin/evalkit runs show {run.info.run_id}")
 
 

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import threading
+import warnings
+from importlib.metadata import entry_points
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +84,8 @@ def evaluate(
     progress: bool | None = None,
     tags: dict[str, str] | None = None,
     cache_path: str | os.PathLike[str] | None = None,
+    baseline: str | None = None,
+    report: bool = True,
 ) -> EvaluationResult:
     """Run ``model`` over ``data``, score the answers, and log it all as a run.
 
@@ -102,6 +106,9 @@ def evaluate(
     ``evaluator_config={"name": {...}}`` configures them. With ``judge="openai:/gpt-4o-mini"``
     the judged metrics ask that model (temperature 0, JSON replies, cached, its cost kept apart);
     without one they use offline scorers. Each metric's version says which ran.
+
+    Each run logs an HTML report (``report.html``) when a report renderer is installed (the
+    ``reports`` package is); ``baseline=<run_id>`` compares this run with that one row by row.
 
     Inputs are checked before any request: a wrong column, value or option raises
     ``InvalidArgument`` naming it. A row whose call still fails after its retries is recorded
@@ -138,6 +145,8 @@ def evaluate(
             )
 
     client = TrackingClient()
+    if baseline is not None:
+        client.get_run(baseline)  # an unknown baseline fails now, before any request
     run_id, owns_run = _open_run(client, resume, experiment, run_name, tags)
     response_cache = ResponseCache(cache_path, cache_mode) if cache_mode is not CacheMode.OFF else None
     try:
@@ -188,6 +197,7 @@ def evaluate(
             metrics.update({f"{prefix}/{k}": v for k, v in evaluator.aggregate(evaluator_scores).items()})
             table[f"{evaluator.name}/score"] = [s.value for s in evaluator_scores]
             table[f"{evaluator.name}/justification"] = [s.error or s.justification for s in evaluator_scores]
+            table[f"{evaluator.name}/status"] = [_score_status(s) for s in evaluator_scores]
             if any(s.raw for s in evaluator_scores):
                 table[f"{evaluator.name}/raw"] = [s.raw for s in evaluator_scores]
         if judge_client is not None:
@@ -203,6 +213,8 @@ def evaluate(
             client.set_tag(run_id, "evalkit.stopped_reason", runner.stopped_reason)
         client.log_table(run_id, table, f"{RESULTS_TABLE}.json")
         client.log_table(run_id, table, f"{RESULTS_TABLE}.parquet")
+        if report:
+            _log_report(client, run_id, baseline)
     except KeyboardInterrupt:
         if owns_run:
             client.set_terminated(run_id, RunStatus.KILLED)
@@ -220,10 +232,36 @@ def evaluate(
         run_id=run_id,
         metrics=metrics,
         tables={RESULTS_TABLE: table},
-        artifacts={name: str(artifact_dir / f"{RESULTS_TABLE}.{name}") for name in ("json", "parquet")},
+        artifacts={**{name: str(artifact_dir / f"{RESULTS_TABLE}.{name}") for name in ("json", "parquet")},
+                   **({"report": str(artifact_dir / REPORT_FILE)} if (artifact_dir / REPORT_FILE).exists() else {})},
         estimated_cost_usd=runner.estimate if runner is not None else None,
         stopped_reason=runner.stopped_reason if runner is not None else None,
     )
+
+
+REPORT_ENTRY_POINTS = "evalkit.reports"
+REPORT_FILE = "report.html"
+
+
+def find_report_renderer() -> Callable[..., str] | None:
+    """The HTML report renderer, found through the ``evalkit.reports`` entry-point group."""
+    found = {ep.name: ep for ep in entry_points(group=REPORT_ENTRY_POINTS)}
+    return found["html"].load() if "html" in found else None
+
+
+def _log_report(client: TrackingClient, run_id: str, baseline: str | None) -> None:
+    """Log the run's HTML report. A report that cannot be rendered is reported, never fatal:
+    the evaluation it describes is already paid for and logged."""
+    renderer = find_report_renderer()
+    if renderer is None:
+        return
+    try:
+        html = renderer(run_id, baseline_run_id=baseline, tracking_uri=client.tracking_uri, status="FINISHED")
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        warnings.warn(f"evalkit: could not render the report of run {run_id}: {exc}", stacklevel=3)
+        client.set_tag(run_id, "evalkit.report_error", f"{type(exc).__name__}: {exc}"[:500])
+        return
+    client.log_text(run_id, html, REPORT_FILE)
 
 
 def _build_model(model: Any, timeout: float, concurrency: int) -> Any:
@@ -424,6 +462,12 @@ async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: Scor
         if judge_model is not None:
             await judge_model.aclose()
     return scores
+
+
+def _score_status(score: Score) -> str:
+    if not score.applicable:
+        return "not_applicable"
+    return "scored" if score.scored else "failed"
 
 
 def _results_table(dataset: EvalDataset, outcomes: list[RowOutcome]) -> pd.DataFrame:

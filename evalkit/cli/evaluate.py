@@ -38,12 +38,13 @@ def _parse_param(_ctx: click.Context, _param: click.Parameter, values: tuple[str
 @click.option("--cache", type=click.Choice(["on", "off", "read-only", "refresh"]), default="on", show_default=True)
 @click.option("--max-cost-usd", type=float, default=None, help="Stop sending requests before this spend.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per request.")
+@click.option("--baseline", default=None, metavar="RUN_ID", help="Compare with this run in the report.")
 @click.option("--resume", default=None, metavar="RUN_ID",
               help="Continue an interrupted run; model, data and params default to the run's own.")
 def evaluate_command(model: str | None, data: str | None, targets: str | None, predictions: str | None,
                      experiment: str | None, run_name: str | None, evaluators: str, params: dict[str, object],
                      concurrency: int, rpm: float | None, tpm: float | None, cache: str, max_cost_usd: float | None,
-                     timeout: float, resume: str | None) -> None:
+                     timeout: float, baseline: str | None, resume: str | None) -> None:
     """Run a model over a dataset, score it, and log the run."""
     from evalkit.evaluation import evaluate
 
@@ -63,9 +64,12 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
         evaluators="default" if evaluators == "default" else [e.strip() for e in evaluators.split(",") if e.strip()],
         inference_params=params, experiment=experiment, run_name=run_name, concurrency=concurrency,
         rate_limit=rate_limit, cache=cache, max_cost_usd=max_cost_usd, resume=resume, timeout=timeout,
+        baseline=baseline,
     )
     rows = sorted(result.metrics.items())
     print_table(f"run {result.run_id}", ["metric", "value"], rows)
     if result.stopped_reason:
         click.echo(f"stopped early: {result.stopped_reason}; continue with --resume {result.run_id}", err=True)
+    if "report" in result.artifacts:
+        click.echo(f"report: {result.artifacts['report']}")
     click.echo(f"run_id: {result.run_id}")

@@ -9,6 +9,7 @@ import click
 from evalkit import __version__
 from evalkit.cli.evaluate import evaluate_command
 from evalkit.cli.experiments import experiments
+from evalkit.cli.report import report_command
 from evalkit.cli.runs import runs
 from evalkit.errors import EvalkitError
 
@@ -30,6 +31,7 @@ def cli(tracking_uri: str | None) -> None:
 
 cli.add_command(runs)
 cli.add_command(evaluate_command)
+cli.add_command(report_command)
 cli.add_command(experiments)
 
 

@@ -14,6 +14,7 @@ In a test::
 From a benchmark, in its own process so that the server's CPU is not charged to the client::
 
     python -m evalkit.testing.fake_openai --port 8099 --latency 0.2 --rate-429 0.1
+    python -m evalkit.testing.fake_openai --responder evalkit.testing.fake_judge:judge_responder
 
 ``GET /_stats`` and ``POST /_reset`` expose and clear the counters across processes.
 
@@ -28,6 +29,7 @@ import asyncio
 import base64
 import functools
 import hashlib
+import importlib
 import itertools
 import json
 import math
@@ -669,7 +671,25 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--snapshot", action="append", default=[], metavar="ALIAS=SNAPSHOT", help="add or override a snapshot"
     )
     parser.add_argument("--unknown-model", action="append", default=[], help="another model name to 404")
+    parser.add_argument(
+        "--responder", type=_import_responder, default=None, metavar="MODULE:FUNCTION",
+        help="answer chat requests with this function, e.g. evalkit.testing.fake_judge:judge_responder",
+    )
     return parser.parse_args(argv)
+
+
+def _import_responder(spec: str) -> Responder:
+    """The function named ``module:function`` (the module found on ``sys.path``)."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise argparse.ArgumentTypeError(f"expected MODULE:FUNCTION, got {spec!r}")
+    try:
+        responder = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot import {spec!r}: {exc}") from None
+    if not callable(responder):
+        raise argparse.ArgumentTypeError(f"{spec!r} is not a function")
+    return responder
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -692,7 +712,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     config.snapshots.update(pair.split("=", 1) for pair in args.snapshot)
     config.unknown_models.update(args.unknown_model)
-    server = FakeOpenAIServer(config, host=args.host, port=args.port, require_api_key=args.require_api_key)
+    server = FakeOpenAIServer(
+        config, host=args.host, port=args.port, responder=args.responder, require_api_key=args.require_api_key
+    )
     server.start()
     print(f"listening on {server.base_url}", flush=True)
     try:

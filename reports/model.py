@@ -1,0 +1,210 @@
+"""What a report shows, gathered from the tracking store: the run, its per-row results table,
+and optionally a baseline run aligned row by row."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evalkit import Run, TrackingClient
+from evalkit.errors import NotFound
+from reports.stats import Delta, Interval, align_rows, bootstrap_interval, higher_is_better, paired_delta
+
+RESULTS_TABLE = "eval_results_table.parquet"
+TEXT_LIMIT = 4000  # characters of one input, output, context or justification embedded per row
+RAW_LIMIT = 8000
+LOW_SCORE = 0.5
+
+
+@dataclass
+class RunView:
+    run: Run
+    experiment: str
+    table: pd.DataFrame
+    evaluators: list[tuple[str, str]]  # (name, metric prefix), in the run's order
+
+    @property
+    def params(self) -> dict[str, str]:
+        return self.run.data.params
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.run.data.metrics
+
+    def scores(self, name: str) -> np.ndarray:
+        return pd.to_numeric(self.table[f"{name}/score"], errors="coerce").to_numpy(dtype=float)
+
+
+@dataclass
+class MetricCard:
+    name: str
+    label: str
+    interval: Interval | None
+    denominators: dict[str, int]
+    delta: Delta | None = None
+    higher_is_better: bool = True
+
+
+@dataclass
+class Report:
+    current: RunView
+    baseline: RunView | None
+    cards: list[MetricCard]
+    rows: list[dict[str, Any]]
+    total_rows: int
+    row_cap_note: str | None
+    digest_warning: str | None
+    changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    table_path: str | None = None
+
+
+def load_run(client: TrackingClient, run_id: str) -> RunView:
+    run = client.get_run(run_id)
+    try:
+        table = client.load_table(run_id, RESULTS_TABLE)
+    except NotFound:
+        raise NotFound(f"run {run_id} has no {RESULTS_TABLE}: only runs logged by evaluate() have a report") from None
+    experiment = client.get_experiment(run.info.experiment_id).name
+    evaluators = []
+    for item in filter(None, run.data.params.get("evaluators", "").split(",")):
+        name, _, version = item.partition("@")
+        if f"{name}/score" in table.columns:
+            prefix = name if name in ("latency", "cost") else f"{name}/{version}"
+            evaluators.append((name, prefix))
+    return RunView(run, experiment, table, evaluators)
+
+
+def _text(value: Any, limit: int = TEXT_LIMIT) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more characters in the results table]"
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _contexts(value: Any) -> list[str]:
+    if value is None or isinstance(value, float):
+        return []
+    return [_text(c) or "" for c in list(value)]
+
+
+def diff_segments(before: str, after: str) -> list[list[str]]:
+    """Word-level diff as ``[op, text]`` pairs (op: "=", "-", "+"); the page inserts them as text."""
+    a, b = before.split(" "), after.split(" ")
+    segments: list[list[str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            segments.append(["=", " ".join(a[i1:i2])])
+        else:
+            if i2 > i1:
+                segments.append(["-", " ".join(a[i1:i2])])
+            if j2 > j1:
+                segments.append(["+", " ".join(b[j1:j2])])
+    return segments
+
+
+def _cards(current: RunView, baseline: RunView | None, pairs: tuple[np.ndarray, np.ndarray] | None) -> list[MetricCard]:
+    cards = []
+    for name, prefix in current.evaluators:
+        if name in ("latency", "cost"):
+            continue  # they have panels of their own
+        metrics = current.metrics
+        denominators = {key: int(metrics.get(f"{prefix}/{key}", 0)) for key in ("rows_scored", "rows_failed", "rows_not_applicable")}
+        better = higher_is_better(prefix)
+        card = MetricCard(name, prefix + "/mean", bootstrap_interval(current.scores(name)), denominators, None, better)
+        if baseline is not None and pairs is not None and f"{name}/score" in baseline.table.columns:
+            now, before = current.scores(name)[pairs[0]], baseline.scores(name)[pairs[1]]
+            card.delta = paired_delta(now, before, higher_is_better=better)
+        cards.append(card)
+    return cards
+
+
+def _row_record(view: RunView, position: int) -> dict[str, Any]:
+    row = view.table.iloc[position]
+    record: dict[str, Any] = {
+        "row": int(row["row"]), "status": row.get("status", "ok"), "error": _text(row.get("error")),
+        "input": _text(row.get("inputs")), "output": _text(row.get("outputs")), "target": _text(row.get("targets")),
+        "contexts": _contexts(row.get("contexts")), "latency_ms": _number(row.get("latency_ms")),
+        "cost_usd": _number(row.get("cost_usd")), "cached": bool(row.get("cached", False)),
+        "input_tokens": _number(row.get("input_tokens")), "output_tokens": _number(row.get("output_tokens")),
+        "scores": {}, "justifications": {}, "raw": {}, "score_status": {},
+    }
+    for name, _ in view.evaluators:
+        record["scores"][name] = _number(row.get(f"{name}/score"))
+        record["justifications"][name] = _text(row.get(f"{name}/justification"))
+        record["score_status"][name] = row.get(f"{name}/status", "scored")
+        raw = _text(row.get(f"{name}/raw"), RAW_LIMIT) if f"{name}/raw" in view.table.columns else None
+        if raw:
+            record["raw"][name] = raw
+    return record
+
+
+def _score_names(view: RunView) -> list[str]:
+    return [name for name, _ in view.evaluators if name not in ("latency", "cost")]
+
+
+def build_report(client: TrackingClient, run_id: str, baseline_run_id: str | None = None, row_cap: int = 2000) -> Report:
+    current = load_run(client, run_id)
+    baseline = load_run(client, baseline_run_id) if baseline_run_id else None
+    digest_warning = pairs = None
+    if baseline is not None:
+        same_data = current.params.get("dataset_digest") == baseline.params.get("dataset_digest")
+        if same_data:
+            positions = np.arange(min(len(current.table), len(baseline.table)))
+            pairs = (positions, positions)
+        else:
+            pairs = align_rows([str(x) for x in current.table["inputs"]], [str(x) for x in baseline.table["inputs"]])
+            digest_warning = (
+                f"The two runs used different data (dataset digest {current.params.get('dataset_digest')} vs "
+                f"{baseline.params.get('dataset_digest')}). Rows are paired by identical input: {len(pairs[0])} of "
+                f"{len(current.table)} rows have a partner; the comparison covers those only."
+            )
+
+    records = [_row_record(current, i) for i in range(len(current.table))]
+    names = _score_names(current)
+    directions = {name: higher_is_better(prefix) for name, prefix in current.evaluators}
+    changes: dict[str, list[dict[str, Any]]] = {"regressed": [], "improved": []}
+    if baseline is not None and pairs is not None:
+        for i, j in zip(*pairs, strict=True):
+            before = _row_record(baseline, int(j))
+            record = records[int(i)]
+            record["baseline"] = {"output": before["output"], "scores": before["scores"], "status": before["status"]}
+            score_changed = any(record["scores"].get(n) != before["scores"].get(n) for n in names)
+            record["changed"] = record["output"] != before["output"] or score_changed
+            if record["changed"]:
+                record["diff"] = diff_segments(before["output"] or "", record["output"] or "")
+            # The mean change over the scores both runs have, each signed so that up is better.
+            deltas = [(record["scores"][n] - before["scores"][n]) * (1 if directions[n] else -1) for n in names
+                      if record["scores"].get(n) is not None and before["scores"].get(n) is not None]
+            record["delta"] = sum(deltas) / len(deltas) if deltas else 0.0
+        ranked = sorted((r for r in records if r.get("changed")), key=lambda r: r["delta"])
+        changes["regressed"] = [r for r in ranked if r["delta"] < 0][:20]
+        changes["improved"] = [r for r in reversed(ranked) if r["delta"] > 0][:20]
+
+    row_cap_note = None
+    total = len(records)
+    if total > row_cap:
+        def priority(record: dict[str, Any]) -> tuple[int, float]:
+            failing = record["status"] != "ok" or "failed" in record["score_status"].values()
+            worst = min((v for v in record["scores"].values() if v is not None), default=1.0)
+            return (0 if failing else 1 if record.get("changed") else 2, worst)
+
+        keep = sorted(sorted(records, key=priority)[:row_cap], key=lambda r: r["row"])
+        row_cap_note = (f"This report embeds {row_cap:,} of {total:,} rows: the failed, changed and lowest-scoring ones. "
+                        f"The full table is the run's {RESULTS_TABLE} artifact.")
+        records = keep
+    table_path = f"{current.run.info.artifact_uri}/{RESULTS_TABLE}"
+    return Report(current, baseline, _cards(current, baseline, pairs), records, total, row_cap_note, digest_warning,
+                  changes, table_path)

@@ -1,0 +1,149 @@
+"""Render an evaluation run (optionally against a baseline run) as one self-contained HTML file.
+
+Everything is inline (styles, script, SVG charts) and a Content-Security-Policy forbids any
+request, so the file opens from file:// offline. Templates are rendered with autoescaping; the
+row data is embedded as JSON with ``<``, ``>`` and ``&`` escaped, and the page's script inserts
+it with textContent only, so nothing a model, a judge or a dataset wrote can run as code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+from markupsafe import Markup
+
+from evalkit import TrackingClient
+from reports.charts import histogram
+from reports.model import LOW_SCORE, Report, build_report
+from reports.stats import higher_is_better, paired_delta, percentile_statistic
+
+_TEMPLATES = Path(__file__).parent / "templates"
+_HEADER_PARAMS = ("model_uri", "model_snapshot", "dataset_digest", "dataset_rows", "judge_uri", "judge_snapshot",
+                  "evalkit_version", "git_commit")
+# Characters that could end the <script> element or confuse an HTML parser, written as JSON escapes.
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _safe_json(payload: Any) -> Markup:
+    text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    for char, escape in _JSON_ESCAPES.items():
+        text = text.replace(char, escape)
+    return Markup(text)
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _signed(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.3f}"
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"${value:,.4f}" if abs(value) >= 0.01 or value == 0 else f"${value:.6f}"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.0f} ms"
+
+
+def _count(value: float | None) -> str:
+    return "–" if value is None else f"{int(value):,}"
+
+
+def _time(ms: int | None) -> str:
+    return "" if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _latency(report: Report) -> dict[str, Any]:
+    table = report.current.table
+    fresh = table[(table.get("status") == "ok") & (~table.get("cached", False).astype(bool))] if "latency_ms" in table else table.iloc[0:0]
+    values = fresh["latency_ms"].to_numpy(dtype=float) if len(fresh) else np.zeros(0)
+    base_values = None
+    delta = None
+    if report.baseline is not None and "latency_ms" in report.baseline.table:
+        base_table = report.baseline.table
+        base_values = base_table["latency_ms"].to_numpy(dtype=float)
+        if len(base_table) == len(table):
+            now = np.where(table["cached"].astype(bool), np.nan, table["latency_ms"].to_numpy(dtype=float))
+            before = np.where(base_table["cached"].astype(bool), np.nan, base_values)
+            delta = paired_delta(now, before, higher_is_better=False, statistic=percentile_statistic(95))
+    return {
+        "values": bool(values.size),
+        "chart": histogram(values, unit=" ms", overlay=base_values) if values.size else "",
+        "cached": int(table["cached"].astype(bool).sum()) if "cached" in table else 0,
+        "total_p95": report.current.metrics.get("latency_total/p95_ms"),
+        "delta": delta,
+    }
+
+
+def _health(report: Report) -> dict[str, Any]:
+    table = report.current.table
+    status = table["status"] if "status" in table else None
+    total = len(table)
+    failed = int((status == "failed").sum()) if status is not None else 0
+    return {
+        "total": total,
+        "answered": int((status == "ok").sum()) if status is not None else total,
+        "failed": failed,
+        "skipped": int((status == "skipped").sum()) if status is not None else 0,
+        "cached": int(table["cached"].astype(bool).sum()) if "cached" in table else 0,
+        "error_rate": failed / total if total else 0.0,
+        "reported": int((~table["usage_estimated"].astype(bool) & (status == "ok")).sum()) if "usage_estimated" in table else 0,
+    }
+
+
+def render_report(report: Report, status: str | None = None) -> str:
+    """The HTML of a built report. ``status`` overrides the run's (evaluate() renders before it ends the run)."""
+    run = report.current.run
+    params = report.current.params
+    score_names = [name for name, _ in report.current.evaluators if name not in ("latency", "cost")]
+    distributions = []
+    for name in score_names:
+        values = report.current.scores(name)
+        overlay = report.baseline.scores(name) if report.baseline and f"{name}/score" in report.baseline.table else None
+        in_unit = np.nanmin(values, initial=0.0) >= 0 and np.nanmax(values, initial=1.0) <= 1
+        distributions.append((name, histogram(values, bins=10, value_range=(0.0, 1.0) if in_unit else None, overlay=overlay)))
+    better = {name: higher_is_better(prefix) for name, prefix in report.current.evaluators}
+    payload = {"rows": report.rows, "score_names": score_names, "low_score": LOW_SCORE, "higher_is_better": better}
+    return _environment().get_template("report.html.j2").render(
+        report=report, run=run, status=status or run.info.status.value, started=_time(run.info.start_time),
+        facts=[(key.replace("_", " "), params[key]) for key in _HEADER_PARAMS if key in params],
+        other_params=sorted((k, v) for k, v in params.items() if k not in _HEADER_PARAMS),
+        metrics=report.current.metrics, baseline_metrics=report.baseline.metrics if report.baseline else None,
+        health=_health(report), latency=_latency(report), distributions=distributions, score_names=score_names,
+        low=LOW_SCORE, data_json=_safe_json(payload), evalkit_version=version("evalkit"),
+        css=Markup((_TEMPLATES / "report.css").read_text()), js=Markup((_TEMPLATES / "report.js").read_text()),
+        num=_num, signed=_signed, usd=_usd, ms=_ms, count=_count, pct=lambda v: f"{100 * v:.1f}%",
+    )
+
+
+def render_run_report(run_id: str, baseline_run_id: str | None = None, tracking_uri: str | None = None,
+                      row_cap: int = 2000, status: str | None = None) -> str:
+    """The report of ``run_id`` (a run logged by evaluate()), compared with ``baseline_run_id`` if given."""
+    client = TrackingClient(tracking_uri)
+    return render_report(build_report(client, run_id, baseline_run_id, row_cap), status)
+
+
+def write_run_report(run_id: str, path: str | os.PathLike[str], baseline_run_id: str | None = None,
+                     tracking_uri: str | None = None, row_cap: int = 2000) -> Path:
+    """Write the report to ``path`` and return it."""
+    target = Path(path)
+    target.write_text(render_run_report(run_id, baseline_run_id, tracking_uri, row_cap), encoding="utf-8")
+    return target
