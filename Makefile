@@ -26,6 +26,9 @@ test: $(BIN)/.installed-dev
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/bench_tracking.py
 	$(BIN)/python bench/bench_runner.py
+	$(BIN)/python bench/bench_offline_evaluators.py
+	$(BIN)/python bench/bench_judged.py
+	$(BIN)/python bench/bench_report.py
 
 clean:
 	rm -rf $(VENV) evalkit.db evalkit.db-wal evalkit.db-shm evalkit-artifacts

@@ -143,7 +143,7 @@ def load_dataset(
         context_column=context_column,
         target_column=target_column,
         prediction_column=prediction_column,
-        digest=_digest(inputs, contexts, target_values, prediction_values),
+        digest=_digest(inputs, contexts, target_values),
         _contexts=contexts,
     )
 
@@ -353,16 +353,15 @@ def _digest(
     inputs: list[str] | None,
     contexts: tuple[tuple[str, ...], ...],
     targets: list[str] | None,
-    predictions: list[str] | None,
 ) -> str:
     # Keyed by role, never by column name: renaming a column or reading the same rows from
     # another format must not change the digest; moving text from targets to inputs must.
     # No context column and a column of empty cells are the same content: no passages.
+    # Predictions are answers, not data: two runs answering the same questions share a digest.
     canonical = {
         "inputs": inputs,
         "contexts": [list(passages) for passages in contexts],
         "targets": targets,
-        "predictions": predictions,
     }
     encoded = json.dumps(canonical, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()[:16]

@@ -90,14 +90,11 @@ class JudgedAnswerCorrectness:
         if context is None or context.judge is None:
             raise InvalidArgument("the judged answer_correctness needs a judge: pass judge='openai:/...'")
         answered = [row for row in rows if row.output is not None]
-        factuality = await asyncio.gather(*(self._factuality(context.judge, row) for row in answered))
-        outputs, targets = [r.output or "" for r in answered], [r.target or "" for r in answered]
-        if not answered:
-            similarities = np.zeros(0)
-        elif self.embeddings:
-            similarities = await endpoint_similarity(self.embeddings, outputs, targets)
-        else:
-            similarities = offline_similarity(outputs, targets)
+        # The similarity does not wait for the judge: both run at once.
+        factuality, similarities = await asyncio.gather(
+            asyncio.gather(*(self._factuality(context.judge, row) for row in answered)),
+            self._similarities([r.output or "" for r in answered], [r.target or "" for r in answered]),
+        )
         by_index: dict[int, Score] = {}
         for row, fact, sim in zip(answered, factuality, np.clip(similarities, 0.0, 1.0), strict=True):
             if isinstance(fact, Score):
@@ -108,6 +105,13 @@ class JudgedAnswerCorrectness:
             by_index[row.index] = Score(value, f"{summary}; similarity {float(sim):.3f}", raw=raw,
                                         details={"f1": f1, "similarity": float(sim)})
         return [by_index.get(row.index, Score(None, error="no output: the model call failed")) for row in rows]
+
+    async def _similarities(self, outputs: list[str], targets: list[str]) -> np.ndarray:
+        if not outputs:
+            return np.zeros(0)
+        if self.embeddings:
+            return await endpoint_similarity(self.embeddings, outputs, targets)
+        return await asyncio.to_thread(offline_similarity, outputs, targets)
 
     def aggregate(self, scores: list[Score]) -> dict[str, float]:
         return mean_with_denominators(scores)

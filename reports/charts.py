@@ -14,12 +14,12 @@ def histogram(values: np.ndarray | list[float], bins: int = 20, value_range: tup
               unit: str = "", color: str = "#4f6bed", overlay: np.ndarray | list[float] | None = None) -> Markup:
     """A histogram of ``values`` (NaN left out); ``overlay`` draws a second series (a baseline) as outlines."""
     clean = np.asarray(values, dtype=float)
-    clean = clean[~np.isnan(clean)]
+    clean = clean[np.isfinite(clean)]
     if clean.size == 0:
         return Markup('<p class="muted">no values</p>')
     other = None if overlay is None else np.asarray(overlay, dtype=float)
     if other is not None:
-        other = other[~np.isnan(other)]
+        other = other[np.isfinite(other)]
     low, high = value_range or (float(clean.min()), float(clean.max()))
     if other is not None and other.size and value_range is None:
         low, high = min(low, float(other.min())), max(high, float(other.max()))

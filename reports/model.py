@@ -19,6 +19,7 @@ RESULTS_TABLE = "eval_results_table.parquet"
 TEXT_LIMIT = 4000  # characters of one input, output, context or justification embedded per row
 RAW_LIMIT = 8000
 LOW_SCORE = 0.5
+MIN_CHANGE = 0.001  # a mean score change smaller than this is not listed as regressed or improved
 
 
 @dataclass
@@ -37,7 +38,9 @@ class RunView:
         return self.run.data.metrics
 
     def scores(self, name: str) -> np.ndarray:
-        return pd.to_numeric(self.table[f"{name}/score"], errors="coerce").to_numpy(dtype=float)
+        """The evaluator's per-row scores, NaN where a row has none (or a non-finite one)."""
+        values = pd.to_numeric(self.table[f"{name}/score"], errors="coerce").to_numpy(dtype=float)
+        return np.where(np.isfinite(values), values, np.nan)
 
 
 @dataclass
@@ -87,11 +90,12 @@ def _text(value: Any, limit: int = TEXT_LIMIT) -> str | None:
 
 
 def _number(value: Any) -> float | None:
+    """A finite float, else None: JSON has no NaN or infinity, and neither can be charted."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(number) else number
+    return number if math.isfinite(number) else None
 
 
 def _contexts(value: Any) -> list[str]:
@@ -190,8 +194,8 @@ def build_report(client: TrackingClient, run_id: str, baseline_run_id: str | Non
                       if record["scores"].get(n) is not None and before["scores"].get(n) is not None]
             record["delta"] = sum(deltas) / len(deltas) if deltas else 0.0
         ranked = sorted((r for r in records if r.get("changed")), key=lambda r: r["delta"])
-        changes["regressed"] = [r for r in ranked if r["delta"] < 0][:20]
-        changes["improved"] = [r for r in reversed(ranked) if r["delta"] > 0][:20]
+        changes["regressed"] = [r for r in ranked if r["delta"] <= -MIN_CHANGE][:20]
+        changes["improved"] = [r for r in reversed(ranked) if r["delta"] >= MIN_CHANGE][:20]
 
     row_cap_note = None
     total = len(records)

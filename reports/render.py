@@ -8,6 +8,8 @@ it with textContent only, so nothing a model, a judge or a dataset wrote can run
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 from datetime import datetime, timezone
@@ -43,6 +45,11 @@ def _safe_json(payload: Any) -> Markup:
     for char, escape in _JSON_ESCAPES.items():
         text = text.replace(char, escape)
     return Markup(text)
+
+
+def _sha256(script: str) -> str:
+    """The CSP source that lets exactly this inline script run, and no injected one."""
+    return "sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
 
 
 def _num(value: float | None) -> str:
@@ -105,7 +112,8 @@ def _health(report: Report) -> dict[str, Any]:
         "skipped": int((status == "skipped").sum()) if status is not None else 0,
         "cached": int(table["cached"].astype(bool).sum()) if "cached" in table else 0,
         "error_rate": failed / total if total else 0.0,
-        "reported": int((~table["usage_estimated"].astype(bool) & (status == "ok")).sum()) if "usage_estimated" in table else 0,
+        "reported": int((table["input_tokens"].notna() & ~table["usage_estimated"].astype(bool)).sum())
+        if "usage_estimated" in table else 0,
     }
 
 
@@ -121,7 +129,9 @@ def render_report(report: Report, status: str | None = None) -> str:
         in_unit = np.nanmin(values, initial=0.0) >= 0 and np.nanmax(values, initial=1.0) <= 1
         distributions.append((name, histogram(values, bins=10, value_range=(0.0, 1.0) if in_unit else None, overlay=overlay)))
     better = {name: higher_is_better(prefix) for name, prefix in report.current.evaluators}
-    payload = {"rows": report.rows, "score_names": score_names, "low_score": LOW_SCORE, "higher_is_better": better}
+    payload = {"rows": report.rows, "score_names": score_names, "low_score": LOW_SCORE, "higher_is_better": better,
+               "total_rows": report.total_rows}
+    script = (_TEMPLATES / "report.js").read_text()
     return _environment().get_template("report.html.j2").render(
         report=report, run=run, status=status or run.info.status.value, started=_time(run.info.start_time),
         facts=[(key.replace("_", " "), params[key]) for key in _HEADER_PARAMS if key in params],
@@ -129,7 +139,7 @@ def render_report(report: Report, status: str | None = None) -> str:
         metrics=report.current.metrics, baseline_metrics=report.baseline.metrics if report.baseline else None,
         health=_health(report), latency=_latency(report), distributions=distributions, score_names=score_names,
         low=LOW_SCORE, data_json=_safe_json(payload), evalkit_version=version("evalkit"),
-        css=Markup((_TEMPLATES / "report.css").read_text()), js=Markup((_TEMPLATES / "report.js").read_text()),
+        css=Markup((_TEMPLATES / "report.css").read_text()), js=Markup(script), script_hash=_sha256(script),
         num=_num, signed=_signed, usd=_usd, ms=_ms, count=_count, pct=lambda v: f"{100 * v:.1f}%",
     )
 

@@ -126,3 +126,29 @@ def test_report_command_and_a_failing_renderer_does_not_fail_the_evaluation(tmp_
         survived = ek.evaluate(model=good, data=data(), targets="ground_truth", progress=False)
     run = ek.get_run(survived.run_id)
     assert run.info.status is ek.RunStatus.FINISHED and "template exploded" in run.data.tags["evalkit.report_error"]
+
+
+def test_non_finite_scores_render_as_missing():
+    @ek.evaluator(name="unbounded")
+    def unbounded(row: ek.EvalRow) -> float:
+        return float("inf") if "1?" in row.input else 0.5
+
+    baseline = ek.evaluate(model=good, data=data(3), extra_metrics=[unbounded], evaluators=[], progress=False)
+    result = ek.evaluate(model=good, data=data(3), extra_metrics=[unbounded], evaluators=[], baseline=baseline.run_id,
+                         progress=False)
+    html = render_run_report(result.run_id, baseline.run_id)
+    payload = json.loads(re.search(r'id="report-data">(.*?)</script>', html, re.S).group(1))
+    assert [row["scores"]["unbounded"] for row in payload["rows"]] == [0.5, None, 0.5]
+
+
+def test_the_content_security_policy_pins_the_one_inline_script_by_hash():
+    import base64
+    import hashlib
+
+    result = ek.evaluate(model=good, data=data(2), targets="ground_truth", progress=False)
+    html = Path(result.artifacts["report"]).read_text()
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    script = re.search(r"<script>(.*?)</script>", html, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in policy

@@ -66,7 +66,9 @@
       fragment.appendChild(r._tr);
     });
     tbody.appendChild(fragment);
-    document.getElementById("row-count").textContent = "Showing " + shown + " of " + rows.length + " rows";
+    var text = "Showing " + shown + " of " + rows.length + " rows";
+    if (data.total_rows > rows.length) text += " (" + data.total_rows + " in the run; see the note above)";
+    document.getElementById("row-count").textContent = text;
   }
 
   function showDetail(r) {
