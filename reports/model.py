@@ -4,6 +4,7 @@ and optionally a baseline run aligned row by row."""
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,11 @@ class RunView:
     @property
     def metrics(self) -> dict[str, float]:
         return self.run.data.metrics
+
+    @functools.cached_property
+    def records(self) -> list[dict[str, Any]]:
+        # One conversion up front: row-by-row .iloc costs ~200 µs a row.
+        return self.table.to_dict(orient="records")
 
     def scores(self, name: str) -> np.ndarray:
         """The evaluator's per-row scores, NaN where a row has none (or a non-finite one)."""
@@ -136,7 +142,7 @@ def _cards(current: RunView, baseline: RunView | None, pairs: tuple[np.ndarray, 
 
 
 def _row_record(view: RunView, position: int) -> dict[str, Any]:
-    row = view.table.iloc[position]
+    row = view.records[position]
     record: dict[str, Any] = {
         "row": int(row["row"]), "status": row.get("status", "ok"), "error": _text(row.get("error")),
         "input": _text(row.get("inputs")), "output": _text(row.get("outputs")), "target": _text(row.get("targets")),
@@ -149,7 +155,7 @@ def _row_record(view: RunView, position: int) -> dict[str, Any]:
         record["scores"][name] = _number(row.get(f"{name}/score"))
         record["justifications"][name] = _text(row.get(f"{name}/justification"))
         record["score_status"][name] = row.get(f"{name}/status", "scored")
-        raw = _text(row.get(f"{name}/raw"), RAW_LIMIT) if f"{name}/raw" in view.table.columns else None
+        raw = _text(row.get(f"{name}/raw"), RAW_LIMIT)
         if raw:
             record["raw"][name] = raw
     return record

@@ -57,7 +57,10 @@ def _num(value: float | None) -> str:
 
 
 def _signed(value: float | None) -> str:
-    return "–" if value is None else f"{value:+.3f}"
+    # Three significant digits for small changes, so a real +0.0004 does not read as +0.000.
+    if value is None:
+        return "–"
+    return f"{value:+,.1f}" if abs(value) >= 1 else f"{value:+.3g}"
 
 
 def _usd(value: float | None) -> str:
@@ -82,6 +85,7 @@ def _latency(report: Report) -> dict[str, Any]:
     table = report.current.table
     fresh = table[(table.get("status") == "ok") & (~table.get("cached", False).astype(bool))] if "latency_ms" in table else table.iloc[0:0]
     values = fresh["latency_ms"].to_numpy(dtype=float) if len(fresh) else np.zeros(0)
+    values = values[np.isfinite(values)]
     base_values = None
     delta = None
     if report.baseline is not None and "latency_ms" in report.baseline.table:
