@@ -131,7 +131,8 @@ def load_dataset(
 
     inputs = _strings(frame, input_column, "inputs") if input_column is not None else None
     target_values = _strings(frame, target_column, "targets") if target_column is not None else None
-    prediction_values = _strings(frame, prediction_column, "predictions") if prediction_column is not None else None
+    if prediction_column is not None:
+        _strings(frame, prediction_column, "predictions")  # checked like inputs; not part of the digest
     if context_column is None:
         contexts: tuple[tuple[str, ...], ...] = ((),) * len(frame)
     else:

@@ -18,8 +18,16 @@ from typing import Any
 import numpy as np
 
 from evalkit.errors import InvalidArgument
-from evalkit.scoring import EvalRow, Judge, JudgeError, Score, ScoringContext, mean_with_denominators
+from evalkit.scoring import (
+    EvalRow,
+    Judge,
+    JudgeError,
+    Score,
+    ScoringContext,
+    mean_with_denominators,
+)
 from evaluators.answer_correctness_offline import OfflineAnswerCorrectness
+from evaluators.base import NO_OUTPUT
 from evaluators.embeddings import similarity as offline_similarity
 from evaluators.endpoint_embeddings import endpoint_similarity
 from evaluators.statements import split_statements
@@ -104,7 +112,7 @@ class JudgedAnswerCorrectness:
             value = self.weights[0] * f1 + self.weights[1] * float(sim)
             by_index[row.index] = Score(value, f"{summary}; similarity {float(sim):.3f}", raw=raw,
                                         details={"f1": f1, "similarity": float(sim)})
-        return [by_index.get(row.index, Score(None, error="no output: the model call failed")) for row in rows]
+        return [by_index.get(row.index, NO_OUTPUT) for row in rows]
 
     async def _similarities(self, outputs: list[str], targets: list[str]) -> np.ndarray:
         if not outputs:

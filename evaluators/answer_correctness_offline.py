@@ -20,6 +20,7 @@ import asyncio
 from collections.abc import Iterator
 
 from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
+from evaluators.base import NO_OUTPUT
 from evaluators.embeddings import similarity
 from evaluators.text import token_f1
 
@@ -47,7 +48,7 @@ class OfflineAnswerCorrectness:
     @staticmethod
     def _one(row: EvalRow, values: Iterator[tuple[float, float]]) -> Score:
         if row.output is None:
-            return Score(None, error="no output: the model call failed")
+            return NO_OUTPUT
         if row.target is None:
             return Score(None, applicable=False, justification="the row has no target")
         f1, sim = next(values)

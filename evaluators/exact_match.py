@@ -7,25 +7,17 @@ scored rows, with denominators.
 
 from __future__ import annotations
 
-from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
+from evalkit.scoring import EvalRow, Score
+from evaluators.base import RowEvaluator
 from evaluators.text import normalize_answer
 
 
-class ExactMatch:
+class ExactMatch(RowEvaluator):
     name = "exact_match"
     version = "v1"
     requires = ("targets",)
 
-    async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
-        scores = []
-        for row in rows:
-            if row.output is None:
-                scores.append(Score(None, error="no output: the model call failed"))
-                continue
-            match = normalize_answer(row.output) == normalize_answer(row.target or "")
-            scores.append(Score(1.0 if match else 0.0, "normalised answer equals the target" if match else
-                                "normalised answer differs from the target"))
-        return scores
-
-    def aggregate(self, scores: list[Score]) -> dict[str, float]:
-        return mean_with_denominators(scores)
+    def score_row(self, row: EvalRow) -> Score:
+        match = normalize_answer(row.output or "") == normalize_answer(row.target or "")
+        return Score(1.0 if match else 0.0,
+                     "normalised answer equals the target" if match else "normalised answer differs from the target")

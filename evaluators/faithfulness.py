@@ -15,7 +15,15 @@ import asyncio
 from typing import Any
 
 from evalkit.errors import InvalidArgument
-from evalkit.scoring import EvalRow, Judge, JudgeError, Score, ScoringContext, mean_with_denominators
+from evalkit.scoring import (
+    EvalRow,
+    Judge,
+    JudgeError,
+    Score,
+    ScoringContext,
+    mean_with_denominators,
+)
+from evaluators.base import NO_OUTPUT
 from evaluators.faithfulness_offline import OfflineFaithfulness
 from evaluators.statements import split_statements
 
@@ -67,7 +75,7 @@ class JudgedFaithfulness:
 
     async def _one(self, judge: Judge, row: EvalRow) -> Score:
         if row.output is None:
-            return Score(None, error="no output: the model call failed")
+            return NO_OUTPUT
         if not row.contexts:
             return Score(None, applicable=False, justification="no retrieved context to check against")
         try:

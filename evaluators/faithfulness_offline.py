@@ -21,27 +21,22 @@ judge's, ``faithfulness``, and the version tells the two apart.
 
 from __future__ import annotations
 
-from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
+from evalkit.scoring import EvalRow, Score
+from evaluators.base import RowEvaluator
 from evaluators.text import content_tokens, tokens
 
 _SHOWN_UNSUPPORTED = 10
 
 
-class OfflineFaithfulness:
+class OfflineFaithfulness(RowEvaluator):
     name = "faithfulness"
     version = "kprecision-v1"
     requires = ("contexts",)
 
-    async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
-        return [self._one(row) for row in rows]
-
-    @staticmethod
-    def _one(row: EvalRow) -> Score:
-        if row.output is None:
-            return Score(None, error="no output: the model call failed")
+    def score_row(self, row: EvalRow) -> Score:
         if not any(c.strip() for c in row.contexts):
             return Score(None, applicable=False, justification="the row has no retrieved context")
-        claimed = content_tokens(row.output)
+        claimed = content_tokens(row.output or "")
         if not claimed:
             return Score(None, applicable=False, justification="the answer makes no checkable claim")
         # Stopwords can stay in the context's vocabulary: answer content tokens never are one.
@@ -53,6 +48,3 @@ class OfflineFaithfulness:
             shown = list(dict.fromkeys(unsupported))[:_SHOWN_UNSUPPORTED]
             justification += "; unsupported: " + ", ".join(shown)
         return Score(supported / len(claimed), justification)
-
-    def aggregate(self, scores: list[Score]) -> dict[str, float]:
-        return mean_with_denominators(scores)

@@ -42,6 +42,7 @@ import openai
 from evalkit.errors import InvalidArgument
 from evalkit.pricing import PriceTable
 from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
+from evaluators.base import NO_OUTPUT
 
 _INSTALL_HINT = "pip install 'evalkit[ragas]'"
 # instructor's retry errors run to kilobytes (every failed completion); their end says what went wrong.
@@ -197,7 +198,7 @@ class RagasMetric:
 
     async def _one(self, metric: Any, row: EvalRow, semaphore: asyncio.Semaphore) -> Score:
         if row.output is None:
-            return Score(None, error="no output: the model call failed")
+            return NO_OUTPUT
         if reason := self._not_applicable(row):
             return Score(None, applicable=False, justification=reason)
         spend = _Spend()

@@ -9,26 +9,18 @@ rows, with denominators.
 
 from __future__ import annotations
 
-from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
+from evalkit.scoring import EvalRow, Score
+from evaluators.base import RowEvaluator
 from evaluators.text import token_f1
 
 
-class TokenF1:
+class TokenF1(RowEvaluator):
     name = "token_f1"
     version = "v1"
     requires = ("targets",)
 
-    async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
-        return [self._one(row) for row in rows]
-
-    @staticmethod
-    def _one(row: EvalRow) -> Score:
-        if row.output is None:
-            return Score(None, error="no output: the model call failed")
+    def score_row(self, row: EvalRow) -> Score:
         if row.target is None:
             return Score(None, applicable=False, justification="the row has no target")
-        precision, recall, f1 = token_f1(row.output, row.target)
+        precision, recall, f1 = token_f1(row.output or "", row.target)
         return Score(f1, f"token precision {precision:.3f}, recall {recall:.3f}")
-
-    def aggregate(self, scores: list[Score]) -> dict[str, float]:
-        return mean_with_denominators(scores)

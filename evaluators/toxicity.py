@@ -31,10 +31,17 @@ import numpy as np
 import openai
 
 from evalkit.errors import InvalidArgument
-from evalkit.scoring import EvalRow, JudgeError, Message, Score, ScoringContext, mean_with_denominators
+from evalkit.scoring import (
+    EvalRow,
+    JudgeError,
+    Message,
+    Score,
+    ScoringContext,
+    mean_with_denominators,
+)
+from evaluators.base import NO_OUTPUT
 
 METHODS = ("offline", "moderation", "judge")
-_NO_OUTPUT = Score(None, error="no output: the model call failed")
 # The moderation endpoint takes up to 32 texts per request.
 _MODERATION_BATCH = 32
 # Batches in flight at once: enough to hide latency without tripping the endpoint's rate limit.
@@ -155,7 +162,7 @@ class Toxicity:
         scores = []
         for row in rows:
             if row.output is None:
-                scores.append(_NO_OUTPUT)
+                scores.append(NO_OUTPUT)
                 continue
             p = next(probabilities)
             scores.append(Score(p, f"offensive-language classifier probability {p:.2f} ({self._verdict(p)})"))
@@ -164,7 +171,7 @@ class Toxicity:
     # -- moderation -------------------------------------------------------------------------
 
     async def _score_moderation(self, rows: list[EvalRow]) -> list[Score]:
-        scores: list[Score] = [_NO_OUTPUT] * len(rows)
+        scores: list[Score] = [NO_OUTPUT] * len(rows)
         answered = [i for i, row in enumerate(rows) if row.output is not None]
         batches = [answered[start:start + _MODERATION_BATCH] for start in range(0, len(answered), _MODERATION_BATCH)]
         semaphore = asyncio.Semaphore(_MODERATION_CONCURRENCY)
@@ -210,7 +217,7 @@ class Toxicity:
 
         async def one(row: EvalRow) -> Score:
             if row.output is None:
-                return _NO_OUTPUT
+                return NO_OUTPUT
             try:
                 reply = await judge.ask_json(row.index, judge_messages(row), validate_verdict, _JUDGE_SCHEMA)
             except JudgeError as exc:
