@@ -191,15 +191,7 @@ def evaluate(
 
         table = _results_table(dataset, outcomes)
         metrics = run_metrics(outcomes) if chat_model is not None else {}
-        for evaluator in chosen:
-            evaluator_scores = scores[evaluator.name]
-            prefix = getattr(evaluator, "metric_prefix", None) or f"{evaluator.name}/{evaluator.version}"
-            metrics.update({f"{prefix}/{k}": v for k, v in evaluator.aggregate(evaluator_scores).items()})
-            table[f"{evaluator.name}/score"] = [s.value for s in evaluator_scores]
-            table[f"{evaluator.name}/justification"] = [s.error or s.justification for s in evaluator_scores]
-            table[f"{evaluator.name}/status"] = [_score_status(s) for s in evaluator_scores]
-            if any(s.raw for s in evaluator_scores):
-                table[f"{evaluator.name}/raw"] = [s.raw for s in evaluator_scores]
+        _add_scores(table, metrics, chosen, scores)
         if judge_client is not None:
             metrics["judge/calls"] = judge_client.calls
             metrics["judge/cache_hits"] = judge_client.cache_hits
@@ -462,6 +454,20 @@ async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: Scor
         if judge_model is not None:
             await judge_model.aclose()
     return scores
+
+
+def _add_scores(table: pd.DataFrame, metrics: dict[str, float], chosen: list[Evaluator],
+                scores: dict[str, list[Score]]) -> None:
+    """Each evaluator's aggregates into ``metrics`` and its per-row columns into ``table``."""
+    for evaluator in chosen:
+        evaluator_scores = scores[evaluator.name]
+        prefix = getattr(evaluator, "metric_prefix", None) or f"{evaluator.name}/{evaluator.version}"
+        metrics.update({f"{prefix}/{k}": v for k, v in evaluator.aggregate(evaluator_scores).items()})
+        table[f"{evaluator.name}/score"] = [s.value for s in evaluator_scores]
+        table[f"{evaluator.name}/justification"] = [s.error or s.justification for s in evaluator_scores]
+        table[f"{evaluator.name}/status"] = [_score_status(s) for s in evaluator_scores]
+        if any(s.raw for s in evaluator_scores):
+            table[f"{evaluator.name}/raw"] = [s.raw for s in evaluator_scores]
 
 
 def _score_status(score: Score) -> str:
