@@ -21,7 +21,7 @@ demo: $(BIN)/.installed
 	$(BIN)/python -m evalkit.demo
 
 test: $(BIN)/.installed-dev
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/bench_tracking.py

@@ -1,8 +1,11 @@
 """evaluate() throughput against the fake OpenAI-compatible server (in its own process).
 
 Prints, for 1,000 rows at 200 ms server latency: rows/s at concurrency 16, 64 and 256 as a
-fraction of the bound (concurrency / 0.2 s) and the client's CPU time per request; the request
-rate held under a 600 requests-per-minute limit; and a second run served from the cache.
+fraction of the bound (concurrency / 0.2 s) and the client's CPU time per request; the floor of a
+bare aiohttp session; the request rate held under a 600 requests-per-minute limit; and a second run
+served from the cache. The throughput figures time the model-calling path (exact_match only, no
+report: what the issue's goal was set on); the cache figure is given for that evaluation and for
+the full default one (seven evaluators and the HTML report), whose fixed cost does not shrink.
 
 Run: ``.venv/bin/python bench/bench_runner.py [--rows 1000] [--latency 0.2] [--rpm-seconds 60]``
 """
@@ -23,6 +26,9 @@ from pathlib import Path
 import pandas as pd
 
 import evalkit as ek
+
+
+RUNNER_ONLY = {"evaluators": ["exact_match"], "report": False}
 
 
 def start_server(latency: float, extra: list[str] | None = None) -> tuple[subprocess.Popen[str], str]:
@@ -62,6 +68,28 @@ def timed_evaluate(base_url: str, frame: pd.DataFrame, **kwargs) -> tuple[float,
     return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
+async def plain_aiohttp(base_url: str, concurrency: int, rows: int) -> tuple[float, float]:
+    """The floor: the same requests from a bare aiohttp session, no SDK and no evalkit.
+    Returns (wall seconds, client CPU seconds)."""
+    import asyncio
+
+    import aiohttp
+
+    semaphore = asyncio.Semaphore(concurrency)
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": ""}]}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def one(i: int) -> None:
+            async with semaphore:
+                payload = {**body, "messages": [{"role": "user", "content": f"floor {concurrency} {i}"}]}
+                async with session.post(f"{base_url}/chat/completions", json=payload,
+                                        headers={"Authorization": "Bearer sk-bench"}) as response:
+                    await response.json()
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(rows)))
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1000)
@@ -82,12 +110,20 @@ def main() -> None:
         for concurrency in (16, 64, 256):
             reset(base_url)
             wall, cpu, result = timed_evaluate(base_url, dataset(args.rows, f"c{concurrency}"),
-                                               concurrency=concurrency, cache="off")
+                                               concurrency=concurrency, cache="off", **RUNNER_ONLY)
             assert result.metrics["rows/answered"] == args.rows, result.metrics
             requests = server_stats(base_url)["requests"]
             bound = concurrency / args.latency
             rate = args.rows / wall
             print(f"{concurrency:>11} {rate:>8.0f} {bound:>8.0f} {rate / bound:>8.0%} {cpu / requests * 1000:>10.2f} ms")
+
+        import asyncio
+
+        for concurrency in (64, 256):
+            wall, cpu = asyncio.run(plain_aiohttp(base_url, concurrency, args.rows))
+            rate, bound = args.rows / wall, concurrency / args.latency
+            print(f"{'floor ' + str(concurrency):>11} {rate:>8.0f} {bound:>8.0f} {rate / bound:>8.0%} "
+                  f"{cpu / args.rows * 1000:>10.2f} ms   (plain aiohttp session, no SDK)")
 
         rpm_rows = int(args.rpm_seconds * 10)
         reset(base_url)
@@ -98,14 +134,15 @@ def main() -> None:
         print(f"rate limit 600/min: {measured:.1f} requests/min over {len(times)} requests "
               f"({(measured - 600) / 600:+.2%}), 429s: {stats['by_status'].get('429', 0)}")
 
-        frame = dataset(args.rows, "cache")
-        reset(base_url)
-        first, _, _ = timed_evaluate(base_url, frame, concurrency=64, cache="on")
-        reset(base_url)
-        second, _, result = timed_evaluate(base_url, frame, concurrency=64, cache="on")
-        requests = server_stats(base_url)["requests"]
-        print(f"cache: first run {first:.2f} s, second run {second:.3f} s ({second / first:.1%} of the first), "
-              f"{requests} requests, {result.metrics['cache/hits']:.0f} hits")
+        for label, options in (("exact_match, no report", RUNNER_ONLY), ("default evaluators + report", {})):
+            frame = dataset(args.rows, f"cache {label}")
+            reset(base_url)
+            first, _, _ = timed_evaluate(base_url, frame, concurrency=64, cache="on", **options)
+            reset(base_url)
+            second, _, result = timed_evaluate(base_url, frame, concurrency=64, cache="on", **options)
+            requests = server_stats(base_url)["requests"]
+            print(f"cache ({label}): first run {first:.2f} s, second run {second:.3f} s "
+                  f"({second / first:.1%} of the first), {requests} requests, {result.metrics['cache/hits']:.0f} hits")
     finally:
         server.terminate()
         server.wait()

@@ -4,6 +4,7 @@
 ``ek.search_runs``...), and ``ek.TrackingClient`` for working with explicit ids.
 """
 
+from evalkit import scoring
 from evalkit.entities import (
     Experiment,
     FileInfo,
@@ -28,7 +29,6 @@ from evalkit.errors import (
 )
 from evalkit.evaluation import EvaluationResult, evaluate
 from evalkit.models.callables import batch
-from evalkit import scoring
 from evalkit.scoring import EvalRow, Score, evaluator
 from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.fluent import (

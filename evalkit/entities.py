@@ -14,10 +14,6 @@ class RunStatus(str, enum.Enum):
     FAILED = "FAILED"
     KILLED = "KILLED"
 
-    @property
-    def is_terminated(self) -> bool:
-        return self is not RunStatus.RUNNING
-
 
 class ViewType(str, enum.Enum):
     """Which runs or experiments a search returns, by deleted flag."""

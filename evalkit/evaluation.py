@@ -8,9 +8,9 @@ import os
 import subprocess
 import threading
 import warnings
-from importlib.metadata import entry_points
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from evalkit.entities import Metric, Param, RunStatus
 from evalkit.errors import InvalidArgument, InvalidState
 from evalkit.evaluator_registry import resolve_evaluators
 from evalkit.journal import JOURNAL_FILE, Journal, read_journal
+from evalkit.judge import LLMJudge
 from evalkit.models.base import ModelError, PermanentModelError
 from evalkit.models.callables import BatchCallableModel, CallableModel, batch
 from evalkit.models.resolve import build_model, parse_model_uri
@@ -29,11 +30,10 @@ from evalkit.params_check import check_inference_params, parse_rate_limit
 from evalkit.pricing import PriceTable
 from evalkit.prompts import PromptTemplate, resolve_prompt
 from evalkit.run_metrics import run_metrics
-from evalkit.runner.progress import RunProgress
-from evalkit.runner.records import RowJob, RowOutcome, RowStatus
-from evalkit.judge import LLMJudge
 from evalkit.runner.caller import ModelCaller, RetryPolicy
+from evalkit.runner.progress import RunProgress
 from evalkit.runner.ratelimit import RateLimits
+from evalkit.runner.records import RowJob, RowOutcome, RowStatus
 from evalkit.runner.runner import Runner, RunnerConfig
 from evalkit.scoring import EvalRow, Evaluator, Score, ScoringContext
 from evalkit.tracking import fluent
@@ -280,7 +280,7 @@ def _open_run(client: TrackingClient, resume: str | None, experiment: str | None
     if active is not None and experiment is None:
         return active.info.run_id, False
     experiment_id = (fluent.set_experiment(experiment).experiment_id if experiment
-                     else fluent._active_experiment_id(client))
+                     else fluent.active_experiment_id(client))
     run = client.create_run(experiment_id, run_name=run_name, tags={"evalkit.source": "evaluate", **(tags or {})})
     return run.info.run_id, True
 

@@ -36,16 +36,18 @@ def available_evaluators() -> dict[str, Any]:
     return found
 
 
-def create_evaluator(name: str, config: dict[str, Any] | None = None, judge_available: bool = False) -> Evaluator:
+def create_evaluator(name: str, config: dict[str, Any] | None = None, judge_available: bool = False,
+                     found: dict[str, Any] | None = None, families: dict[str, Any] | None = None) -> Evaluator:
     """Instantiate the evaluator registered as ``name``; unknown names list the available ones.
 
     Factories that take ``judge_available`` are told whether a judge is configured, so that
     "auto" evaluators can pick their judged or offline method (and say which in their version).
+    ``found`` and ``families`` let a caller creating several evaluators scan the entry points once.
     """
-    found = available_evaluators()
+    found = available_evaluators() if found is None else found
+    families = _families() if families is None else families
     kwargs = dict(config or {})
     prefix, _, metric = name.partition(":")
-    families = {ep.name: ep for ep in entry_points(group=PREFIX_GROUP)}
     if metric and prefix in families:
         factory = families[prefix].load()
         kwargs["metric"] = metric
@@ -64,6 +66,10 @@ def create_evaluator(name: str, config: dict[str, Any] | None = None, judge_avai
         return factory(**kwargs)
     except TypeError as exc:
         raise InvalidArgument(f"evaluator_config for {name!r} is not accepted: {exc}") from None
+
+
+def _families() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=PREFIX_GROUP)}
 
 
 def _spec_name(spec: Any) -> str:
@@ -105,15 +111,16 @@ def resolve_evaluators(
 
     chosen: dict[str, Evaluator] = {}
     judge = "judge" in available_data
+    found, families = available_evaluators(), _families()
     for name in defaults:
         if name in explicit_names or name in chosen:
             continue
-        evaluator = create_evaluator(name, config.get(name), judge)
+        evaluator = create_evaluator(name, config.get(name), judge, found, families)
         if all(need in available_data for need in evaluator.requires):
             chosen[name] = evaluator  # a default that does not fit the data is left out
     for spec, name in zip(explicit, explicit_names, strict=True):
         evaluator = spec if isinstance(spec, Evaluator) and not isinstance(spec, str) else \
-            create_evaluator(name, config.get(name), judge)
+            create_evaluator(name, config.get(name), judge, found, families)
         missing = [need for need in evaluator.requires if need not in available_data]
         if missing:
             raise InvalidArgument(

@@ -14,7 +14,14 @@ import pandas as pd
 
 from evalkit import Run, TrackingClient
 from evalkit.errors import NotFound
-from reports.stats import Delta, Interval, align_rows, bootstrap_interval, higher_is_better, paired_delta
+from reports.stats import (
+    Delta,
+    Interval,
+    align_rows,
+    bootstrap_interval,
+    higher_is_better,
+    paired_delta,
+)
 
 RESULTS_TABLE = "eval_results_table.parquet"
 TEXT_LIMIT = 4000  # characters of one input, output, context or justification embedded per row

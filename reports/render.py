@@ -40,6 +40,11 @@ def _environment() -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
+@cache
+def _asset(name: str) -> str:
+    return (_TEMPLATES / name).read_text()
+
+
 def _safe_json(payload: Any) -> Markup:
     text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     for char, escape in _JSON_ESCAPES.items():
@@ -135,7 +140,7 @@ def render_report(report: Report, status: str | None = None) -> str:
     better = {name: higher_is_better(prefix) for name, prefix in report.current.evaluators}
     payload = {"rows": report.rows, "score_names": score_names, "low_score": LOW_SCORE, "higher_is_better": better,
                "total_rows": report.total_rows}
-    script = (_TEMPLATES / "report.js").read_text()
+    script = _asset("report.js")
     return _environment().get_template("report.html.j2").render(
         report=report, run=run, status=status or run.info.status.value, started=_time(run.info.start_time),
         facts=[(key.replace("_", " "), params[key]) for key in _HEADER_PARAMS if key in params],
@@ -143,7 +148,7 @@ def render_report(report: Report, status: str | None = None) -> str:
         metrics=report.current.metrics, baseline_metrics=report.baseline.metrics if report.baseline else None,
         health=_health(report), latency=_latency(report), distributions=distributions, score_names=score_names,
         low=LOW_SCORE, data_json=_safe_json(payload), evalkit_version=version("evalkit"),
-        css=Markup((_TEMPLATES / "report.css").read_text()), js=Markup(script), script_hash=_sha256(script),
+        css=Markup(_asset("report.css")), js=Markup(script), script_hash=_sha256(script),
         num=_num, signed=_signed, usd=_usd, ms=_ms, count=_count, pct=lambda v: f"{100 * v:.1f}%",
     )
 

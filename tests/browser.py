@@ -21,7 +21,6 @@ returns; the list keeps filling while the test interacts with the page.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import Iterator
@@ -63,28 +62,14 @@ def launch_chromium(playwright: Any, executable: str) -> Any:
     return playwright.chromium.launch(headless=True, executable_path=executable, args=CHROMIUM_ARGS)
 
 
-# Playwright's sync API marks its event loop as the thread's running loop after every call, for as
-# long as Playwright runs (playwright/_impl/_greenlets.py, wait_for_future). With one browser per
-# session, every later test in the process would see a running loop and asyncio.run() would refuse
-# to start ("cannot be called from a running event loop"). So the mark is lifted after each browser
-# test and put back before the next one (and before the session closes the browser): between two
-# Playwright calls the loop does not run, its dispatcher greenlet is suspended.
-_playwright_loop: list[asyncio.AbstractEventLoop] = []
-
-
-def _resume_playwright() -> None:
-    if _playwright_loop:
-        asyncio._set_running_loop(_playwright_loop[0])
-
-
-def _suspend_playwright() -> None:
-    if _playwright_loop:
-        asyncio._set_running_loop(None)
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One headless Chromium per test session (per xdist worker)."""
+    """One headless Chromium per test module.
+
+    Not per session: while Playwright's sync API runs, its event loop counts as the thread's
+    running loop, and asyncio.run() in any later test of the process would refuse to start.
+    Stopping Playwright at the end of the module clears that.
+    """
     executable = chromium_path()
     if executable is None:
         _unavailable("Chromium is not installed (no `chromium` on PATH; Debian: apt-get install chromium)")
@@ -99,13 +84,9 @@ def chromium() -> Iterator[Any]:
     except Exception as exc:  # noqa: BLE001 - reported as a skip or, in CI, a failure
         manager.__exit__(None, None, None)
         _unavailable(f"Chromium at {executable} could not be launched: {exc}")
-    _playwright_loop.append(asyncio.get_running_loop())
-    _suspend_playwright()
     try:
         yield browser
     finally:
-        _resume_playwright()
-        _playwright_loop.clear()
         browser.close()
         manager.__exit__(None, None, None)
 
@@ -113,15 +94,11 @@ def chromium() -> Iterator[Any]:
 @pytest.fixture
 def browser_context(chromium: Any) -> Iterator[Any]:
     """A fresh browser context (no shared storage, cache or state) for each test."""
-    _resume_playwright()
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     try:
-        context = chromium.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        try:
-            yield context
-        finally:
-            context.close()
+        yield context
     finally:
-        _suspend_playwright()
+        context.close()
 
 
 @pytest.fixture

@@ -20,7 +20,13 @@ from typing import Any
 import httpx
 import openai
 
-from evalkit.models.base import Message, ModelResponse, PermanentModelError, TransientModelError, Usage
+from evalkit.models.base import (
+    Message,
+    ModelResponse,
+    PermanentModelError,
+    TransientModelError,
+    Usage,
+)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 _KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-*]{4,}")

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from evalkit.errors import InvalidArgument
+from evalkit.models.base import ChatModel
 
 ENTRY_POINT_GROUP = "evalkit.models"
 BUILTIN_SCHEMES = ("openai", "evalkit")
@@ -87,7 +88,7 @@ def plugin_schemes() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def build_model(uri: ModelURI, transport: str | None = None, timeout: float = 60.0, max_connections: int = 100) -> Any:
+def build_model(uri: ModelURI, transport: str | None = None, timeout: float = 60.0, max_connections: int = 100) -> ChatModel:
     """The ChatModel for a parsed URI. Raises before any request if a key is missing."""
     if uri.scheme == "openai":
         from evalkit.models.openai_chat import OpenAIChatModel
@@ -115,7 +116,7 @@ def build_model(uri: ModelURI, transport: str | None = None, timeout: float = 60
         return OfflineExtractiveModel()
     factory = plugin_schemes()[uri.scheme].load()
     model = factory(uri.model, dict(uri.options))
-    if not hasattr(model, "generate"):
+    if not callable(getattr(model, "generate", None)):
         raise InvalidArgument(f"the {uri.scheme!r} model plugin returned {type(model).__name__}, not a ChatModel")
     if not getattr(model, "uri", None):
         model.uri = uri.canonical

@@ -12,7 +12,17 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit.entities import Experiment, FileInfo, Metric, Param, Run, RunInfo, RunStatus, RunTag, ViewType
+from evalkit.entities import (
+    Experiment,
+    FileInfo,
+    Metric,
+    Param,
+    Run,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
 from evalkit.errors import InvalidArgument
 from evalkit.tracking.artifacts import LocalArtifactRepository
 from evalkit.tracking.sql.store import SqlStore, now_ms

@@ -82,7 +82,8 @@ def set_experiment(experiment_name: str | None = None, experiment_id: str | None
     return experiment
 
 
-def _active_experiment_id(client: TrackingClient) -> str:
+def active_experiment_id(client: TrackingClient) -> str:
+    """The experiment new runs go to: set_experiment's, else $EVALKIT_EXPERIMENT_NAME, else "Default"."""
     if _active_experiment is not None and _active_experiment[0] == client.tracking_uri:
         return _active_experiment[1]
     name = os.environ.get(EXPERIMENT_NAME_ENV)
@@ -148,7 +149,7 @@ def start_run(
     else:
         parent = parent_run_id or (stack[-1].info.run_id if stack and nested else None)
         experiment = experiment_id or (
-            client.get_run(parent).info.experiment_id if parent else _active_experiment_id(client)
+            client.get_run(parent).info.experiment_id if parent else active_experiment_id(client)
         )
         run = client.create_run(experiment, run_name=run_name, tags=tags, parent_run_id=parent)
     active = ActiveRun(run)
@@ -307,7 +308,7 @@ def resolve_experiment_ids(
         if experiment is None:
             raise NotFound(f"no experiment named {name!r}")
         ids.append(experiment.experiment_id)
-    return ids or [_active_experiment_id(client)]
+    return ids or [active_experiment_id(client)]
 
 
 _BASE_COLUMNS = ["run_id", "experiment_id", "status", "artifact_uri", "start_time", "end_time", "run_name"]
