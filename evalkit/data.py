@@ -120,7 +120,7 @@ def load_dataset(
     mapping = _check_mapping(col_mapping)
     named_targets = _pick_named("targets", targets, mapping.get("targets"))
     named_predictions = _pick_named("predictions", predictions, mapping.get("predictions"))
-    frame = _read(data).reset_index(drop=True)
+    frame = read_frame(data).reset_index(drop=True)
     if len(frame) == 0:
         raise InvalidArgument(f"data has no rows (columns: {_list(frame.columns)})")
 
@@ -152,7 +152,8 @@ def load_dataset(
 # --- reading -------------------------------------------------------------------------------
 
 
-def _read(data: object) -> pd.DataFrame:
+def read_frame(data: object) -> pd.DataFrame:
+    """The rows of a DataFrame (copied), a Hugging Face Dataset or a CSV/JSONL/Parquet file."""
     if isinstance(data, pd.DataFrame):
         return data.copy()
     if isinstance(data, (str, os.PathLike)):

@@ -206,7 +206,7 @@ def evaluate(
         client.log_table(run_id, table, f"{RESULTS_TABLE}.json")
         client.log_table(run_id, table, f"{RESULTS_TABLE}.parquet")
         if report:
-            _log_report(client, run_id, baseline)
+            log_report(client, run_id, baseline)
     except KeyboardInterrupt:
         if owns_run:
             client.set_terminated(run_id, RunStatus.KILLED)
@@ -241,7 +241,7 @@ def find_report_renderer() -> Callable[..., str] | None:
     return found["html"].load() if "html" in found else None
 
 
-def _log_report(client: TrackingClient, run_id: str, baseline: str | None) -> None:
+def log_report(client: TrackingClient, run_id: str, baseline: str | None) -> None:
     """Log the run's HTML report. A report that cannot be rendered is reported, never fatal:
     the evaluation it describes is already paid for and logged."""
     renderer = find_report_renderer()

@@ -14,7 +14,7 @@ import pandas as pd
 
 from evalkit import Run, TrackingClient
 from evalkit.errors import NotFound
-from reports.stats import (
+from evalkit.stats import (
     Delta,
     Interval,
     align_rows,

@@ -25,7 +25,7 @@ from markupsafe import Markup
 from evalkit import TrackingClient
 from reports.charts import histogram
 from reports.model import LOW_SCORE, Report, build_report
-from reports.stats import higher_is_better, paired_delta, percentile_statistic
+from evalkit.stats import higher_is_better, paired_delta, percentile_statistic
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _HEADER_PARAMS = ("model_uri", "model_snapshot", "dataset_digest", "dataset_rows", "judge_uri", "judge_snapshot",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reports.stats import align_rows, bootstrap_interval, higher_is_better, paired_delta, percentile_statistic
+from evalkit.stats import align_rows, bootstrap_interval, higher_is_better, paired_delta, percentile_statistic
 
 
 def test_interval_of_a_mean_covers_it_and_narrows_with_more_rows():

@@ -1,8 +1,11 @@
-"""Confidence intervals for report metrics, and paired comparisons with a baseline.
+"""Confidence intervals for run metrics, and paired comparisons with a baseline run.
 
-Bootstrap resampling is vectorised (one ``(resamples, rows)`` index matrix), so a 10,000-row
-run costs milliseconds. Comparisons are paired: the same rows in both runs, resampled together,
-which is far more sensitive than comparing two independent intervals.
+The report draws these intervals and verdicts; the nightly gate (``evalkit.suite``) tests for a
+regression with the same paired bootstrap, so a gate fails exactly when the report's interval
+says "regressed" at the same level. Resampling is vectorised (a ``(resamples, rows)`` index
+matrix, in chunks), so a 10,000-row run costs milliseconds. Comparisons are paired: the same
+rows in both runs, resampled together, which is far more sensitive than comparing two
+independent intervals.
 """
 
 from __future__ import annotations
@@ -113,3 +116,60 @@ def align_rows(current_keys: list[str], baseline_keys: list[str]) -> tuple[np.nd
         return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
     current, baseline = zip(*pairs, strict=True)
     return np.asarray(current), np.asarray(baseline)
+
+
+@dataclass(frozen=True)
+class RegressionTest:
+    """A one-sided paired bootstrap test of "current is worse than baseline".
+
+    ``p_value`` is the share of resampled changes that are not a regression (zero counts as not
+    worse), with the usual +1 correction; it is small only when nearly every resample of the
+    same rows shows the current run worse. ``delta`` is ``current - baseline`` on the paired rows.
+    """
+
+    current: float
+    baseline: float
+    delta: float
+    p_value: float
+    n_pairs: int
+    resamples: int
+
+
+GATE_RESAMPLES = 10_000  # resolution 1e-4 for p-values, which Holm's correction divides
+_CHUNK_CELLS = 4_000_000  # resamples x rows per chunk: about 32 MB of indices
+
+
+def paired_regression_test(current: np.ndarray | list[float], baseline: np.ndarray | list[float],
+                           higher_is_better: bool = True, statistic: Statistic = mean_statistic,
+                           resamples: int = GATE_RESAMPLES, seed: int = 0) -> RegressionTest | None:
+    """Test whether ``statistic`` got worse from baseline to current over rows scored in both
+    (aligned by position); None when no row is scored in both."""
+    a, b = np.asarray(current, dtype=float), np.asarray(baseline, dtype=float)
+    both = ~np.isnan(a) & ~np.isnan(b)
+    a, b = a[both], b[both]
+    if a.size == 0:
+        return None
+    now, before = float(statistic(a[np.newaxis, :])[0]), float(statistic(b[np.newaxis, :])[0])
+    sign = 1.0 if higher_is_better else -1.0
+    rng = np.random.default_rng(seed)
+    not_worse = 0
+    chunk = max(1, _CHUNK_CELLS // a.size)
+    for start in range(0, resamples, chunk):
+        indices = rng.integers(0, a.size, size=(min(chunk, resamples - start), a.size))
+        change = (statistic(a[indices]) - statistic(b[indices])) * sign
+        # Tolerate float noise: a resample of identical rows must count as "no change".
+        not_worse += int(np.count_nonzero(change >= -1e-12))
+    p_value = (not_worse + 1) / (resamples + 1)
+    return RegressionTest(now, before, now - before, p_value, int(a.size), resamples)
+
+
+def holm_adjust(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as given): compare each with alpha to keep
+    the chance of any false alarm across all the tests at or below alpha."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
