@@ -11,10 +11,10 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalkit.errors import InvalidArgument
 from evalkit.suite.expressions import Threshold, parse_threshold
@@ -40,6 +40,14 @@ class _Strict(BaseModel):
 def _check_name(value: str) -> str:
     if not _NAME.match(value):
         raise ValueError("use 1-100 letters, digits, spaces, '_', '-' or '.'")
+    return value
+
+
+def _check_threshold(value: str) -> str:
+    try:
+        parse_threshold(value)
+    except InvalidArgument as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 
@@ -121,17 +129,16 @@ class SuiteSpec(_Strict):
     cache: Literal["on", "off", "read-only", "refresh"] = "refresh"
     timeout: float = Field(60.0, gt=0)
     max_attempts: int = Field(6, ge=1, le=20)
-    thresholds: list[str] = Field(default_factory=list)
+    thresholds: list[Annotated[str, AfterValidator(_check_threshold)]] = Field(default_factory=list)
     baseline: BaselineSpec | None = None
 
     _name = field_validator("suite")(_check_name)
 
-    @field_validator("thresholds")
+    @field_validator("cache", mode="before")
     @classmethod
-    def _thresholds_parse(cls, values: list[str]) -> list[str]:
-        for value in values:
-            parse_threshold(value)
-        return values
+    def _yaml_switch(cls, value: object) -> object:
+        # YAML 1.1 reads a bare on/off as a boolean.
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _unique_names(self) -> SuiteSpec:
@@ -221,9 +228,12 @@ def _parse(path: Path, text: str) -> tuple[Any, dict[Location, int]]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        # The context mark is where the broken construct starts (an unclosed bracket), the
+        # problem mark where the parser gave up, which may be the end of the file.
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise SuiteConfigError(path, [(line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+        context = f"{exc.context}: " if getattr(exc, "context", None) else ""
+        raise SuiteConfigError(path, [(line, "", f"not valid YAML: {context}{getattr(exc, 'problem', exc)}")]) from None
     if not isinstance(data, dict):
         raise SuiteConfigError(path, [(1, "", "a suite file is a mapping of keys (suite:, datasets:, models:, ...)")])
     lines: dict[Location, int] = {}
