@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from evalkit.models.resolve import build_model, parse_model_uri
 from evalkit.params_check import check_inference_params, parse_rate_limit
 from evalkit.pricing import PriceTable
 from evalkit.prompts import PromptTemplate, resolve_prompt
+from evalkit.provenance import git_commit
 from evalkit.run_metrics import run_metrics
 from evalkit.runner.caller import ModelCaller, RetryPolicy
 from evalkit.runner.progress import RunProgress
@@ -285,14 +285,6 @@ def _open_run(client: TrackingClient, resume: str | None, experiment: str | None
     return run.info.run_id, True
 
 
-def _git_commit() -> str | None:
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=2)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def _run_params(dataset: EvalDataset, model: Any, template: PromptTemplate, params: dict[str, Any],
                 chosen: list[Evaluator], model_type: str, data: Any, cache_mode: CacheMode, concurrency: int,
                 rpm: float | None, tpm: float | None, prices: PriceTable) -> dict[str, str]:
@@ -310,7 +302,7 @@ def _run_params(dataset: EvalDataset, model: Any, template: PromptTemplate, para
         "context_column": dataset.context_column,
         "evaluators": ",".join(f"{e.name}@{e.version}" for e in chosen),
         "evalkit_version": __version__,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "cache_mode": cache_mode.value,
         "concurrency": concurrency,
         "rate_limit_rpm": rpm,

@@ -106,7 +106,7 @@ def score_column(table: pd.DataFrame | Sequence[str], metric: str) -> str | None
     for column in columns:
         if column.endswith("/score"):
             name = column[: -len("/score")]
-            if metric.startswith(name + "/") or metric.startswith(name.replace(":", "/") + "/"):
+            if metric.startswith((name + "/", name.replace(":", "/") + "/")):
                 return column
     return None
 

@@ -19,7 +19,14 @@ import pandas as pd
 
 from evalkit.entities import Metric, RunStatus
 from evalkit.errors import NotFound
-from evalkit.evaluation import REPORT_FILE, RESULTS_TABLE, EvaluationResult, evaluate, log_report
+from evalkit.evaluation import (
+    REPORT_FILE,
+    RESULTS_TABLE,
+    EvaluationResult,
+    evaluate,
+    log_report,
+)
+from evalkit.provenance import git_commit
 from evalkit.suite import tags
 from evalkit.suite.baseline import Baseline, resolve_baseline
 from evalkit.suite.config import Suite, load_suite, parse_tolerance
@@ -98,7 +105,7 @@ def run_suite(suite: Suite | str | Path, out_dir: str | Path = "evalkit-out", ba
     (out / "reports").mkdir(parents=True, exist_ok=True)
     parent_tags = {tags.SUITE: spec.suite, tags.ROLE: "parent", tags.STATUS: "running",
                    tags.SUITE_DIGEST: hashlib.sha256(suite.text.encode()).hexdigest()[:16]}
-    if commit := _git_commit(suite.path.parent):
+    if commit := git_commit(suite.path.parent):
         parent_tags[tags.GIT_COMMIT] = commit
     wanted = baseline or (spec.baseline.run if spec.baseline else None)
     found = resolve_baseline(client, experiment_id, spec.suite, wanted) if spec.baseline else None
@@ -137,16 +144,6 @@ def run_suite(suite: Suite | str | Path, out_dir: str | Path = "evalkit-out", ba
 def _experiment(client: TrackingClient, name: str) -> str:
     experiment = client.get_experiment_by_name(name)
     return experiment.experiment_id if experiment is not None else client.create_experiment(name)
-
-
-def _git_commit(where: Path) -> str | None:
-    import subprocess
-
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=2)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def _evaluate_pairs(client: TrackingClient, suite: Suite, prepared: dict[str, Prepared], parent_tags: dict[str, str],

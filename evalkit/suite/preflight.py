@@ -18,7 +18,7 @@ from evalkit.prompts import resolve_prompt
 from evalkit.run_metrics import run_metrics
 from evalkit.runner.records import RowOutcome, RowStatus
 from evalkit.scoring import Evaluator, Score
-from evalkit.suite.config import Suite, SuiteConfigError, problem
+from evalkit.suite.config import Suite, problem
 from evalkit.suite.expressions import resolve_metric
 from evalkit.suite.gates import row_values
 
