@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit import Run, TrackingClient
-from evalkit.errors import NotFound
+from evalkit.errors import InvalidArgument, NotFound
 from evalkit.stats import (
     Delta,
     Interval,
@@ -22,12 +23,17 @@ from evalkit.stats import (
     higher_is_better,
     paired_delta,
 )
+from evalkit.suite.expressions import resolve_metric
+from evalkit.suite.history import HistoryPoint, metric_history
+from evalkit.suite.tags import DATASET, GATES_FILE, MODEL, SUITE
 
 RESULTS_TABLE = "eval_results_table.parquet"
 TEXT_LIMIT = 4000  # characters of one input, output, context or justification embedded per row
 RAW_LIMIT = 8000
 LOW_SCORE = 0.5
 MIN_CHANGE = 0.001  # a mean score change smaller than this is not listed as regressed or improved
+HISTORY_RUNS = 30  # the pair's runs a history chart covers
+GATE_KINDS = ("threshold", "paired", "tolerance")
 
 
 @dataclass
@@ -67,6 +73,27 @@ class MetricCard:
 
 
 @dataclass
+class History:
+    metric: str  # as resolved on this run
+    points: list[HistoryPoint]  # oldest first
+
+
+@dataclass
+class SuiteView:
+    """What a suite job recorded on one of its pair runs: the gates.json artifact (every field
+    optional, so an older or hand-edited file still renders) and the history of the gated metrics."""
+
+    suite: str | None
+    dataset: str | None
+    model: str | None
+    status: str | None
+    error: str | None
+    baseline_run_id: str | None
+    gates: list[dict[str, Any]]
+    history: list[History]
+
+
+@dataclass
 class Report:
     current: RunView
     baseline: RunView | None
@@ -77,6 +104,7 @@ class Report:
     digest_warning: str | None
     changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     table_path: str | None = None
+    suite: SuiteView | None = None
 
 
 def load_run(client: TrackingClient, run_id: str) -> RunView:
@@ -109,6 +137,47 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def load_suite_view(client: TrackingClient, view: RunView) -> SuiteView | None:
+    """The gates and metric history of a run made by ``evalkit.suite.run_suite``; None for any other run."""
+    run_id = view.run.info.run_id
+    try:
+        payload = json.loads(client.load_text(run_id, GATES_FILE))
+    except NotFound:
+        return None
+    except ValueError as exc:  # truncated or hand-edited: say so rather than lose the whole report
+        payload = {"status": "error", "error": f"{GATES_FILE} could not be read: {exc}"}
+    if not isinstance(payload, dict):
+        payload = {"status": "error", "error": f"{GATES_FILE} does not hold a JSON object"}
+    listed = payload.get("gates")
+    gates = [_gate(g) for g in listed if isinstance(g, dict)] if isinstance(listed, list) else []
+    tags = view.run.data.tags
+    suite, dataset, model = tags.get(SUITE), tags.get(DATASET), tags.get(MODEL)
+    history = _history(client, view, gates, suite, dataset, model) if suite and dataset and model else []
+    return SuiteView(suite, dataset, model, _text(payload.get("status")), _text(payload.get("error")),
+                     _text(payload.get("baseline_run_id")), gates, history)
+
+
+def _gate(raw: dict[str, Any]) -> dict[str, Any]:
+    gate: dict[str, Any] = {key: _text(raw.get(key)) for key in ("name", "kind", "metric", "status", "message")}
+    gate.update({key: _number(raw.get(key)) for key in ("observed", "baseline", "delta", "p_value", "p_adjusted")})
+    return gate
+
+
+def _history(client: TrackingClient, view: RunView, gates: list[dict[str, Any]], suite: str, dataset: str,
+             model: str) -> list[History]:
+    metrics: list[str] = []
+    for gate in gates:
+        if gate["kind"] not in GATE_KINDS or not gate["metric"]:
+            continue
+        try:
+            metric = resolve_metric(gate["metric"], view.metrics)
+        except InvalidArgument:
+            metric = gate["metric"]  # this run lacks it (an error gate); earlier runs may have it
+        if metric not in metrics:  # a threshold and a baseline rule often gate the same metric
+            metrics.append(metric)
+    return [History(m, metric_history(client, suite, m, HISTORY_RUNS, dataset, model)) for m in metrics]
 
 
 def _contexts(value: Any) -> list[str]:
@@ -224,4 +293,4 @@ def build_report(client: TrackingClient, run_id: str, baseline_run_id: str | Non
         records = keep
     table_path = f"{current.run.info.artifact_uri}/{RESULTS_TABLE}"
     return Report(current, baseline, _cards(current, baseline, pairs), records, total, row_cap_note, digest_warning,
-                  changes, table_path)
+                  changes, table_path, load_suite_view(client, current))

@@ -23,7 +23,7 @@ import numpy as np
 from markupsafe import Markup
 
 from evalkit import TrackingClient
-from reports.charts import histogram
+from reports.charts import histogram, line_chart
 from reports.model import LOW_SCORE, Report, build_report
 from evalkit.stats import higher_is_better, paired_delta, percentile_statistic
 
@@ -82,6 +82,15 @@ def _count(value: float | None) -> str:
     return "–" if value is None else f"{int(value):,}"
 
 
+def _metric_value(value: float | None) -> str:
+    # Gated metrics range from rates to milliseconds to fractions of a cent: significant digits suit all.
+    return "–" if value is None else f"{value:.4g}"
+
+
+def _p(value: float) -> str:
+    return f"{value:.4f}" if value >= 0.0001 else "< 0.0001"
+
+
 def _time(ms: int | None) -> str:
     return "" if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -126,6 +135,24 @@ def _health(report: Report) -> dict[str, Any]:
     }
 
 
+def _history(report: Report) -> list[dict[str, Any]]:
+    """One line chart per gated metric, with this run ringed and the snapshot changes marked."""
+    if report.suite is None:
+        return []
+    this_run = report.current.run.info.run_id
+    charts = []
+    for history in report.suite.history:
+        points = history.points
+        labels = [f"{_time(p.start_time)} · {p.status} · {_metric_value(p.value)} · run {p.run_id}"
+                  + (" (this run)" if p.run_id == this_run else "") for p in points]
+        current = next((i for i, p in enumerate(points) if p.run_id == this_run), None)
+        changed = [i for i, p in enumerate(points) if p.snapshot_changed]
+        chart = line_chart([p.value for p in points], labels, current, {i: "model snapshot changed" for i in changed})
+        snapshots = [(_time(points[i].start_time), points[i].model_snapshot) for i in changed]
+        charts.append({"metric": history.metric, "runs": len(points), "chart": chart, "snapshots": snapshots})
+    return charts
+
+
 def render_report(report: Report, status: str | None = None) -> str:
     """The HTML of a built report. ``status`` overrides the run's (evaluate() renders before it ends the run)."""
     run = report.current.run
@@ -146,10 +173,12 @@ def render_report(report: Report, status: str | None = None) -> str:
         facts=[(key.replace("_", " "), params[key]) for key in _HEADER_PARAMS if key in params],
         other_params=sorted((k, v) for k, v in params.items() if k not in _HEADER_PARAMS),
         metrics=report.current.metrics, baseline_metrics=report.baseline.metrics if report.baseline else None,
+        suite=report.suite, history=_history(report),
         health=_health(report), latency=_latency(report), distributions=distributions, score_names=score_names,
         low=LOW_SCORE, data_json=_safe_json(payload), evalkit_version=version("evalkit"),
         css=Markup(_asset("report.css")), js=Markup(script), script_hash=_sha256(script),
-        num=_num, signed=_signed, usd=_usd, ms=_ms, count=_count, pct=lambda v: f"{100 * v:.1f}%",
+        num=_num, metric_value=_metric_value, p=_p, signed=_signed, usd=_usd, ms=_ms, count=_count,
+        pct=lambda v: f"{100 * v:.1f}%",
     )
 
 

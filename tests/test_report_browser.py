@@ -539,3 +539,21 @@ def test_every_metric_card_has_value_interval_denominators_and_a_verdict(chromiu
     broken = [c for c in cards if c["missing"] or c["verdict"] not in VERDICTS]
     assert broken == [], f"cards without .value/.ci/.denominators or a verdict: {broken}"
     assert errors == []
+
+
+def test_a_suite_run_shows_its_gates_and_history(chromium_page, tmp_path):
+    from test_report import suite_runs  # two runs of a small offline suite, the second against the first
+
+    _, second = suite_runs(tmp_path / "suite")
+    page, errors = open_report(chromium_page, second.pairs[0].report_path)
+    gates = page.locator("#gates")
+    assert gates.is_visible(), "no visible Gates section in a suite run's report"
+    statuses = page.eval_on_selector_all("#gates tbody tr[data-status]", "rows => rows.map(r => r.dataset.status)")
+    assert sorted(set(statuses)) == ["failed", "passed"], f"gate statuses {statuses}"
+    failed = gates.locator('tr[data-status="failed"] .gate-status').first
+    assert failed.is_visible() and "failed" in (failed.text_content() or ""), "a failed gate must say so in words"
+    chart = page.locator('#history figure[data-history="token_f1/v1/mean"] svg')
+    assert chart.is_visible(), "no visible history chart of token_f1"
+    assert chart.locator("circle.point").count() == 2 and chart.locator("circle.point.current").count() == 1
+    assert "model snapshot changed" in (chart.locator("g.mark text").text_content() or "")
+    assert errors == []

@@ -50,3 +50,14 @@ def close_stores() -> None:
         _stores.clear()
     for store in stores:
         store.close()
+
+
+def close_store(uri: str) -> None:
+    """Flush and close the store of ``uri`` only, leaving the others open for their clients."""
+    uri = parse_tracking_uri(uri).uri
+    with _stores_lock:
+        store = _stores.get(uri)
+        for key in [key for key, value in _stores.items() if value is store]:
+            del _stores[key]
+    if store is not None:
+        store.close()
