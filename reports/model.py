@@ -177,7 +177,9 @@ def _history(client: TrackingClient, view: RunView, gates: list[dict[str, Any]],
             metric = gate["metric"]  # this run lacks it (an error gate); earlier runs may have it
         if metric not in metrics:  # a threshold and a baseline rule often gate the same metric
             metrics.append(metric)
-    return [History(m, metric_history(client, suite, m, HISTORY_RUNS, dataset, model)) for m in metrics]
+    # Up to this run: a report rendered again later still shows the history as of its night.
+    until = view.run.info.start_time
+    return [History(m, metric_history(client, suite, m, HISTORY_RUNS, dataset, model, until)) for m in metrics]
 
 
 def _contexts(value: Any) -> list[str]:

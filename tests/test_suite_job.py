@@ -228,3 +228,16 @@ def test_the_example_suite_runs_offline_night_after_night(tmp_path):
     history = subprocess.run([sys.executable, "-m", "evalkit.cli", "history", "rag-nightly", "--metric",
                               "faithfulness/mean"], check=False, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert history.returncode == 0 and history.stdout.count("rag_qa × extractive") == 2
+
+
+def test_history_until_a_run_leaves_out_later_runs(tmp_path):
+    from evalkit.suite import metric_history
+
+    path = write_suite(tmp_path, OFFLINE)
+    first = run_suite(path, tmp_path / "1")
+    run_suite(path, tmp_path / "2")
+    client = ek.TrackingClient()
+    child = first.pairs[0].run_id
+    everything = metric_history(client, "nightly-test", "faithfulness/mean")
+    as_of_first = metric_history(client, "nightly-test", "faithfulness/mean", until=client.get_run(child).info.start_time)
+    assert len(everything) == 2 and [p.run_id for p in as_of_first] == [child]

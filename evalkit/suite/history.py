@@ -29,9 +29,10 @@ class HistoryPoint:
 
 
 def metric_history(client: TrackingClient, suite: str, metric: str, last: int = 30, dataset: str | None = None,
-                   model: str | None = None) -> list[HistoryPoint]:
+                   model: str | None = None, until: int | None = None) -> list[HistoryPoint]:
     """The last ``last`` runs of each pair of ``suite`` (optionally one dataset or model), oldest
-    first, with ``metric`` (a full or short name, see ``evalkit.suite.expressions``)."""
+    first, with ``metric`` (a full or short name, see ``evalkit.suite.expressions``).
+    ``until`` (a start time in ms) leaves out later runs: the history as it was at that run."""
     if last < 1:
         raise InvalidArgument(f"last must be a positive number of runs, got {last}")
     query = f"tags.`{tags.SUITE}` = '{suite}' AND tags.`{tags.ROLE}` = 'pair'"
@@ -39,6 +40,8 @@ def metric_history(client: TrackingClient, suite: str, metric: str, last: int = 
         query += f" AND tags.`{tags.DATASET}` = '{dataset}'"
     if model:
         query += f" AND tags.`{tags.MODEL}` = '{model}'"
+    if until is not None:
+        query += f" AND attributes.start_time <= {int(until)}"
     experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
     runs: list[Run] = []
     token = None
