@@ -29,6 +29,7 @@ bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/bench_offline_evaluators.py
 	$(BIN)/python bench/bench_judged.py
 	$(BIN)/python bench/bench_report.py
+	$(BIN)/python bench/bench_gate.py
 
 clean:
-	rm -rf $(VENV) evalkit.db evalkit.db-wal evalkit.db-shm evalkit-artifacts
+	rm -rf $(VENV) evalkit.db evalkit.db-wal evalkit.db-shm evalkit-artifacts evalkit-out

@@ -120,11 +120,14 @@ def align_rows(current_keys: list[str], baseline_keys: list[str]) -> tuple[np.nd
 
 @dataclass(frozen=True)
 class RegressionTest:
-    """A one-sided paired bootstrap test of "current is worse than baseline".
+    """A one-sided paired test of "current is worse than baseline".
 
-    ``p_value`` is the share of resampled changes that are not a regression (zero counts as not
-    worse), with the usual +1 correction; it is small only when nearly every resample of the
-    same rows shows the current run worse. ``delta`` is ``current - baseline`` on the paired rows.
+    ``method`` is "bootstrap" (the report's paired bootstrap: ``p_value`` is the share of
+    resampled changes that are not a regression, zero counting as not worse, with the usual +1
+    correction) or, below ``MIN_BOOTSTRAP_PAIRS`` rows, "permutation": a few rows give the
+    bootstrap too little spread (three rows that all got worse would look certain), so small
+    samples swap each pair's two scores at random instead, which is exact at any size.
+    ``delta`` is ``current - baseline`` on the paired rows.
     """
 
     current: float
@@ -133,10 +136,14 @@ class RegressionTest:
     p_value: float
     n_pairs: int
     resamples: int
+    method: str = "bootstrap"
 
 
 GATE_RESAMPLES = 10_000  # resolution 1e-4 for p-values, which Holm's correction divides
+MIN_BOOTSTRAP_PAIRS = 30  # measured: fewer pairs push the bootstrap's A/A false alarms above alpha
+_EXACT_PAIRS = 12  # up to 2**12 swap patterns are enumerated rather than sampled
 _CHUNK_CELLS = 4_000_000  # resamples x rows per chunk: about 32 MB of indices
+_FLOAT_NOISE = 1e-12  # a resample of identical rows must count as "no change"
 
 
 def paired_regression_test(current: np.ndarray | list[float], baseline: np.ndarray | list[float],
@@ -152,15 +159,33 @@ def paired_regression_test(current: np.ndarray | list[float], baseline: np.ndarr
     now, before = float(statistic(a[np.newaxis, :])[0]), float(statistic(b[np.newaxis, :])[0])
     sign = 1.0 if higher_is_better else -1.0
     rng = np.random.default_rng(seed)
+    if a.size < MIN_BOOTSTRAP_PAIRS:
+        p_value, draws = _swap_p_value(a, b, sign, statistic, resamples, rng)
+        return RegressionTest(now, before, now - before, p_value, int(a.size), draws, "permutation")
     not_worse = 0
     chunk = max(1, _CHUNK_CELLS // a.size)
     for start in range(0, resamples, chunk):
         indices = rng.integers(0, a.size, size=(min(chunk, resamples - start), a.size))
         change = (statistic(a[indices]) - statistic(b[indices])) * sign
-        # Tolerate float noise: a resample of identical rows must count as "no change".
-        not_worse += int(np.count_nonzero(change >= -1e-12))
+        not_worse += int(np.count_nonzero(change >= -_FLOAT_NOISE))
     p_value = (not_worse + 1) / (resamples + 1)
     return RegressionTest(now, before, now - before, p_value, int(a.size), resamples)
+
+
+def _swap_p_value(a: np.ndarray, b: np.ndarray, sign: float, statistic: Statistic, resamples: int,
+                  rng: np.random.Generator) -> tuple[float, int]:
+    """The share of within-pair swaps whose change is as bad as the observed one: if the two runs
+    are alike, each pair's scores could as well have come the other way round."""
+    observed = (float(statistic(a[np.newaxis, :])[0]) - float(statistic(b[np.newaxis, :])[0])) * sign
+    if a.size <= _EXACT_PAIRS:
+        swaps = ((np.arange(2 ** a.size)[:, np.newaxis] >> np.arange(a.size)) & 1).astype(bool)
+    else:
+        swaps = rng.random((resamples, a.size)) < 0.5
+    change = (statistic(np.where(swaps, b, a)) - statistic(np.where(swaps, a, b))) * sign
+    as_bad = int(np.count_nonzero(change <= observed + _FLOAT_NOISE))
+    if a.size <= _EXACT_PAIRS:
+        return as_bad / len(swaps), len(swaps)  # the identity is among the patterns: exact
+    return (as_bad + 1) / (resamples + 1), resamples
 
 
 def holm_adjust(p_values: list[float]) -> list[float]:

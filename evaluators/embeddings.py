@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import unittest.mock
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,13 +25,11 @@ if TYPE_CHECKING:
 @functools.cache
 def model() -> WordLlamaInference:
     """The embedding model, loaded once per process from the wordllama package's own folder."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    import wordllama
-
-    # wordllama calls logging.basicConfig(level=INFO) on import; the host application owns logging.
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    # wordllama calls logging.basicConfig(level=INFO) on import; the host application owns
+    # logging. Undoing it afterwards is too late when the model loads in a worker thread: other
+    # threads would log at INFO (every httpx request) in between. So the call is a no-op here.
+    with unittest.mock.patch.object(logging, "basicConfig", lambda *args, **kwargs: None):
+        import wordllama
     # The wheel holds weights/l2_supercat_256.safetensors and tokenizers/<config>.json, the
     # layout wordllama expects of a cache folder, so the package folder is the cache.
     return wordllama.WordLlama.load(

@@ -66,6 +66,7 @@ class GateResult:
     p_value: float | None = None
     p_adjusted: float | None = None
     n_pairs: int | None = None
+    method: str | None = None  # of a paired test: "bootstrap", or "permutation" below 30 pairs
     worst_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -243,7 +244,8 @@ def compare(rule: Comparison, current: RunScores, baseline: RunScores, seed: int
     if result is None:
         return GateResult(rule.name, "paired", metric, ERROR, f"no row has {metric} in both runs")
     gate = GateResult(rule.name, "paired", metric, PASSED, note or "", observed=result.current,
-                      baseline=result.baseline, delta=result.delta, p_value=result.p_value, n_pairs=result.n_pairs)
+                      baseline=result.baseline, delta=result.delta, p_value=result.p_value, n_pairs=result.n_pairs,
+                      method=result.method)
     gate.worst_rows = worst_rows(current.table, metric, baseline=baseline.table, pairs=pairs)
     return gate
 
@@ -276,7 +278,7 @@ def decide_paired(gates: Sequence[GateResult], rules: dict[str, Comparison], alp
         drop = (gate.delta or 0.0) * (-1 if better else 1)
         significant = p <= alpha
         summary = (f"{gate.metric} = {gate.observed:.6g} vs baseline {gate.baseline:.6g} on {gate.n_pairs} paired rows "
-                   f"(change {gate.delta:+.4g}, one-sided p = {gate.p_value:.4f}"
+                   f"(change {gate.delta:+.4g}, one-sided {gate.method} p = {gate.p_value:.4f}"
                    f"{f', Holm-adjusted {p:.4f}' if correction == 'holm' and len(tested) > 1 else ''}, alpha {alpha:g})")
         if significant and drop > rule.min_effect:
             gate.status = FAILED
