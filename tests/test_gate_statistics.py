@@ -20,13 +20,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalkit.stats import GATE_RESAMPLES, higher_is_better, holm_adjust, paired_regression_test
+from evalkit.stats import (
+    GATE_RESAMPLES,
+    higher_is_better,
+    holm_adjust,
+    paired_regression_test,
+)
 from evalkit.suite.gates import FAILED, PASSED
 from evalkit.testing.fake_openai import FakeOpenAIServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import bench_gate  # noqa: E402
-from bench_gate import (  # noqa: E402
+import bench_gate
+from bench_gate import (
     CORRECTNESS,
     DEGRADED,
     FAITHFULNESS,
