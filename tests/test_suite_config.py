@@ -156,3 +156,13 @@ def test_tolerances():
     assert parse_tolerance(0.02) == (0.02, False)
     with pytest.raises(ValueError, match="must not be negative"):
         parse_tolerance("-1%")
+
+
+def test_secrets_are_refused_before_anything_is_logged(tmp_path):
+    keyed = GOOD.replace("    uri: evalkit:/extractive\n", "    uri: evalkit:/extractive\n    params: {api_key: sk-abc}\n")
+    message = problems(yaml_suite(tmp_path, keyed))
+    assert "line 9, models[0].params.api_key: secrets do not belong in a suite file" in message
+    assert "sk-abc" not in message
+    pasted = GOOD.replace("suite: nightly\n", "suite: nightly\ndescription: sk-proj-0123456789abcdefghij\n")
+    message = problems(yaml_suite(tmp_path, pasted))
+    assert "line 2, description: secrets do not belong" in message and "0123456789" not in message

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +29,7 @@ from evalkit.errors import InvalidArgument
 from evalkit.suite.expressions import Threshold, parse_threshold
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\- ]{1,100}$")
+Location = tuple[str | int, ...]  # a key's path in the file: ("models", 0, "uri")
 
 
 class SuiteConfigError(InvalidArgument):
@@ -195,6 +197,9 @@ def load_suite(path: str | Path) -> Suite:
     except OSError as exc:
         raise InvalidArgument(f"cannot read suite file {path}: {exc.strerror or exc}") from None
     raw, lines = _parse(path, text)
+    if secrets := list(_secrets(raw, ())):
+        raise SuiteConfigError(path, [(_line_of(lines, location), _key_text(location), message)
+                                      for location, message in secrets])
     try:
         spec = SuiteSpec.model_validate(raw)
     except ValidationError as exc:
@@ -213,6 +218,27 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(spec, path.resolve(), [parse_threshold(t) for t in spec.thresholds], text)
 
 
+_SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|token|authorization|bearer)$", re.IGNORECASE)
+_SECRET_VALUE = re.compile(r"^(sk-[A-Za-z0-9_\-]{16,}|Bearer\s+\S{16,})$")
+_NO_SECRETS = ("secrets do not belong in a suite file (it is logged with every run): put the key in an environment "
+               "variable, OPENAI_API_KEY or another named by ?api_key_env=NAME in the model URI")
+
+
+def _secrets(value: Any, location: Location) -> Iterator[tuple[Location, str]]:
+    """Keys named like credentials and values shaped like API keys, anywhere in the file."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and _SECRET_KEY.search(key) and item not in (None, ""):
+                yield (*location, key), _NO_SECRETS
+            else:
+                yield from _secrets(item, (*location, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _secrets(item, (*location, index))
+    elif isinstance(value, str) and _SECRET_VALUE.match(value.strip()):
+        yield location, _NO_SECRETS
+
+
 def problem(suite: Suite, location: tuple[str | int, ...], message: str) -> SuiteConfigError:
     """A SuiteConfigError for a problem found after parsing (an unknown metric, say)."""
     _, lines = _parse(suite.path, suite.text)
@@ -220,8 +246,6 @@ def problem(suite: Suite, location: tuple[str | int, ...], message: str) -> Suit
 
 
 # ---- parsing with line numbers -------------------------------------------------------------
-
-Location = tuple[str | int, ...]
 
 
 def _parse(path: Path, text: str) -> tuple[Any, dict[Location, int]]:
