@@ -55,13 +55,23 @@ def _clean(values: np.ndarray | list[float]) -> np.ndarray:
     return array[~np.isnan(array)]
 
 
+def _scored_in_both(current: np.ndarray | list[float], baseline: np.ndarray | list[float]) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(current, dtype=float), np.asarray(baseline, dtype=float)
+    both = ~np.isnan(a) & ~np.isnan(b)
+    return a[both], b[both]
+
+
+def _value(statistic: Statistic, values: np.ndarray) -> float:
+    return float(statistic(values[np.newaxis, :])[0])
+
+
 def bootstrap_interval(values: np.ndarray | list[float], statistic: Statistic = mean_statistic,
                        resamples: int = RESAMPLES, confidence: float = CONFIDENCE, seed: int = 0) -> Interval | None:
     """Percentile bootstrap interval of ``statistic`` over the non-NaN values; None when empty."""
     clean = _clean(values)
     if clean.size == 0:
         return None
-    value = float(statistic(clean[np.newaxis, :])[0])
+    value = _value(statistic, clean)
     if clean.size == 1:
         return Interval(value, value, value, 1)
     rng = np.random.default_rng(seed)
@@ -76,12 +86,10 @@ def paired_delta(current: np.ndarray | list[float], baseline: np.ndarray | list[
                  seed: int = 0) -> Delta | None:
     """The change of ``statistic`` from baseline to current over rows scored in both (aligned by
     position). The verdict is "improved" or "regressed" when the interval excludes zero."""
-    a, b = np.asarray(current, dtype=float), np.asarray(baseline, dtype=float)
-    both = ~np.isnan(a) & ~np.isnan(b)
-    a, b = a[both], b[both]
+    a, b = _scored_in_both(current, baseline)
     if a.size == 0:
         return None
-    now, before = float(statistic(a[np.newaxis, :])[0]), float(statistic(b[np.newaxis, :])[0])
+    now, before = _value(statistic, a), _value(statistic, b)
     if a.size == 1:
         low = high = now - before
     else:
@@ -151,12 +159,10 @@ def paired_regression_test(current: np.ndarray | list[float], baseline: np.ndarr
                            resamples: int = GATE_RESAMPLES, seed: int = 0) -> RegressionTest | None:
     """Test whether ``statistic`` got worse from baseline to current over rows scored in both
     (aligned by position); None when no row is scored in both."""
-    a, b = np.asarray(current, dtype=float), np.asarray(baseline, dtype=float)
-    both = ~np.isnan(a) & ~np.isnan(b)
-    a, b = a[both], b[both]
+    a, b = _scored_in_both(current, baseline)
     if a.size == 0:
         return None
-    now, before = float(statistic(a[np.newaxis, :])[0]), float(statistic(b[np.newaxis, :])[0])
+    now, before = _value(statistic, a), _value(statistic, b)
     sign = 1.0 if higher_is_better else -1.0
     rng = np.random.default_rng(seed)
     if a.size < MIN_BOOTSTRAP_PAIRS:
@@ -176,7 +182,7 @@ def _swap_p_value(a: np.ndarray, b: np.ndarray, sign: float, statistic: Statisti
                   rng: np.random.Generator) -> tuple[float, int]:
     """The share of within-pair swaps whose change is as bad as the observed one: if the two runs
     are alike, each pair's scores could as well have come the other way round."""
-    observed = (float(statistic(a[np.newaxis, :])[0]) - float(statistic(b[np.newaxis, :])[0])) * sign
+    observed = (_value(statistic, a) - _value(statistic, b)) * sign
     if a.size <= _EXACT_PAIRS:
         swaps = ((np.arange(2 ** a.size)[:, np.newaxis] >> np.arange(a.size)) & 1).astype(bool)
     else:

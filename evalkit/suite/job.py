@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,6 +225,7 @@ def _gate(client: TrackingClient, suite: Suite, pairs: list[PairResult], found: 
             pair.gates = [GateResult(t.text, "threshold", t.metric, ERROR, reason) for t in suite.thresholds]
             pair.gates += [GateResult(name, rule.test, rule.metric, ERROR, reason) for name, rule in rules.items()]
             continue
+        assert pair.run_id is not None  # only a pair that could not start lacks one, and it is an error
         current = _scores(client, pair.run_id)
         pair.gates = [check_threshold(t, current) for t in suite.thresholds]
         baseline_id = found.for_pair(pair.dataset, pair.model) if found else None
@@ -249,15 +251,14 @@ def _gate(client: TrackingClient, suite: Suite, pairs: list[PairResult], found: 
             pair.status = _worst(g.status for g in pair.gates)
 
 
-def _scores(client: TrackingClient, run_id: str | None) -> RunScores:
-    assert run_id is not None
+def _scores(client: TrackingClient, run_id: str) -> RunScores:
     run = client.get_run(run_id)
     table = client.load_table(run_id, f"{RESULTS_TABLE}.parquet")
     return RunScores(run_id, run.data.metrics, table, run.data.params.get("dataset_digest"))
 
 
-def _worst(statuses: object) -> str:
-    seen = set(statuses)  # type: ignore[call-overload]
+def _worst(statuses: Iterable[str]) -> str:
+    seen = set(statuses)
     return ERROR if ERROR in seen else FAILED if FAILED in seen else PASSED
 
 
