@@ -39,3 +39,25 @@ class FilterSyntaxError(InvalidArgument):
 
 class StoreUnavailable(EvalkitError):
     """The tracking store cannot be reached or opened (bad URI, server down, newer schema)."""
+
+
+class EvaluationFailed(EvalkitError):
+    """An evaluation ran but its result is not a measurement of the model: the endpoint was down
+    (no row answered, or half or more of the rows failing on transport errors after retries), or
+    the judge could not work. The run is FAILED with ``reason`` stored on it; every answer it did
+    get is journalled, so ``resume_command`` continues it without paying again."""
+
+    def __init__(self, reason: str, run_id: str, endpoint: str | None, counts: dict[str, int],
+                 resume_command: str) -> None:
+        self.reason = reason
+        self.run_id = run_id
+        self.endpoint = endpoint
+        self.counts = counts
+        self.resume_command = resume_command
+        answered, total = counts.get("answered", 0), counts.get("rows", 0)
+        where = f" Endpoint: {endpoint}." if endpoint else ""
+        super().__init__(
+            f"evaluation failed: {reason}. Run {run_id} is FAILED with {answered} of {total} rows answered"
+            f" ({counts.get('failed', 0)} failed, {counts.get('skipped', 0)} not sent).{where}"
+            f" Resume with: {resume_command}"
+        )

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
+import sys
 import threading
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -18,27 +21,35 @@ import pandas as pd
 from evalkit.cache import CacheMode, ResponseCache
 from evalkit.data import EvalDataset, load_dataset
 from evalkit.entities import Metric, Param, RunStatus
-from evalkit.errors import InvalidArgument, InvalidState
+from evalkit.errors import EvaluationFailed, InvalidArgument, InvalidState
 from evalkit.evaluator_registry import resolve_evaluators
 from evalkit.journal import JOURNAL_FILE, Journal, read_journal
 from evalkit.judge import LLMJudge
 from evalkit.models.base import ModelError, PermanentModelError
 from evalkit.models.callables import BatchCallableModel, CallableModel, batch
 from evalkit.models.resolve import build_model, parse_model_uri
-from evalkit.params_check import check_inference_params, parse_rate_limit
+from evalkit.params_check import (
+    check_inference_params,
+    check_run_options,
+    parse_rate_limit,
+    public_params,
+)
 from evalkit.pricing import PriceTable
 from evalkit.prompts import PromptTemplate, resolve_prompt
 from evalkit.provenance import git_commit
+from evalkit.redaction import redact
 from evalkit.run_metrics import run_metrics
 from evalkit.runner.caller import ModelCaller, RetryPolicy
+from evalkit.runner.health import most_common_error, outage_reason
 from evalkit.runner.progress import RunProgress
 from evalkit.runner.ratelimit import RateLimits
 from evalkit.runner.records import RowJob, RowOutcome, RowStatus
 from evalkit.runner.runner import Runner, RunnerConfig
 from evalkit.scoring import EvalRow, Evaluator, Score, ScoringContext
-from evalkit.tracking import fluent
+from evalkit.tracking import fluent, run_tags
 from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.sql.store import now_ms
+from evalkit.tracking.uri import default_tracking_uri, parse_tracking_uri
 
 RESULTS_TABLE = "eval_results_table"
 
@@ -53,6 +64,10 @@ class EvaluationResult:
     artifacts: dict[str, str] = field(default_factory=dict)
     estimated_cost_usd: float | None = None
     stopped_reason: str | None = None
+    # Evaluators that scored no row although rows failed (metric prefix: why), and the one-line
+    # warnings evaluate() issued (failed rows, unscored evaluators).
+    unscored: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def evaluate(
@@ -121,8 +136,7 @@ def evaluate(
         raise InvalidArgument("pass either model= or predictions=, not both")
     params = check_inference_params(inference_params)
     rpm, tpm = parse_rate_limit(rate_limit)
-    if not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidArgument(f"concurrency must be a positive integer, got {concurrency!r}")
+    check_run_options(timeout, max_attempts, concurrency)
     if max_cost_usd is not None and (not isinstance(max_cost_usd, (int, float)) or max_cost_usd <= 0):
         raise InvalidArgument(f"max_cost_usd must be a positive number of US dollars, got {max_cost_usd!r}")
     cache_mode = CacheMode.parse(cache)
@@ -149,43 +163,40 @@ def evaluate(
         client.get_run(baseline)  # an unknown baseline fails now, before any request
     run_id, owns_run = _open_run(client, resume, experiment, run_name, tags)
     response_cache = ResponseCache(cache_path, cache_mode) if cache_mode is not CacheMode.OFF else None
+    artifact_dir = Path(client.get_run(run_id).info.artifact_uri)
     try:
         run_params = _run_params(dataset, chat_model, template, params, chosen, model_type, data, cache_mode,
                                  concurrency, rpm, tpm, price_table)
         if judge_model is not None:
-            run_params.update(judge_uri=judge_model.uri, judge_params=json.dumps(judge_inference, sort_keys=True))
+            run_params.update(judge_uri=judge_model.uri,
+                              judge_params=json.dumps(public_params(judge_inference), sort_keys=True))
         if resume:
             # What changes answers must match; how hard to push (concurrency, limits, cache)
             # may differ, and the run keeps the values it started with.
             logged = _check_resume_matches(client, run_id, run_params)
             run_params = {k: v for k, v in run_params.items() if k not in logged}
-            client.set_tag(run_id, "evalkit.resumed_at", str(now_ms()))
+            client.set_tag(run_id, run_tags.RESUMED_AT, str(now_ms()))
         client.log_batch(run_id, params=[Param(k, v) for k, v in run_params.items()])
-        artifact_dir = Path(client.get_run(run_id).info.artifact_uri)
         previous = read_journal(artifact_dir / JOURNAL_FILE) if resume else {}
-        runner = None
-        if chat_model is not None:
-            jobs = [job for job in _jobs(dataset, template) if _needs_answer(previous.get(job.index))]
-            runner, outcomes = _answer(
-                chat_model, jobs, params, price_table, previous, artifact_dir, response_cache, progress,
-                RunnerConfig(concurrency=concurrency, rpm=rpm, tpm=tpm, max_attempts=max_attempts, timeout=timeout,
-                             max_cost_usd=max_cost_usd),
-            )
-            if runner.snapshot:
-                client.log_batch(run_id, params=[Param("model_snapshot", runner.snapshot)])
-        else:
-            outcomes = [RowOutcome(i, RowStatus.OK, output=str(p)) for i, p in
-                        enumerate(dataset.frame[dataset.prediction_column])]
-        rows = _eval_rows(dataset, outcomes)
         judge_client = None
         if judge_model is not None:
-            policy = RetryPolicy(max_attempts, max(100, len(rows)), timeout)
+            policy = RetryPolicy(max_attempts, max(100, dataset.num_rows), timeout)
             caller = ModelCaller(judge_model, judge_inference, price_table, RateLimits(judge_rpm, judge_tpm), policy,
                                  response_cache)
             judge_client = LLMJudge(caller, concurrency)
         context = ScoringContext(judge_client, concurrency,
                                  judge_client.cost_by_row if judge_client is not None else {})
-        scores = _run_async(_score_all(chosen, rows, context, judge_model))
+        runner = None
+        if chat_model is not None:
+            runner = Runner(chat_model, params, RunnerConfig(
+                concurrency=concurrency, rpm=rpm, tpm=tpm, max_attempts=max_attempts, timeout=timeout,
+                max_cost_usd=max_cost_usd), price_table, response_cache)
+        jobs = [job for job in _jobs(dataset, template) if _needs_answer(previous.get(job.index))] if runner else []
+        done = _run_async(_execute(dataset, runner, jobs, previous, artifact_dir, progress, chosen, context,
+                                   chat_model, judge_model))
+        outcomes, scores = done.outcomes, done.scores
+        if runner is not None and runner.snapshot:
+            client.log_batch(run_id, params=[Param("model_snapshot", runner.snapshot)])
         if judge_client is not None and judge_client.model_snapshot:
             client.log_batch(run_id, params=[Param("judge_snapshot", judge_client.model_snapshot)])
 
@@ -201,34 +212,198 @@ def evaluate(
                 metrics["cost/estimated_usd"] = runner.estimate
         timestamp = now_ms()
         client.log_batch(run_id, metrics=[Metric(k, float(v), timestamp, 0) for k, v in metrics.items()])
-        if runner is not None and runner.stopped_reason:
-            client.set_tag(run_id, "evalkit.stopped_reason", runner.stopped_reason)
+        stopped = runner.stopped_reason if runner is not None else None
+        if stopped:
+            client.set_tag(run_id, run_tags.STOPPED_REASON, stopped)
+        failure = done.judge_failure or (outage_reason(outcomes) if runner is not None else None)
+        if failure:
+            # Set before the report is rendered, so the report says why the run failed.
+            client.set_tag(run_id, run_tags.FAILURE_REASON, failure[:run_tags.REASON_LIMIT])
         client.log_table(run_id, table, f"{RESULTS_TABLE}.json")
         client.log_table(run_id, table, f"{RESULTS_TABLE}.parquet")
         if report:
-            log_report(client, run_id, baseline)
+            log_report(client, run_id, baseline, status="FAILED" if failure else "FINISHED")
+        if failure:
+            raise EvaluationFailed(failure, run_id, _endpoint(chat_model), _counts(outcomes),
+                                   resume_command(client, run_id, data))
     except KeyboardInterrupt:
+        answered = sum(o.status is RowStatus.OK for o in read_journal(artifact_dir / JOURNAL_FILE).values())
+        command = resume_command(client, run_id, data)
         if owns_run:
-            client.set_terminated(run_id, RunStatus.KILLED)
+            client.set_terminated(run_id, RunStatus.KILLED, reason=(
+                f"interrupted (Ctrl-C) with {answered} of {dataset.num_rows} rows answered; resume with: {command}"))
+        print(f"evalkit: interrupted: run {run_id} is {'KILLED' if owns_run else 'left to its caller'} with "
+              f"{answered} of {dataset.num_rows} rows answered. Resume with: {command}", file=sys.stderr)
         raise
-    except BaseException:
+    except BaseException as exc:
         if owns_run:
-            client.set_terminated(run_id, RunStatus.FAILED)
+            client.set_terminated(run_id, RunStatus.FAILED, reason=failure_text(exc))
         raise
     finally:
         if response_cache is not None:
             response_cache.close()
     if owns_run:
         client.set_terminated(run_id, RunStatus.FINISHED)
-    return EvaluationResult(
+    result = EvaluationResult(
         run_id=run_id,
         metrics=metrics,
         tables={RESULTS_TABLE: table},
         artifacts={**{name: str(artifact_dir / f"{RESULTS_TABLE}.{name}") for name in ("json", "parquet")},
                    **({"report": str(artifact_dir / REPORT_FILE)} if (artifact_dir / REPORT_FILE).exists() else {})},
         estimated_cost_usd=runner.estimate if runner is not None else None,
-        stopped_reason=runner.stopped_reason if runner is not None else None,
+        stopped_reason=stopped,
+        unscored=_unscored(chosen, metrics),
     )
+    result.warnings = _warnings(outcomes if runner is not None else [], result.unscored)
+    for warning in result.warnings:
+        warnings.warn(warning, EvaluationWarning, stacklevel=2)
+    return result
+
+
+class EvaluationWarning(UserWarning):
+    """An evaluation that finished but deserves a look: some rows failed, or an evaluator scored no row."""
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a run that ended on ``exc`` records as its failure reason: one line, no secret."""
+    if isinstance(exc, EvaluationFailed):
+        return exc.reason[:run_tags.REASON_LIMIT]
+    return redact(f"{type(exc).__name__}: {exc}")[:run_tags.REASON_LIMIT]
+
+
+def resume_command(client: TrackingClient, run_id: str, data: Any) -> str:
+    """The exact command that continues ``run_id``: the CLI when the data is a file it can find
+    again, else the Python call."""
+    if not isinstance(data, (str, os.PathLike)):
+        return f"evaluate(<the same arguments>, resume={run_id!r})"
+    uri = client.tracking_uri
+    store = "" if uri == parse_tracking_uri(default_tracking_uri()).uri else f" --tracking-uri {shlex.quote(redact(uri))}"
+    return f"evalkit{store} evaluate --resume {run_id}"
+
+
+def _endpoint(model: Any) -> str | None:
+    if model is None:
+        return None
+    return getattr(model, "base_url", None) or model.uri
+
+
+def _counts(outcomes: list[RowOutcome]) -> dict[str, int]:
+    return {"rows": len(outcomes), "answered": sum(o.status is RowStatus.OK for o in outcomes),
+            "failed": sum(o.status is RowStatus.FAILED for o in outcomes),
+            "skipped": sum(o.status is RowStatus.SKIPPED for o in outcomes)}
+
+
+def _unscored(chosen: list[Evaluator], metrics: dict[str, float]) -> dict[str, str]:
+    """Evaluators that scored no row although some rows failed: their metric would be missing."""
+    found = {}
+    for evaluator in chosen:
+        prefix = getattr(evaluator, "metric_prefix", None) or f"{evaluator.name}/{evaluator.version}"
+        scored, failed = metrics.get(f"{prefix}/rows_scored"), metrics.get(f"{prefix}/rows_failed", 0)
+        if scored == 0 and failed:
+            found[prefix] = f"{prefix} scored no row: {int(failed)} failed"
+    return found
+
+
+def _warnings(outcomes: list[RowOutcome], unscored: dict[str, str]) -> list[str]:
+    lines = []
+    failed = [o for o in outcomes if o.status is RowStatus.FAILED]
+    if failed:
+        lines.append(f"evalkit: {len(failed)} of {len(outcomes)} rows failed and are recorded with status 'failed' "
+                     f"({most_common_error(failed)})")
+    lines += [f"evalkit: {message}; see its justification column for why" for message in unscored.values()]
+    return lines
+
+
+@dataclass
+class _Executed:
+    outcomes: list[RowOutcome]
+    scores: dict[str, list[Score]]
+    judge_failure: str | None = None
+
+
+CANARY_ROWS = 3  # answered rows the judge is tried on before the model answers the rest
+
+
+async def _execute(dataset: EvalDataset, runner: Runner | None, jobs: list[RowJob], previous: dict[int, RowOutcome],
+                   artifact_dir: Path, progress: bool | None, chosen: list[Evaluator], context: ScoringContext,
+                   chat_model: Any, judge_model: Any) -> _Executed:
+    """Answer the rows, then score them, in one event loop (the clients belong to it).
+
+    With judged evaluators, the judge is tried on the first few answers before the model answers
+    the rest: a judge that cannot work (refused key, unknown model, unreachable, no usable JSON)
+    stops the run after a handful of paid model calls, not after all of them."""
+    judged = [e for e in chosen if "judge" in e.requires] if context.judge is not None else []
+    judge_failure = None
+    try:
+        if runner is not None:
+            kept = {i: o for i, o in previous.items() if o.status is RowStatus.OK}
+            journal = Journal(artifact_dir / JOURNAL_FILE)
+            try:
+                with RunProgress(len(jobs) + len(kept), "evaluating", enabled=progress) as bar:
+                    bar.advance(len(kept))
+                    runner.on_outcome, runner.progress = journal.append, bar
+                    runner.estimate = runner.estimate_cost(jobs)
+                    new: dict[int, RowOutcome] = {}
+                    if judged and jobs:
+                        first = max(0, CANARY_ROWS - len(kept))
+                        new.update(await runner.run(jobs[:first], total=len(jobs)))
+                        answered = [o for o in [*kept.values(), *new.values()] if o.status is RowStatus.OK]
+                        judge_failure = await _judge_canary(judged, _eval_rows(dataset, answered[:CANARY_ROWS]), context)
+                        jobs = jobs[first:]
+                    if judge_failure:
+                        for job in jobs:
+                            skipped = RowOutcome(job.index, RowStatus.SKIPPED, error_type="judge",
+                                                 error=f"not sent: {judge_failure}")
+                            new[job.index] = skipped
+                            journal.append(skipped)
+                    else:
+                        new.update(await runner.run(jobs, total=len(jobs) + len(new)))
+            except PermanentModelError as exc:
+                raise ModelError(f"evaluation stopped before sending more requests: {exc}") from None
+            finally:
+                journal.close()
+                await chat_model.aclose()
+            merged = {**kept, **new}
+            outcomes = [merged[i] for i in sorted(merged)]
+        else:
+            outcomes = [RowOutcome(i, RowStatus.OK, output=str(p)) for i, p in
+                        enumerate(dataset.frame[dataset.prediction_column])]
+            if judged:
+                judge_failure = await _judge_canary(judged, _eval_rows(dataset, outcomes[:CANARY_ROWS]), context)
+        rows = _eval_rows(dataset, outcomes)
+        unjudged = [e for e in chosen if e not in judged] if judge_failure else chosen
+        scores = await _score_all(unjudged, rows, context)
+        for evaluator in chosen:
+            if evaluator not in unjudged:
+                scores[evaluator.name] = [Score(None, error=f"not judged: {judge_failure}") for _ in rows]
+    finally:
+        if judge_model is not None:
+            await judge_model.aclose()
+    return _Executed(outcomes, scores, judge_failure)
+
+
+async def _judge_canary(judged: list[Evaluator], rows: list[EvalRow], context: ScoringContext) -> str | None:
+    """Why the judge cannot work, tried on ``rows``; None when it scored one of them (or none of
+    the rows applied, which tells nothing). The judge remembers its answers, so the full scoring
+    asks none of these requests again."""
+    if not rows:
+        return None
+    results = await asyncio.gather(*(e.score(rows, context) for e in judged), return_exceptions=True)
+    errors: list[str] = []
+    for evaluator, result in zip(judged, results, strict=True):
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result
+            errors.append(f"evaluator {evaluator.name} failed: {type(result).__name__}: {result}")
+            continue
+        if any(score.scored for score in result):
+            return None
+        errors += [score.error for score in result if score.error]
+    if not errors:
+        return None
+    text, count = Counter(errors).most_common(1)[0]
+    return (f"the judge could not score any of the first {len(rows)} answered rows "
+            f"({count} of {len(errors)} attempts: {redact(text)[:500]})")
 
 
 REPORT_ENTRY_POINTS = "evalkit.reports"
@@ -241,17 +416,19 @@ def find_report_renderer() -> Callable[..., str] | None:
     return found["html"].load() if "html" in found else None
 
 
-def log_report(client: TrackingClient, run_id: str, baseline: str | None) -> None:
-    """Log the run's HTML report. A report that cannot be rendered is reported, never fatal:
-    the evaluation it describes is already paid for and logged."""
+def log_report(client: TrackingClient, run_id: str, baseline: str | None, status: str = "FINISHED") -> None:
+    """Log the run's HTML report, showing the run as ``status`` (it is rendered before the run
+    ends). A report that cannot be rendered is reported, never fatal: the evaluation it
+    describes is already paid for and logged."""
     renderer = find_report_renderer()
     if renderer is None:
         return
     try:
-        html = renderer(run_id, baseline_run_id=baseline, tracking_uri=client.tracking_uri, status="FINISHED")
+        html = renderer(run_id, baseline_run_id=baseline, tracking_uri=client.tracking_uri, status=status)
     except Exception as exc:  # noqa: BLE001 - see the docstring
-        warnings.warn(f"evalkit: could not render the report of run {run_id}: {exc}", stacklevel=3)
-        client.set_tag(run_id, "evalkit.report_error", f"{type(exc).__name__}: {exc}"[:500])
+        text = redact(f"{type(exc).__name__}: {exc}")
+        warnings.warn(f"evalkit: could not render the report of run {run_id}: {text}", stacklevel=3)
+        client.set_tag(run_id, run_tags.REPORT_ERROR, text[:500])
         return
     client.log_text(run_id, html, REPORT_FILE)
 
@@ -281,7 +458,7 @@ def _open_run(client: TrackingClient, resume: str | None, experiment: str | None
         return active.info.run_id, False
     experiment_id = (fluent.set_experiment(experiment).experiment_id if experiment
                      else fluent.active_experiment_id(client))
-    run = client.create_run(experiment_id, run_name=run_name, tags={"evalkit.source": "evaluate", **(tags or {})})
+    run = client.create_run(experiment_id, run_name=run_name, tags={run_tags.SOURCE: "evaluate", **(tags or {})})
     return run.info.run_id, True
 
 
@@ -293,7 +470,7 @@ def _run_params(dataset: EvalDataset, model: Any, template: PromptTemplate, para
     values: dict[str, Any] = {
         "model_uri": model.uri if model is not None else f"predictions:{dataset.prediction_column}",
         "model_type": model_type,
-        "inference_params": json.dumps(params, sort_keys=True),
+        "inference_params": json.dumps(public_params(params), sort_keys=True),
         "prompt_digest": template.digest,
         "dataset_digest": dataset.digest,
         "dataset_rows": dataset.num_rows,
@@ -347,33 +524,6 @@ def _needs_answer(previous: RowOutcome | None) -> bool:
     return previous is None or previous.status is not RowStatus.OK
 
 
-def _answer(model: Any, jobs: list[RowJob], params: dict[str, Any], prices: PriceTable,
-            previous: dict[int, RowOutcome], artifact_dir: Path, response_cache: ResponseCache | None,
-            progress: bool | None, config: RunnerConfig) -> tuple[Runner, list[RowOutcome]]:
-    kept = {i: o for i, o in previous.items() if o.status is RowStatus.OK}
-    journal = Journal(artifact_dir / JOURNAL_FILE)
-    total = len(jobs) + len(kept)
-    try:
-        with RunProgress(total, "evaluating", enabled=progress) as bar:
-            bar.advance(len(kept))
-            runner = Runner(model, params, config, prices, response_cache, on_outcome=journal.append, progress=bar)
-            runner.estimate = runner.estimate_cost(jobs)
-            new = _run_async(_run_and_close(runner, model, jobs))
-    except PermanentModelError as exc:
-        raise ModelError(f"evaluation stopped before sending more requests: {exc}") from None
-    finally:
-        journal.close()
-    merged = {**kept, **new}
-    return runner, [merged[i] for i in sorted(merged)]
-
-
-async def _run_and_close(runner: Runner, model: Any, jobs: list[RowJob]) -> dict[int, RowOutcome]:
-    try:
-        return await runner.run(jobs)
-    finally:
-        await model.aclose()
-
-
 def _run_async(coroutine: Any) -> Any:
     """Run a coroutine to completion, also from inside a running event loop (a notebook)."""
     try:
@@ -420,31 +570,26 @@ def _eval_rows(dataset: EvalDataset, outcomes: list[RowOutcome]) -> list[EvalRow
     ]
 
 
-async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: ScoringContext,
-                     judge_model: Any) -> dict[str, list[Score]]:
+async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: ScoringContext) -> dict[str, list[Score]]:
     """Score with every evaluator; "post" evaluators (cost) go last, when the judge's cost is known.
 
     An evaluator that fails as a whole (an unreachable embeddings endpoint, a bug) fails its
     rows, each with the error, and the others still score: the answers are already paid for.
     """
     scores: dict[str, list[Score]] = {}
-    try:
-        for stage in ("score", "post"):
-            batch = [e for e in chosen if getattr(e, "stage", "score") == stage]
-            results = await asyncio.gather(*(e.score(rows, context) for e in batch), return_exceptions=True)
-            for evaluator, result in zip(batch, results, strict=True):
-                if isinstance(result, BaseException):
-                    if not isinstance(result, Exception):
-                        raise result
-                    error = f"evaluator {evaluator.name} failed: {type(result).__name__}: {result}"
-                    result = [Score(None, error=error) for _ in rows]
-                elif len(result) != len(rows):
-                    error = f"evaluator {evaluator.name} returned {len(result)} scores for {len(rows)} rows"
-                    result = [Score(None, error=error) for _ in rows]
-                scores[evaluator.name] = result
-    finally:
-        if judge_model is not None:
-            await judge_model.aclose()
+    for stage in ("score", "post"):
+        batch = [e for e in chosen if getattr(e, "stage", "score") == stage]
+        results = await asyncio.gather(*(e.score(rows, context) for e in batch), return_exceptions=True)
+        for evaluator, result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                error = redact(f"evaluator {evaluator.name} failed: {type(result).__name__}: {result}")
+                result = [Score(None, error=error) for _ in rows]
+            elif len(result) != len(rows):
+                error = f"evaluator {evaluator.name} returned {len(result)} scores for {len(rows)} rows"
+                result = [Score(None, error=error) for _ in rows]
+            scores[evaluator.name] = result
     return scores
 
 

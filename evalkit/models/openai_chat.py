@@ -27,9 +27,10 @@ from evalkit.models.base import (
     TransientModelError,
     Usage,
 )
+from evalkit.params_check import CLIENT_OPTIONS, header_secrets
+from evalkit.redaction import redact, redact_url, url_secrets
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-_KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-*]{4,}")
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")
 
 
@@ -48,8 +49,9 @@ class OpenAIChatModel:
     ) -> None:
         self.uri = uri
         self.model = model
-        self.base_url = base_url
-        self._api_key = api_key
+        # The endpoint as logged, compared and shown in errors; the client alone gets the real one.
+        self.base_url = redact_url(base_url) if base_url else None
+        self._secrets = [api_key, *url_secrets(base_url)]
         # One pooled connection per concurrent request, all kept alive: the clients' defaults
         # (100, of which 20 kept alive) reopen connections and cap throughput at high concurrency.
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
@@ -65,17 +67,21 @@ class OpenAIChatModel:
         )
 
     async def generate(self, messages: list[Message], params: dict[str, Any]) -> ModelResponse:
+        fields = {k: v for k, v in params.items() if k not in CLIENT_OPTIONS}
+        headers = params.get("extra_headers") or {}
         try:
             response = await self._client.post(
-                "/chat/completions", cast_to=httpx.Response, body={"model": self.model, "messages": messages, **params}
+                "/chat/completions", cast_to=httpx.Response,
+                body={"model": self.model, "messages": messages, **fields, **(params.get("extra_body") or {})},
+                options={"headers": headers} if headers else {},
             )
             body = json.loads(response.content)
         except openai.APIStatusError as exc:
-            raise self._status_error(exc) from None
+            raise self._status_error(exc, params) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-            raise TransientModelError(f"{type(exc).__name__}: {self._redact(str(exc))}") from None
+            raise TransientModelError(f"{type(exc).__name__}: {self._redact(str(exc), params)}") from None
         except (ValueError, openai.APIResponseValidationError) as exc:
-            raise TransientModelError(f"malformed response from {self._where()}: {self._redact(str(exc))[:200]}") from None
+            raise TransientModelError(f"malformed response from {self._where()}: {self._redact(str(exc), params)[:200]}") from None
         return self._parse(body)
 
     def _parse(self, body: dict[str, Any]) -> ModelResponse:
@@ -96,9 +102,9 @@ class OpenAIChatModel:
         extra = {"finish_reason": choice.get("finish_reason")} if choice.get("finish_reason") else {}
         return ModelResponse(text=text, usage=usage, model_snapshot=body.get("model"), extra=extra)
 
-    def _status_error(self, exc: openai.APIStatusError) -> Exception:
+    def _status_error(self, exc: openai.APIStatusError, params: dict[str, Any]) -> Exception:
         status = exc.status_code
-        message = self._redact(_error_message(exc))
+        message = self._redact(_error_message(exc), params)
         if status == 429 or status >= 500 or status == 408:
             return TransientModelError(
                 f"HTTP {status} from {self._where()}: {message}", retry_after=retry_after_seconds(exc.response.headers),
@@ -116,10 +122,8 @@ class OpenAIChatModel:
     def _where(self) -> str:
         return self.base_url or OPENAI_BASE_URL
 
-    def _redact(self, text: str) -> str:
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return _KEY_PATTERN.sub("sk-***", text)
+    def _redact(self, text: str, params: dict[str, Any] | None = None) -> str:
+        return redact(text, [*self._secrets, *header_secrets(params or {})])
 
     async def aclose(self) -> None:
         await self._client.close()

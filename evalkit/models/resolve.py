@@ -18,10 +18,11 @@ import re
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from evalkit.errors import InvalidArgument
 from evalkit.models.base import ChatModel
+from evalkit.redaction import redact_url
 
 ENTRY_POINT_GROUP = "evalkit.models"
 BUILTIN_SCHEMES = ("openai", "evalkit")
@@ -37,8 +38,10 @@ class ModelURI:
 
     @property
     def canonical(self) -> str:
-        query = {k: v for k, v in sorted(self.options.items()) if k != "api_key_env"}
-        return f"{self.scheme}:/{self.model}" + (f"?{urlencode(query, safe=':/')}" if query else "")
+        """The URI as logged and as the cache knows it: no key, and a base URL without credentials."""
+        query = {k: redact_url(v) if k == "base_url" else v
+                 for k, v in sorted(self.options.items()) if k != "api_key_env"}
+        return f"{self.scheme}:/{self.model}" + (f"?{urlencode(query, safe=':/*@')}" if query else "")
 
 
 def parse_model_uri(uri: str) -> ModelURI:
@@ -72,8 +75,23 @@ def parse_model_uri(uri: str) -> ModelURI:
     if scheme == "openai" and "base_url" not in options and os.environ.get("OPENAI_BASE_URL"):
         options["base_url"] = os.environ["OPENAI_BASE_URL"]
     if "base_url" in options:
-        options["base_url"] = options["base_url"].rstrip("/")
+        options["base_url"] = check_base_url(options["base_url"].rstrip("/"))
     return ModelURI(scheme, model, options)
+
+
+def check_base_url(url: str) -> str:
+    """``url`` if it is an http(s) URL with a host; the error never quotes its credentials."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise InvalidArgument(f"base_url {redact_url(url)!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument(
+            f"base_url {redact_url(url)!r} must be an http:// or https:// URL with a host, "
+            "e.g. http://localhost:8000/v1"
+        )
+    return url
 
 
 def _shown(uri: str) -> str:

@@ -71,6 +71,8 @@ class Runner:
         self.estimate: float | None = None  # the pre-run cost estimate, set by the caller
         self._reserved = 0.0
         self._stopped: str | None = None
+        self._started = False
+        self._answered_any = False
 
     @property
     def snapshot(self) -> str | None:
@@ -96,14 +98,20 @@ class Runner:
 
     # ---- running -----------------------------------------------------------------------------
 
-    async def run(self, jobs: list[RowJob]) -> dict[int, RowOutcome]:
-        """Answer every job; returns the outcome of each, by row index."""
-        self.caller.policy = self.config.policy(len(jobs))
-        self.caller.retries_left = self.caller.policy.retry_budget
+    async def run(self, jobs: list[RowJob], total: int | None = None) -> dict[int, RowOutcome]:
+        """Answer every job; returns the outcome of each, by row index.
+
+        A run may be answered in several calls (a few rows first, then the rest): ``total`` is the
+        number of rows of the whole run, which sizes its retry budget, set by the first call."""
+        if not self._started:
+            self._started = True
+            self.caller.policy = self.config.policy(total if total is not None else len(jobs))
+            self.caller.retries_left = self.caller.policy.retry_budget
         outcomes: dict[int, RowOutcome] = {}
 
         def record(outcome: RowOutcome) -> None:
             outcomes[outcome.index] = outcome
+            self._answered_any = self._answered_any or outcome.status is RowStatus.OK
             self.on_outcome(outcome)
             if self.progress is not None:
                 self.progress.advance(error=outcome.status is RowStatus.FAILED, cached=outcome.cached,
@@ -128,7 +136,7 @@ class Runner:
         try:
             for finished in asyncio.as_completed(tasks):
                 outcome = await finished
-                if outcome.error_type == "permanent" and not any(o.status is RowStatus.OK for o in outcomes.values()):
+                if outcome.error_type == "permanent" and not self._answered_any:
                     raise PermanentModelError(outcome.error or "the model refused the request")
                 record(outcome)
         finally:

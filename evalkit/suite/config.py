@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from evalkit.errors import InvalidArgument
+from evalkit.redaction import is_secret_name, redact
 from evalkit.suite.expressions import Threshold, parse_threshold
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\- ]{1,100}$")
@@ -218,24 +219,23 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(spec, path.resolve(), [parse_threshold(t) for t in spec.thresholds], text)
 
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|token|authorization|bearer)$", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"^(sk-[A-Za-z0-9_\-]{16,}|Bearer\s+\S{16,})$")
 _NO_SECRETS = ("secrets do not belong in a suite file (it is logged with every run): put the key in an environment "
                "variable, OPENAI_API_KEY or another named by ?api_key_env=NAME in the model URI")
 
 
 def _secrets(value: Any, location: Location) -> Iterator[tuple[Location, str]]:
-    """Keys named like credentials and values shaped like API keys, anywhere in the file."""
+    """Keys named like credentials, and values holding one (an API key, a password in a URL),
+    anywhere in the file: what ``redact`` would hide is refused here."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and _SECRET_KEY.search(key) and item not in (None, ""):
+            if isinstance(key, str) and is_secret_name(key) and item not in (None, ""):
                 yield (*location, key), _NO_SECRETS
             else:
                 yield from _secrets(item, (*location, key))
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _secrets(item, (*location, index))
-    elif isinstance(value, str) and _SECRET_VALUE.match(value.strip()):
+    elif isinstance(value, str) and redact(value) != value:
         yield location, _NO_SECRETS
 
 

@@ -16,8 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
 from evalkit.entities import Metric, RunStatus
 from evalkit.errors import NotFound
 from evalkit.evaluation import (
@@ -25,6 +23,7 @@ from evalkit.evaluation import (
     RESULTS_TABLE,
     EvaluationResult,
     evaluate,
+    failure_text,
     log_report,
 )
 from evalkit.provenance import git_commit
@@ -50,7 +49,6 @@ from evalkit.tracking import fluent
 from evalkit.tracking.client import TrackingClient
 
 EXIT_CODES = {PASSED: 0, FAILED: 1, ERROR: 2}
-OUTAGE_SHARE = 0.5  # at least this share of rows failing on transport errors is an outage
 
 
 @dataclass
@@ -66,6 +64,7 @@ class PairResult:
     baseline_run_id: str | None = None
     report_path: Path | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    unscored: dict[str, str] = field(default_factory=dict)  # evaluators that scored no row: why
     seconds: float = 0.0
 
 
@@ -138,7 +137,8 @@ def run_suite(suite: Suite | str | Path, out_dir: str | Path = "evalkit-out", ba
                          + [Metric("cost/spent_usd", spent, timestamp, 0)])
         client.set_tag(parent_id, tags.STATUS, status)
         if status == ERROR:
-            fluent.end_run(RunStatus.FAILED)
+            fluent.end_run(RunStatus.FAILED, reason="; ".join(
+                f"{p.dataset} × {p.model}: {p.error or 'a gate could not be judged'}" for p in pairs if p.status == ERROR))
     return result
 
 
@@ -178,37 +178,25 @@ def _evaluate_pairs(client: TrackingClient, suite: Suite, prepared: dict[str, Pr
                         report=False,
                     )
                     pair.metrics = result.metrics
+                    pair.unscored = result.unscored
                     spent += result.metrics.get("cost/spent_usd", 0.0)
                     pair.error = _outage(result, spec.budget_usd)
                     if pair.error:
                         pair.status = ERROR
             except Exception as exc:  # noqa: BLE001 - one pair that cannot run must not stop the others
-                pair.status, pair.error = ERROR, f"{type(exc).__name__}: {exc}"
+                pair.status, pair.error = ERROR, failure_text(exc)
             pair.seconds = time.monotonic() - started
     return pairs
 
 
 def _outage(result: EvaluationResult, budget: float | None) -> str | None:
-    """Why an evaluation that returned is still not a measurement of the model, if it is not."""
-    metrics = result.metrics
+    """Why an evaluation that returned is still not a measurement of the model, if it is not.
+    (An endpoint that was down makes evaluate() raise EvaluationFailed instead.)"""
     if result.stopped_reason == "max_cost_usd":
         return f"the suite's budget_usd={budget:g} was reached; rows were left unanswered"
     if result.stopped_reason:
         return f"the evaluation stopped early: {result.stopped_reason}"
-    total, answered = metrics.get("rows/total", 0), metrics.get("rows/answered", 0)
-    table = result.tables[RESULTS_TABLE]
-    transient = int((table.get("error_type") == "transient").sum()) if "error_type" in table else 0
-    if total and answered == 0:
-        return f"no row was answered ({_first_error(table)}): the model endpoint looks down"
-    if total and transient / total >= OUTAGE_SHARE:
-        return (f"{transient} of {int(total)} rows failed on connection errors, timeouts, 429 or 5xx after retries "
-                f"({_first_error(table)}): an outage, not a regression")
     return None
-
-
-def _first_error(table: pd.DataFrame) -> str:
-    errors = table["error"].dropna() if "error" in table else pd.Series(dtype=object)
-    return f"first error: {str(errors.iloc[0])[:300]}" if len(errors) else "no error recorded"
 
 
 def _gate(client: TrackingClient, suite: Suite, pairs: list[PairResult], found: Baseline | None) -> None:
@@ -228,6 +216,10 @@ def _gate(client: TrackingClient, suite: Suite, pairs: list[PairResult], found: 
         assert pair.run_id is not None  # only a pair that could not start lacks one, and it is an error
         current = _scores(client, pair.run_id)
         pair.gates = [check_threshold(t, current) for t in suite.thresholds]
+        # An evaluator that scored no row (a judge that was down) is an error even when no gate
+        # reads its metric: its absence must not pass unnoticed.
+        pair.gates += [GateResult(f"{prefix} scored", "scored", prefix, ERROR, message)
+                       for prefix, message in pair.unscored.items()]
         baseline_id = found.for_pair(pair.dataset, pair.model) if found else None
         pair.baseline_run_id = baseline_id
         if not rules:

@@ -24,6 +24,8 @@ from evalkit.entities import (
     ViewType,
 )
 from evalkit.errors import InvalidArgument
+from evalkit.redaction import redact
+from evalkit.tracking import run_tags
 from evalkit.tracking.artifacts import LocalArtifactRepository
 from evalkit.tracking.sql.store import SqlStore, now_ms
 from evalkit.tracking.stores import get_store
@@ -91,8 +93,14 @@ class TrackingClient:
         """The run's info and its params, tags and latest metric values."""
         return self.store.get_run(run_id)
 
-    def set_terminated(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, end_time: int | None = None) -> RunInfo:
-        """End a run with FINISHED, FAILED or KILLED; its buffered values are written first."""
+    def set_terminated(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, end_time: int | None = None,
+                       reason: str | None = None) -> RunInfo:
+        """End a run with FINISHED, FAILED or KILLED; its buffered values are written first.
+
+        ``reason`` says why a run FAILED or was KILLED; it is stored (secrets removed) in the
+        ``evalkit.failure_reason`` tag, which ``evalkit runs show``, the report and searches show."""
+        if reason:
+            self.set_tag(run_id, run_tags.FAILURE_REASON, redact(reason)[:run_tags.REASON_LIMIT])
         return self.store.update_run(run_id, status, end_time)
 
     def update_run(self, run_id: str, status: RunStatus | str) -> RunInfo:

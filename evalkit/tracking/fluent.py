@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from evalkit.entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
-from evalkit.errors import InvalidArgument, InvalidState, NotFound
+from evalkit.errors import EvaluationFailed, InvalidArgument, InvalidState, NotFound
 from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.sql.store import SEARCH_MAX_RESULTS, now_ms
 from evalkit.tracking.stores import get_tracking_uri
@@ -41,14 +41,16 @@ class ActiveRun(Run):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        reason = None
         if exc_type is None:
             status = RunStatus.FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
-            status = RunStatus.KILLED
+            status, reason = RunStatus.KILLED, "interrupted (Ctrl-C)"
         else:
             status = RunStatus.FAILED
+            reason = exc.reason if isinstance(exc, EvaluationFailed) else f"{exc_type.__name__}: {exc}"
         if any(run.info.run_id == self.info.run_id for run in _run_stack()):
-            _end(self.info.run_id, status)
+            _end(self.info.run_id, status, reason)
 
 
 def _run_stack() -> list[ActiveRun]:
@@ -163,19 +165,20 @@ def active_run() -> ActiveRun | None:
     return stack[-1] if stack else None
 
 
-def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
-    """End the active run (FINISHED by default); a no-op when no run is active."""
+def end_run(status: RunStatus | str = RunStatus.FINISHED, reason: str | None = None) -> None:
+    """End the active run (FINISHED by default); a no-op when no run is active. ``reason`` says
+    why a FAILED or KILLED run ended, and is stored on it."""
     stack = _run_stack()
     if stack:
-        _end(stack[-1].info.run_id, RunStatus(status.upper() if isinstance(status, str) else status))
+        _end(stack[-1].info.run_id, RunStatus(status.upper() if isinstance(status, str) else status), reason)
 
 
-def _end(run_id: str, status: RunStatus) -> None:
+def _end(run_id: str, status: RunStatus, reason: str | None = None) -> None:
     stack = _run_stack()
     # Ending a parent also ends the children still open above it.
     while stack:
         top = stack.pop()
-        _client().set_terminated(top.info.run_id, status)
+        _client().set_terminated(top.info.run_id, status, reason=reason)
         if top.info.run_id == run_id:
             break
 
