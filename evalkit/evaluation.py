@@ -64,8 +64,8 @@ class EvaluationResult:
     artifacts: dict[str, str] = field(default_factory=dict)
     estimated_cost_usd: float | None = None
     stopped_reason: str | None = None
-    # Evaluators that scored no row although rows failed (metric prefix: why), and the one-line
-    # warnings evaluate() issued (failed rows, unscored evaluators).
+    # Evaluators that scored no row although rows failed (metric prefix: why), and other one-line
+    # warnings (rows that failed); evaluate() issues both as EvaluationWarning.
     unscored: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -254,9 +254,9 @@ def evaluate(
         stopped_reason=stopped,
         unscored=_unscored(chosen, metrics),
     )
-    result.warnings = _warnings(outcomes if runner is not None else [], result.unscored)
-    for warning in result.warnings:
-        warnings.warn(warning, EvaluationWarning, stacklevel=2)
+    result.warnings = _row_failures(outcomes if runner is not None else [])
+    for message in [*result.warnings, *result.unscored.values()]:
+        warnings.warn(f"evalkit: {message}", EvaluationWarning, stacklevel=2)
     return result
 
 
@@ -300,18 +300,16 @@ def _unscored(chosen: list[Evaluator], metrics: dict[str, float]) -> dict[str, s
         prefix = getattr(evaluator, "metric_prefix", None) or f"{evaluator.name}/{evaluator.version}"
         scored, failed = metrics.get(f"{prefix}/rows_scored"), metrics.get(f"{prefix}/rows_failed", 0)
         if scored == 0 and failed:
-            found[prefix] = f"{prefix} scored no row: {int(failed)} failed"
+            found[prefix] = f"{prefix} scored no row: {int(failed)} failed (see its justification column)"
     return found
 
 
-def _warnings(outcomes: list[RowOutcome], unscored: dict[str, str]) -> list[str]:
-    lines = []
+def _row_failures(outcomes: list[RowOutcome]) -> list[str]:
     failed = [o for o in outcomes if o.status is RowStatus.FAILED]
-    if failed:
-        lines.append(f"evalkit: {len(failed)} of {len(outcomes)} rows failed and are recorded with status 'failed' "
-                     f"({most_common_error(failed)})")
-    lines += [f"evalkit: {message}; see its justification column for why" for message in unscored.values()]
-    return lines
+    if not failed:
+        return []
+    return [f"{len(failed)} of {len(outcomes)} rows failed and are recorded with status 'failed' "
+            f"({most_common_error(failed)})"]
 
 
 @dataclass

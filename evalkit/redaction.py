@@ -14,6 +14,7 @@ process-wide list of them.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -99,3 +100,37 @@ def url_secrets(url: str | None) -> list[str]:
     found = [parts.password] if parts.password else []
     found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if is_secret_name(k) and v]
     return [s for s in found if s]
+
+
+# The loggers of the HTTP stack under the openai client that quote URLs and request options.
+HTTP_LOGGERS = ("httpx", "openai", "openai._base_client")
+_FORMATTER = logging.Formatter()
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that rewrites each record's message through :func:`redact`, with the
+    secrets of one model. A model installs it on ``HTTP_LOGGERS`` while it is open, so a user who
+    turns on DEBUG logging sees its requests without its credentials."""
+
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message, self.secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            # A traceback quotes the request's URL: format it here, redacted; handlers reuse exc_text.
+            record.exc_text = redact(_FORMATTER.formatException(record.exc_info), self.secrets)
+        return True
+
+    def install(self) -> RedactingFilter:
+        for name in HTTP_LOGGERS:
+            logging.getLogger(name).addFilter(self)
+        return self
+
+    def remove(self) -> None:
+        for name in HTTP_LOGGERS:
+            logging.getLogger(name).removeFilter(self)

@@ -23,9 +23,10 @@ import numpy as np
 from markupsafe import Markup
 
 from evalkit import TrackingClient
+from evalkit.stats import higher_is_better, paired_delta, percentile_statistic
+from evalkit.tracking import run_tags
 from reports.charts import histogram, line_chart
 from reports.model import LOW_SCORE, Report, build_report
-from evalkit.stats import higher_is_better, paired_delta, percentile_statistic
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _HEADER_PARAMS = ("model_uri", "model_snapshot", "dataset_digest", "dataset_rows", "judge_uri", "judge_snapshot",
@@ -170,6 +171,8 @@ def render_report(report: Report, status: str | None = None) -> str:
     script = _asset("report.js")
     return _environment().get_template("report.html.j2").render(
         report=report, run=run, status=status or run.info.status.value, started=_time(run.info.start_time),
+        failure_reason=run.data.tags.get(run_tags.FAILURE_REASON),
+        stopped_reason=run.data.tags.get(run_tags.STOPPED_REASON),
         facts=[(key.replace("_", " "), params[key]) for key in _HEADER_PARAMS if key in params],
         other_params=sorted((k, v) for k, v in params.items() if k not in _HEADER_PARAMS),
         metrics=report.current.metrics, baseline_metrics=report.baseline.metrics if report.baseline else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import click
 
@@ -46,7 +47,7 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
                      concurrency: int, rpm: float | None, tpm: float | None, cache: str, max_cost_usd: float | None,
                      timeout: float, baseline: str | None, resume: str | None) -> None:
     """Run a model over a dataset, score it, and log the run."""
-    from evalkit.evaluation import evaluate
+    from evalkit.evaluation import EvaluationWarning, evaluate
 
     if resume:
         logged = TrackingClient().get_run(resume).data.params
@@ -59,13 +60,15 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
     if not model and not predictions:
         raise click.UsageError("--model is required (or --predictions COLUMN)")
     rate_limit = {"rpm": rpm, "tpm": tpm} if (rpm or tpm) else None
-    result = evaluate(
-        model=model, data=data, targets=targets, predictions=predictions,
-        evaluators="default" if evaluators == "default" else [e.strip() for e in evaluators.split(",") if e.strip()],
-        inference_params=params, experiment=experiment, run_name=run_name, concurrency=concurrency,
-        rate_limit=rate_limit, cache=cache, max_cost_usd=max_cost_usd, resume=resume, timeout=timeout,
-        baseline=baseline,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EvaluationWarning)  # printed below, once, as one line each
+        result = evaluate(
+            model=model, data=data, targets=targets, predictions=predictions,
+            evaluators="default" if evaluators == "default" else [e.strip() for e in evaluators.split(",") if e.strip()],
+            inference_params=params, experiment=experiment, run_name=run_name, concurrency=concurrency,
+            rate_limit=rate_limit, cache=cache, max_cost_usd=max_cost_usd, resume=resume, timeout=timeout,
+            baseline=baseline,
+        )
     rows = sorted(result.metrics.items())
     print_table(f"run {result.run_id}", ["metric", "value"], rows)
     if result.stopped_reason:
@@ -73,3 +76,10 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
     if "report" in result.artifacts:
         click.echo(f"report: {result.artifacts['report']}")
     click.echo(f"run_id: {result.run_id}")
+    for line in result.warnings:
+        click.echo(f"warning: {line}", err=True)
+    # A metric that could not be measured is not a result: say so, and exit like any error.
+    for message in result.unscored.values():
+        click.echo(f"error: {message}", err=True)
+    if result.unscored:
+        raise SystemExit(2)

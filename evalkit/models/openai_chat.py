@@ -11,11 +11,13 @@ more CPU than everything else per request (about 1.3 ms; measured in bench/bench
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import re
 import time
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import openai
@@ -28,7 +30,7 @@ from evalkit.models.base import (
     Usage,
 )
 from evalkit.params_check import CLIENT_OPTIONS, header_secrets
-from evalkit.redaction import redact, redact_url, url_secrets
+from evalkit.redaction import RedactingFilter, redact, redact_url, url_secrets
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")
@@ -52,6 +54,7 @@ class OpenAIChatModel:
         # The endpoint as logged, compared and shown in errors; the client alone gets the real one.
         self.base_url = redact_url(base_url) if base_url else None
         self._secrets = [api_key, *url_secrets(base_url)]
+        self._log_filter: RedactingFilter | None = None
         # One pooled connection per concurrent request, all kept alive: the clients' defaults
         # (100, of which 20 kept alive) reopen connections and cap throughput at high concurrency.
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
@@ -61,14 +64,17 @@ class OpenAIChatModel:
             http_client = openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
         else:
             raise ValueError(f"unknown transport {transport!r}: use 'aiohttp' or 'httpx'")
+        endpoint, basic_auth = _split_userinfo(base_url or OPENAI_BASE_URL)
         self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url or OPENAI_BASE_URL, max_retries=0, timeout=timeout,
-            http_client=http_client,
+            api_key=api_key, base_url=endpoint, max_retries=0, timeout=timeout, http_client=http_client,
+            default_headers={"Authorization": basic_auth} if basic_auth else None,
         )
 
     async def generate(self, messages: list[Message], params: dict[str, Any]) -> ModelResponse:
         fields = {k: v for k, v in params.items() if k not in CLIENT_OPTIONS}
         headers = params.get("extra_headers") or {}
+        if self._log_filter is None:  # installed on first use: params carry the header secrets
+            self._log_filter = RedactingFilter([*self._secrets, *header_secrets(params)]).install()
         try:
             response = await self._client.post(
                 "/chat/completions", cast_to=httpx.Response,
@@ -127,6 +133,26 @@ class OpenAIChatModel:
 
     async def aclose(self) -> None:
         await self._client.close()
+        if self._log_filter is not None:
+            self._log_filter.remove()
+            self._log_filter = None
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """The URL without its ``user:password@`` part, and that part as a basic-auth header value.
+
+    Credentials in a base URL mean basic auth (what httpx does with them); sending them as a header
+    works the same on every transport (aiohttp refuses them in the URL next to a bearer key) and
+    keeps them out of the URLs that HTTP libraries log."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    return urlunsplit(parts._replace(netloc=netloc)), "Basic " + base64.b64encode(credentials.encode()).decode()
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from evalkit.cache import CachedResponse, ResponseCache, cache_key
 from evalkit.models.base import Message, ModelResponse, TransientModelError, Usage
 from evalkit.models.callables import BatchCallableModel, CallableModel, RowCall
+from evalkit.params_check import public_params
 from evalkit.pricing import PriceTable
 from evalkit.runner.ratelimit import RateLimits
 from evalkit.tokens import count_message_tokens, estimate_usage
@@ -92,7 +93,8 @@ class ModelCaller:
         return self.prices.cost(Usage(count_message_tokens(messages, name), self.expected_output_tokens()), name)
 
     def key(self, messages: list[Message], params: dict[str, Any]) -> str:
-        return cache_key(self.model.uri, self.model.base_url, params, messages)
+        # Extra headers carry credentials, not generation settings: rotating a key keeps the cache.
+        return cache_key(self.model.uri, self.model.base_url, public_params(params), messages)
 
     def cached(self, messages: list[Message], params: dict[str, Any] | None = None) -> CallResult | None:
         if self.cache is None:
