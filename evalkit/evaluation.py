@@ -277,7 +277,8 @@ def resume_command(client: TrackingClient, run_id: str, data: Any) -> str:
     if not isinstance(data, (str, os.PathLike)):
         return f"evaluate(<the same arguments>, resume={run_id!r})"
     uri = client.tracking_uri
-    store = "" if uri == parse_tracking_uri(default_tracking_uri()).uri else f" --tracking-uri {shlex.quote(redact(uri))}"
+    shown = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else redact(uri)  # a SQLite store is a path
+    store = "" if uri == parse_tracking_uri(default_tracking_uri()).uri else f" --tracking-uri {shlex.quote(shown)}"
     return f"evalkit{store} evaluate --resume {run_id}"
 
 

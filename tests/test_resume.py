@@ -31,7 +31,9 @@ ek.evaluate(model=f"openai:/gpt-4o?base_url={sys.argv[2]}", data=sys.argv[3], ta
 
 @pytest.fixture
 def server_url():
-    process = subprocess.Popen([sys.executable, "-m", "evalkit.testing.fake_openai", "--port", "0", "--latency", "0.05"],
+    # 300 rows at 0.1 s, 8 at a time, take about 4 s: the signal, sent after a third of them,
+    # lands mid-run even on a loaded machine.
+    process = subprocess.Popen([sys.executable, "-m", "evalkit.testing.fake_openai", "--port", "0", "--latency", "0.1"],
                                stdout=subprocess.PIPE, text=True)
     url = re.search(r"(http://\S+)", process.stdout.readline()).group(1)
     yield url
@@ -54,7 +56,8 @@ def _interrupt_and_resume(tmp_path: Path, url: str, sig: signal.Signals, monkeyp
     }).to_parquet(data)
     store = str(tmp_path / "store.db")
     child = subprocess.Popen([sys.executable, "-c", CHILD, store, url, str(data), str(CONCURRENCY)],
-                             env={**os.environ, "EVALKIT_CACHE_PATH": str(tmp_path / "cache.db")})
+                             env={**os.environ, "EVALKIT_CACHE_PATH": str(tmp_path / "cache.db")},
+                             stderr=subprocess.PIPE, text=True)
     ek.set_tracking_uri(store)
     journal = None
     deadline = time.monotonic() + 60
@@ -66,13 +69,14 @@ def _interrupt_and_resume(tmp_path: Path, url: str, sig: signal.Signals, monkeyp
                 break
         time.sleep(0.02)
     child.send_signal(sig)
-    child.wait(timeout=30)
+    _, stderr = child.communicate(timeout=30)
     run = ek.search_runs(output_format="list")[0]
     answered_before = len(journal.read_text().splitlines())
     assert 0 < answered_before < ROWS
     result = ek.evaluate(model=f"openai:/gpt-4o?base_url={url}", data=str(data), targets="ground_truth",
                          resume=run.info.run_id, cache="off", progress=False)
-    return result, {"status_after_kill": run.info.status, "answered_before": answered_before}
+    return result, {"status_after_kill": run.info.status, "answered_before": answered_before, "stderr": stderr,
+                    "run": run}
 
 
 def _assert_each_row_requested_once_but_in_flight(url: str, result: ek.EvaluationResult) -> None:
@@ -95,4 +99,9 @@ def test_sigkill_then_resume_pays_only_for_rows_in_flight(tmp_path, server_url, 
 def test_ctrl_c_marks_the_run_killed_and_resume_finishes_it(tmp_path, server_url, monkeypatch):
     result, info = _interrupt_and_resume(tmp_path, server_url, signal.SIGINT, monkeypatch)
     assert info["status_after_kill"] is ek.RunStatus.KILLED
+    run_id = info["run"].info.run_id
+    # Ctrl-C says which run and how to go on, and the run keeps why it stopped.
+    resume = f"evalkit --tracking-uri {tmp_path / 'store.db'} evaluate --resume {run_id}"
+    assert f"run {run_id} is KILLED" in info["stderr"] and resume in info["stderr"], info["stderr"]
+    assert info["run"].data.tags["evalkit.failure_reason"].startswith("interrupted (Ctrl-C) with ")
     _assert_each_row_requested_once_but_in_flight(server_url, result)
