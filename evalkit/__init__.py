@@ -21,13 +21,14 @@ from evalkit.entities import (
 from evalkit.errors import (
     AlreadyExists,
     EvalkitError,
+    EvaluationFailed,
     FilterSyntaxError,
     InvalidArgument,
     InvalidState,
     NotFound,
     StoreUnavailable,
 )
-from evalkit.evaluation import EvaluationResult, evaluate
+from evalkit.evaluation import EvaluationResult, EvaluationWarning, evaluate
 from evalkit.models.callables import batch
 from evalkit.scoring import EvalRow, Score, evaluator
 from evalkit.tracking.client import TrackingClient
@@ -66,7 +67,7 @@ from evalkit.tracking.stores import get_tracking_uri, set_tracking_uri
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActiveRun", "AlreadyExists", "EvalRow", "EvaluationResult", "Score", "batch", "evaluate", "evaluator", "scoring", "EvalkitError", "Experiment", "FileInfo", "FilterSyntaxError",
+    "ActiveRun", "AlreadyExists", "EvalRow", "EvaluationFailed", "EvaluationResult", "EvaluationWarning", "Score", "batch", "evaluate", "evaluator", "scoring", "EvalkitError", "Experiment", "FileInfo", "FilterSyntaxError",
     "InvalidArgument", "InvalidState", "LifecycleStage", "Metric", "NotFound", "Param", "Run", "RunData",
     "RunInfo", "RunStatus", "RunTag", "StoreUnavailable", "TrackingClient", "ViewType", "__version__",
     "active_run", "create_experiment", "delete_experiment", "delete_run", "end_run", "flush",
