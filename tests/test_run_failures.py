@@ -211,3 +211,26 @@ def test_the_cli_summary_calls_an_unscored_evaluator_an_error(tmp_path, monkeypa
                                            "--evaluators", "exact_match,always_breaks"])
     assert outcome.exit_code == 2, outcome.output
     assert "error: always_breaks/v1 scored no row: 3 failed" in outcome.output
+
+
+def test_an_evaluator_that_scores_no_row_is_an_error_gate_in_a_suite(tmp_path):
+    from evalkit.suite import run_suite
+
+    @ek.evaluator
+    def never_scores(row: ek.EvalRow) -> float:
+        raise RuntimeError("scorer misconfigured")
+
+    frame(4).to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("suite: unscored\ndatasets:\n  - name: d\n    path: d.jsonl\n    targets: ground_truth\n"
+                     "models:\n  - name: m\n    uri: evalkit:/extractive\nevaluators: [exact_match]\n"
+                     "extra_metrics: [never_scores]\nthresholds:\n  - exact_match/mean >= 0\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EvaluationWarning)
+        result = run_suite(suite, tmp_path / "out")
+    assert result.exit_code == 2
+    gates = {gate.name: gate for gate in result.pairs[0].gates}
+    assert gates["exact_match/mean >= 0"].status == "passed"
+    assert gates["never_scores/v1 scored"].status == "error"
+    assert "never_scores/v1 scored no row: 4 failed" in gates["never_scores/v1 scored"].message
+    assert 'type="scored"' in (tmp_path / "out" / "junit.xml").read_text()
