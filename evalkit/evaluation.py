@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
 import shlex
@@ -455,7 +456,7 @@ def _open_run(client: TrackingClient, resume: str | None, experiment: str | None
     active = fluent.active_run()
     if active is not None and experiment is None:
         return active.info.run_id, False
-    experiment_id = (fluent.set_experiment(experiment).experiment_id if experiment
+    experiment_id = (fluent.experiment_named(client, experiment).experiment_id if experiment
                      else fluent.active_experiment_id(client))
     run = client.create_run(experiment_id, run_name=run_name, tags={run_tags.SOURCE: "evaluate", **(tags or {})})
     return run.info.run_id, True
@@ -537,7 +538,8 @@ def _run_async(coroutine: Any) -> Any:
         except BaseException as exc:  # handed back to the caller's thread below
             result["error"] = exc
 
-    thread = threading.Thread(target=target, name="evalkit-evaluate")
+    # The thread runs in a copy of this context, so the caller's active run stays visible.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), name="evalkit-evaluate")
     thread.start()
     thread.join()
     if "error" in result:

@@ -5,12 +5,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from postgres_cluster import PostgresCluster, find_pg_bin, start_cluster
 
 import evalkit as ek
 from evalkit.tracking import fluent
 from evalkit.tracking.stores import close_stores
-
-from postgres_cluster import PostgresCluster, find_pg_bin, start_cluster
 
 # CI sets this so that a missing PostgreSQL fails the run instead of skipping its tests.
 REQUIRE_POSTGRES = os.environ.get("EVALKIT_REQUIRE_POSTGRES") == "1"
@@ -34,11 +33,12 @@ def _isolated(tmp_path, monkeypatch) -> Iterator[None]:
     monkeypatch.delenv("EVALKIT_TRACKING_URI", raising=False)
     monkeypatch.delenv("EVALKIT_EXPERIMENT_NAME", raising=False)
     monkeypatch.delenv("EVALKIT_ARTIFACT_ROOT", raising=False)
-    monkeypatch.setattr(fluent, "_active_experiment", None)
+    fluent._active_experiment.set(None)
+    fluent._active_runs.set(())
     ek.set_tracking_uri(None)
     yield
-    while fluent.active_run() is not None:
-        fluent._run_stack().pop()
+    fluent._active_runs.set(())
+    fluent._active_experiment.set(None)
     ek.set_tracking_uri(None)
     close_stores()
 

@@ -1,7 +1,9 @@
 """The fluent API: ``import evalkit as ek; with ek.start_run(): ek.log_metric(...)``.
 
-It keeps the active experiment and a stack of active runs (per thread, so threads do not log
-into each other's runs); everything else goes through ``TrackingClient``.
+It keeps the active experiment and a stack of active runs in context variables: asyncio tasks,
+``asyncio.to_thread`` workers (a model function evaluate() runs) and notebook event loops see the
+run their caller started, while separate threads started on their own do not log into each
+other's runs. Everything else goes through ``TrackingClient``.
 """
 
 from __future__ import annotations
@@ -9,23 +11,31 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-import threading
 from collections.abc import Sequence
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
 import pandas as pd
 
 from evalkit.entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
-from evalkit.errors import EvaluationFailed, InvalidArgument, InvalidState, NotFound
+from evalkit.errors import (
+    AlreadyExists,
+    EvaluationFailed,
+    InvalidArgument,
+    InvalidState,
+    NotFound,
+)
 from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.sql.store import SEARCH_MAX_RESULTS, now_ms
 from evalkit.tracking.stores import get_tracking_uri
 
 EXPERIMENT_NAME_ENV = "EVALKIT_EXPERIMENT_NAME"
 
-_active_experiment: tuple[str, str] | None = None  # (tracking URI, experiment id)
-_thread_state = threading.local()
+# (tracking URI, experiment id) of set_experiment(); and the active runs, innermost last. Tuples,
+# never mutated: a context that sets one does not change what its parent context sees.
+_active_experiment: ContextVar[tuple[str, str] | None] = ContextVar("evalkit_active_experiment", default=None)
+_active_runs: ContextVar[tuple[ActiveRun, ...]] = ContextVar("evalkit_active_runs", default=())
 
 
 class ActiveRun(Run):
@@ -53,10 +63,18 @@ class ActiveRun(Run):
             _end(self.info.run_id, status, reason)
 
 
-def _run_stack() -> list[ActiveRun]:
-    if not hasattr(_thread_state, "runs"):
-        _thread_state.runs = []
-    return _thread_state.runs
+def _run_stack() -> tuple[ActiveRun, ...]:
+    return _active_runs.get()
+
+
+def _push(run: ActiveRun) -> None:
+    _active_runs.set((*_active_runs.get(), run))
+
+
+def _pop() -> ActiveRun:
+    *rest, top = _active_runs.get()
+    _active_runs.set(tuple(rest))
+    return top
 
 
 def _client() -> TrackingClient:
@@ -68,26 +86,41 @@ def _client() -> TrackingClient:
 
 def set_experiment(experiment_name: str | None = None, experiment_id: str | None = None) -> Experiment:
     """Make an experiment the active one, creating it (by name) if it does not exist yet."""
-    global _active_experiment
     if (experiment_name is None) == (experiment_id is None):
         raise InvalidArgument("set_experiment takes exactly one of experiment_name or experiment_id")
     client = _client()
     if experiment_id is not None:
         experiment = client.get_experiment(experiment_id)
+        _require_active(experiment)
     else:
-        experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
-        if experiment is None:
-            experiment = client.get_experiment(client.create_experiment(experiment_name))  # type: ignore[arg-type]
+        experiment = experiment_named(client, experiment_name)  # type: ignore[arg-type]
+    _active_experiment.set((client.tracking_uri, experiment.experiment_id))
+    return experiment
+
+
+def experiment_named(client: TrackingClient, name: str) -> Experiment:
+    """The active experiment called ``name``, created if it does not exist; the active experiment
+    of this context is left as it is."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            experiment = client.get_experiment(client.create_experiment(name))
+        except AlreadyExists:  # another process created it in between
+            experiment = client.get_experiment_by_name(name)
+    _require_active(experiment)
+    return experiment  # type: ignore[return-value]
+
+
+def _require_active(experiment: Experiment) -> None:
     if experiment.lifecycle_stage.value != "active":
         raise InvalidState(f"experiment {experiment.name!r} is deleted; restore it or pick another name")
-    _active_experiment = (client.tracking_uri, experiment.experiment_id)
-    return experiment
 
 
 def active_experiment_id(client: TrackingClient) -> str:
     """The experiment new runs go to: set_experiment's, else $EVALKIT_EXPERIMENT_NAME, else "Default"."""
-    if _active_experiment is not None and _active_experiment[0] == client.tracking_uri:
-        return _active_experiment[1]
+    active = _active_experiment.get()
+    if active is not None and active[0] == client.tracking_uri:
+        return active[1]
     name = os.environ.get(EXPERIMENT_NAME_ENV)
     if name:
         return set_experiment(name).experiment_id
@@ -155,7 +188,7 @@ def start_run(
         )
         run = client.create_run(experiment, run_name=run_name, tags=tags, parent_run_id=parent)
     active = ActiveRun(run)
-    stack.append(active)
+    _push(active)
     return active
 
 
@@ -174,10 +207,9 @@ def end_run(status: RunStatus | str = RunStatus.FINISHED, reason: str | None = N
 
 
 def _end(run_id: str, status: RunStatus, reason: str | None = None) -> None:
-    stack = _run_stack()
     # Ending a parent also ends the children still open above it.
-    while stack:
-        top = stack.pop()
+    while _run_stack():
+        top = _pop()
         _client().set_terminated(top.info.run_id, status, reason=reason)
         if top.info.run_id == run_id:
             break
@@ -349,5 +381,5 @@ def _end_runs_at_exit() -> None:
         try:
             end_run()
         except Exception as exc:  # noqa: BLE001 - the interpreter is going away; end what can be ended
-            run = _run_stack().pop()
+            run = _pop()
             print(f"evalkit: could not end run {run.info.run_id} at exit: {exc}", file=sys.stderr)
