@@ -9,12 +9,12 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from evalkit import plugins
 from evalkit.cache import CacheMode, ResponseCache
 from evalkit.data import EvalDataset, load_dataset
 from evalkit.entities import Metric, Param, RunStatus
@@ -35,7 +35,8 @@ from evalkit.runner.progress import RunProgress
 from evalkit.runner.ratelimit import RateLimits
 from evalkit.runner.records import RowJob, RowOutcome, RowStatus
 from evalkit.runner.runner import Runner, RunnerConfig
-from evalkit.scoring import EvalRow, Evaluator, Score, ScoringContext
+from evalkit.run_evaluators import log_evaluators
+from evalkit.scoring import STAGES, EvalRow, Evaluator, EvaluatorInfo, Score, ScoringContext, evaluator_info
 from evalkit.tracking import fluent
 from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.sql.store import now_ms
@@ -53,6 +54,7 @@ class EvaluationResult:
     artifacts: dict[str, str] = field(default_factory=dict)
     estimated_cost_usd: float | None = None
     stopped_reason: str | None = None
+    evaluators: list[EvaluatorInfo] = field(default_factory=list)  # what each evaluator declared (see Evaluator)
 
 
 def evaluate(
@@ -133,6 +135,7 @@ def evaluate(
     available = {name for name, present in (("targets", dataset.target_column), ("contexts", dataset.context_column),
                                             ("judge", judge), ("model_run", model is not None)) if present}
     chosen = resolve_evaluators(evaluators, model_type, extra_metrics, evaluator_config, available)
+    infos = [evaluator_info(e) for e in chosen]
     price_table = PriceTable.load(prices)
     chat_model = _build_model(model, timeout, concurrency) if model is not None else None
     judge_model = build_model(parse_model_uri(judge), timeout=timeout, max_connections=concurrency) if judge else None
@@ -161,6 +164,7 @@ def evaluate(
             run_params = {k: v for k, v in run_params.items() if k not in logged}
             client.set_tag(run_id, "evalkit.resumed_at", str(now_ms()))
         client.log_batch(run_id, params=[Param(k, v) for k, v in run_params.items()])
+        log_evaluators(client, run_id, infos)
         artifact_dir = Path(client.get_run(run_id).info.artifact_uri)
         previous = read_journal(artifact_dir / JOURNAL_FILE) if resume else {}
         runner = None
@@ -185,13 +189,13 @@ def evaluate(
             judge_client = LLMJudge(caller, concurrency)
         context = ScoringContext(judge_client, concurrency,
                                  judge_client.cost_by_row if judge_client is not None else {})
-        scores = _run_async(_score_all(chosen, rows, context, judge_model))
+        scores = _run_async(_score_all(chosen, infos, rows, context, judge_model))
         if judge_client is not None and judge_client.model_snapshot:
             client.log_batch(run_id, params=[Param("judge_snapshot", judge_client.model_snapshot)])
 
         table = _results_table(dataset, outcomes)
         metrics = run_metrics(outcomes) if chat_model is not None else {}
-        _add_scores(table, metrics, chosen, scores)
+        _add_scores(table, metrics, chosen, infos, scores)
         if judge_client is not None:
             metrics["judge/calls"] = judge_client.calls
             metrics["judge/cache_hits"] = judge_client.cache_hits
@@ -228,16 +232,16 @@ def evaluate(
                    **({"report": str(artifact_dir / REPORT_FILE)} if (artifact_dir / REPORT_FILE).exists() else {})},
         estimated_cost_usd=runner.estimate if runner is not None else None,
         stopped_reason=runner.stopped_reason if runner is not None else None,
+        evaluators=infos,
     )
 
 
-REPORT_ENTRY_POINTS = "evalkit.reports"
 REPORT_FILE = "report.html"
 
 
 def find_report_renderer() -> Callable[..., str] | None:
     """The HTML report renderer, found through the ``evalkit.reports`` entry-point group."""
-    found = {ep.name: ep for ep in entry_points(group=REPORT_ENTRY_POINTS)}
+    found = plugins.find_plugins(plugins.REPORTS)
     return found["html"].load() if "html" in found else None
 
 
@@ -420,8 +424,8 @@ def _eval_rows(dataset: EvalDataset, outcomes: list[RowOutcome]) -> list[EvalRow
     ]
 
 
-async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: ScoringContext,
-                     judge_model: Any) -> dict[str, list[Score]]:
+async def _score_all(chosen: list[Evaluator], infos: list[EvaluatorInfo], rows: list[EvalRow],
+                     context: ScoringContext, judge_model: Any) -> dict[str, list[Score]]:
     """Score with every evaluator; "post" evaluators (cost) go last, when the judge's cost is known.
 
     An evaluator that fails as a whole (an unreachable embeddings endpoint, a bug) fails its
@@ -429,8 +433,8 @@ async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: Scor
     """
     scores: dict[str, list[Score]] = {}
     try:
-        for stage in ("score", "post"):
-            batch = [e for e in chosen if getattr(e, "stage", "score") == stage]
+        for stage in STAGES:
+            batch = [e for e, info in zip(chosen, infos, strict=True) if info.stage == stage]
             results = await asyncio.gather(*(e.score(rows, context) for e in batch), return_exceptions=True)
             for evaluator, result in zip(batch, results, strict=True):
                 if isinstance(result, BaseException):
@@ -448,13 +452,12 @@ async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: Scor
     return scores
 
 
-def _add_scores(table: pd.DataFrame, metrics: dict[str, float], chosen: list[Evaluator],
+def _add_scores(table: pd.DataFrame, metrics: dict[str, float], chosen: list[Evaluator], infos: list[EvaluatorInfo],
                 scores: dict[str, list[Score]]) -> None:
     """Each evaluator's aggregates into ``metrics`` and its per-row columns into ``table``."""
-    for evaluator in chosen:
+    for evaluator, info in zip(chosen, infos, strict=True):
         evaluator_scores = scores[evaluator.name]
-        prefix = getattr(evaluator, "metric_prefix", None) or f"{evaluator.name}/{evaluator.version}"
-        metrics.update({f"{prefix}/{k}": v for k, v in evaluator.aggregate(evaluator_scores).items()})
+        metrics.update({f"{info.metric_prefix}/{k}": v for k, v in evaluator.aggregate(evaluator_scores).items()})
         table[f"{evaluator.name}/score"] = [s.value for s in evaluator_scores]
         table[f"{evaluator.name}/justification"] = [s.error or s.justification for s in evaluator_scores]
         table[f"{evaluator.name}/status"] = [_score_status(s) for s in evaluator_scores]

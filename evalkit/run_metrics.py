@@ -40,3 +40,14 @@ def run_metrics(outcomes: Sequence[RowOutcome]) -> dict[str, float]:
     metrics["tokens/cached_input"] = sum(o.cached_input_tokens or 0 for o in with_usage)
     metrics["tokens/estimated_rows"] = sum(o.usage_estimated for o in with_usage)
     return metrics
+
+
+# Which way the run-level metrics (the runner's and evaluate()'s own) improve: these are better
+# low; the rest are counts with no better direction. Evaluators declare their own direction
+# (``evalkit.scoring.Evaluator.higher_is_better``), which wins for the metrics they log.
+LOWER_IS_BETTER = ("error_count", "error_rate", "retries", "latency_total/", "latency/", "tokens/", "cost/")
+
+
+def run_metric_higher_is_better(metric: str) -> bool:
+    """Whether a higher value of the run-level ``metric`` is better (see ``LOWER_IS_BETTER``)."""
+    return not any(metric == name or (name.endswith("/") and metric.startswith(name)) for name in LOWER_IS_BETTER)

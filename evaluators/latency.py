@@ -21,6 +21,7 @@ class Latency:
     requires = ("model_run",)
     metric_prefix = "latency"
     stage = "post"
+    higher_is_better = False
 
     async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         scores = []

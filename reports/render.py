@@ -23,9 +23,10 @@ import numpy as np
 from markupsafe import Markup
 
 from evalkit import TrackingClient
+from evalkit.run_evaluators import higher_is_better
+from evalkit.stats import paired_delta, percentile_statistic
 from reports.charts import histogram, line_chart
-from reports.model import LOW_SCORE, Report, build_report
-from evalkit.stats import higher_is_better, paired_delta, percentile_statistic
+from reports.model import LOW_SCORE, Report, build_report, score_evaluators
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _HEADER_PARAMS = ("model_uri", "model_snapshot", "dataset_digest", "dataset_rows", "judge_uri", "judge_snapshot",
@@ -108,7 +109,8 @@ def _latency(report: Report) -> dict[str, Any]:
         if len(base_table) == len(table):
             now = np.where(table["cached"].astype(bool), np.nan, table["latency_ms"].to_numpy(dtype=float))
             before = np.where(base_table["cached"].astype(bool), np.nan, base_values)
-            delta = paired_delta(now, before, higher_is_better=False, statistic=percentile_statistic(95))
+            better = higher_is_better("latency/p95_ms", report.current.evaluators)
+            delta = paired_delta(now, before, higher_is_better=better, statistic=percentile_statistic(95))
     return {
         "values": bool(values.size),
         "chart": histogram(values, unit=" ms", overlay=base_values) if values.size else "",
@@ -157,14 +159,14 @@ def render_report(report: Report, status: str | None = None) -> str:
     """The HTML of a built report. ``status`` overrides the run's (evaluate() renders before it ends the run)."""
     run = report.current.run
     params = report.current.params
-    score_names = [name for name, _ in report.current.evaluators if name not in ("latency", "cost")]
+    score_names = [info.name for info in score_evaluators(report.current)]
     distributions = []
     for name in score_names:
         values = report.current.scores(name)
         overlay = report.baseline.scores(name) if report.baseline and f"{name}/score" in report.baseline.table else None
         in_unit = np.nanmin(values, initial=0.0) >= 0 and np.nanmax(values, initial=1.0) <= 1
         distributions.append((name, histogram(values, bins=10, value_range=(0.0, 1.0) if in_unit else None, overlay=overlay)))
-    better = {name: higher_is_better(prefix) for name, prefix in report.current.evaluators}
+    better = {info.name: info.higher_is_better for info in report.current.evaluators}
     payload = {"rows": report.rows, "score_names": score_names, "low_score": LOW_SCORE, "higher_is_better": better,
                "total_rows": report.total_rows}
     script = _asset("report.js")
