@@ -28,12 +28,14 @@ def run_metrics(outcomes: Sequence[RowOutcome]) -> dict[str, float]:
         "cache/misses": len(fresh),
         "retries": sum(max(0, o.attempts - 1) for o in outcomes),
     }
-    # Cached rows were not waited for in this run, so they are left out here too.
+    # Cached rows were not waited for in this run, so they are left out here too; with no fresh
+    # row the figures are NaN (present, like the latency evaluator's, but no number).
     totals = np.asarray([o.total_latency_s for o in fresh if o.total_latency_s is not None]) * 1000
-    if totals.size:
-        metrics.update({f"latency_total/p{p}_ms": float(np.percentile(totals, p)) for p in PERCENTILES})
-        metrics["latency_total/mean_ms"] = float(totals.mean())
-        metrics["latency_total/max_ms"] = float(totals.max())
+    nan = float("nan")
+    metrics.update({f"latency_total/p{p}_ms": float(np.percentile(totals, p)) if totals.size else nan
+                    for p in PERCENTILES})
+    metrics["latency_total/mean_ms"] = float(totals.mean()) if totals.size else nan
+    metrics["latency_total/max_ms"] = float(totals.max()) if totals.size else nan
     with_usage = [o for o in ok if o.input_tokens is not None]
     metrics["tokens/input"] = sum(o.input_tokens or 0 for o in with_usage)
     metrics["tokens/output"] = sum(o.output_tokens or 0 for o in with_usage)

@@ -76,7 +76,8 @@ def _usd(value: float | None) -> str:
 
 
 def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.0f} ms"
+    # NaN: no call was timed in that run (every row came from the cache).
+    return "–" if value is None or value != value else f"{value:,.0f} ms"
 
 
 def _count(value: float | None) -> str:
@@ -112,7 +113,7 @@ def _latency(report: Report) -> dict[str, Any]:
             better = higher_is_better("latency/p95_ms", report.current.evaluators)
             delta = paired_delta(now, before, higher_is_better=better, statistic=percentile_statistic(95))
     return {
-        "values": bool(values.size),
+        "measured": bool(values.size),  # not "values": in the template that would be dict.values
         "chart": histogram(values, unit=" ms", overlay=base_values) if values.size else "",
         "cached": int(table["cached"].astype(bool).sum()) if "cached" in table else 0,
         "total_p95": report.current.metrics.get("latency_total/p95_ms"),
