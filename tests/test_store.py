@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -115,6 +116,18 @@ def test_invalid_values_are_refused_and_nothing_of_the_batch_is_written(client, 
         client.set_tag(run_id, "k" * 251, "v")
     run = client.get_run(run_id)
     assert run.data.metrics == {} and run.data.params == {}
+
+
+def test_the_key_rule_names_exactly_the_characters_allowed_and_suggests_an_ascii_key(client, experiment_id):
+    run_id = client.create_run(experiment_id).info.run_id
+    allowed = "keys may hold only the ASCII letters A-Z and a-z, the digits 0-9, '_', '-', '.', '/' and space"
+    with pytest.raises(ek.InvalidArgument, match=re.escape(f"metric key 'précision@1' contains '@é': {allowed}; "
+                                                           "e.g. 'precision_1'")):
+        client.log_metric(run_id, "précision@1", 0.5)
+    with pytest.raises(ek.InvalidArgument, match=re.escape(f"contains 'ностчь': {allowed}") + "$"):
+        client.set_tag(run_id, "точность", "x")
+    client.log_metric(run_id, "Top-1 acc/v2.x_y", 0.5)  # every allowed character at once
+    assert client.get_run(run_id).data.metrics == {"Top-1 acc/v2.x_y": 0.5}
 
 
 def test_nan_and_infinity_are_stored_and_nan_never_matches_a_search(client, experiment_id):
