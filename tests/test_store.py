@@ -291,6 +291,18 @@ def test_order_by_puts_missing_values_last_and_pages_are_stable(client, experime
     assert seen == ["d", "a", "b", "c", "e"]
 
 
+def test_mlflow_run_name_tag_filters_and_sorts_on_the_run_name(client, experiment_id, populated):
+    """MLflow keeps the run name in the mlflow.runName tag; filters written for MLflow work unchanged."""
+    assert _names(client, experiment_id, "tags.mlflow.runName = 'b'") == ["b"]
+    assert set(_names(client, experiment_id, "tags.mlflow.runName IN ('a', 'c') OR tags.`mlflow.runName` LIKE 'e%'")) \
+        == {"a", "c", "e"}
+    assert _names(client, experiment_id, "tags.mlflow.runName IS NULL") == []
+    assert _names(client, experiment_id, order_by=["tags.mlflow.runName DESC"]) == ["e", "d", "c", "b", "a"]
+    assert _names(client, experiment_id, "metrics.acc > 0", order_by=["tags.mlflow.runName"]) == ["a", "b", "c", "d"]
+    frame = ek.search_runs([experiment_id], filter_string="tags.mlflow.runName = 'd'")
+    assert frame["run_name"].tolist() == ["d"]
+
+
 def test_search_errors_name_the_problem(client, experiment_id, populated):
     with pytest.raises(ek.FilterSyntaxError) as info:
         client.search_runs([experiment_id], "metrics.acc > 0.5 AND")
