@@ -635,7 +635,7 @@ def test_order_by_comma_separated_string() -> None:
     assert parse_order_by(text) == [
         OrderBy(Key(ENTITY_METRIC, "m", 0), False),
         OrderBy(Key(ENTITY_PARAM, "a, b", text.index("params")), True),
-        OrderBy(Key(ENTITY_TAG, "mlflow.runName", text.index("tags")), True),
+        OrderBy(Key(ENTITY_ATTRIBUTE, "run_name", text.index("tags")), True),  # MLflow's run-name tag
     ]
 
 
