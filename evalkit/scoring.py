@@ -191,8 +191,8 @@ def evaluator_info(evaluator: Any) -> EvaluatorInfo:
     prefix = getattr(evaluator, "metric_prefix", None) or f"{name}/{version}"
     stage = getattr(evaluator, "stage", "score")
     better = getattr(evaluator, "higher_is_better", True)
-    requires = getattr(evaluator, "requires", ())
-    if isinstance(requires, str) or not all(isinstance(need, str) for need in requires):
+    requires = getattr(evaluator, "requires", None) or ()
+    if not isinstance(requires, (list, tuple, set, frozenset)) or not all(isinstance(need, str) for need in requires):
         raise InvalidArgument(f"evaluator {name!r}: requires must be a sequence of names, got {requires!r}")
     if unknown := sorted(set(requires) - set(REQUIREMENTS)):
         raise InvalidArgument(f"evaluator {name!r} requires unknown data {unknown}; "
@@ -209,7 +209,7 @@ def evaluator_info(evaluator: Any) -> EvaluatorInfo:
         hint = "" if getattr(evaluator, "metric_prefix", None) else " (set metric_prefix to name them otherwise)"
         raise InvalidArgument(f"evaluator {name!r} would log its metrics as {prefix}/<aggregate>, "
                               f"which is not a valid metric key{hint}: {exc}") from None
-    return EvaluatorInfo(name, version, prefix, stage, better, tuple(requires))
+    return EvaluatorInfo(name, version, prefix, stage, better, tuple(sorted(requires) if isinstance(requires, (set, frozenset)) else requires))
 
 
 def mean_with_denominators(scores: Sequence[Score]) -> dict[str, float]:

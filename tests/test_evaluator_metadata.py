@@ -92,6 +92,7 @@ def test_defaults_for_what_an_evaluator_leaves_out_and_the_built_ins_declaration
 @pytest.mark.parametrize(("declared", "message"), [
     ({"stage": "later"}, "evaluator 'odd' has stage 'later'; use one of score, post"),
     ({"requires": ("gpu",)}, r"evaluator 'odd' requires unknown data \['gpu'\]"),
+    ({"requires": "targets"}, "requires must be a sequence of names, got 'targets'"),
     ({"higher_is_better": "no"}, "higher_is_better must be True or False"),
     ({"metric_prefix": "odd:x"}, "would log its metrics as odd:x/<aggregate>, which is not a valid metric key"),
 ])
