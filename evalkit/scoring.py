@@ -209,7 +209,8 @@ def evaluator_info(evaluator: Any) -> EvaluatorInfo:
         hint = "" if getattr(evaluator, "metric_prefix", None) else " (set metric_prefix to name them otherwise)"
         raise InvalidArgument(f"evaluator {name!r} would log its metrics as {prefix}/<aggregate>, "
                               f"which is not a valid metric key{hint}: {exc}") from None
-    return EvaluatorInfo(name, version, prefix, stage, better, tuple(sorted(requires) if isinstance(requires, (set, frozenset)) else requires))
+    ordered = sorted(requires) if isinstance(requires, (set, frozenset)) else requires
+    return EvaluatorInfo(name, version, prefix, stage, better, tuple(ordered))
 
 
 def mean_with_denominators(scores: Sequence[Score]) -> dict[str, float]:

@@ -83,7 +83,8 @@ def test_defaults_for_what_an_evaluator_leaves_out_and_the_built_ins_declaration
     assert (cost.metric_prefix, cost.stage, cost.higher_is_better) == ("cost", "post", False)
     toxicity = evaluator_info(Toxicity())
     assert toxicity.metric_prefix == "toxicity/offline-v1" and not toxicity.higher_is_better
-    assert evaluator_info(ExactMatch()) == EvaluatorInfo("exact_match", "v1", "exact_match/v1", "score", True, ("targets",))
+    exact_match = EvaluatorInfo("exact_match", "v1", "exact_match/v1", "score", True, ("targets",))
+    assert evaluator_info(ExactMatch()) == exact_match
     info = evaluator_info(Brevity("brevity"))
     assert info.owns("fam/brevity/v1/mean") and not info.owns("fam/brevity/v10/mean")
     assert EvaluatorInfo.from_json(json.loads(json.dumps(info.to_json()))) == info
@@ -143,8 +144,8 @@ def test_a_prefixed_evaluators_report_card_shows_its_denominators(family):
 
 
 def test_a_run_logged_before_evaluators_json_still_gets_its_prefixes_and_directions(family):
-    result = ek.evaluate(model=lambda q: "two words", data=data(), evaluators=["fam:brevity", "toxicity", "latency", "cost"],
-                         progress=False)
+    result = ek.evaluate(model=lambda q: "two words", data=data(),
+                         evaluators=["fam:brevity", "toxicity", "latency", "cost"], progress=False)
     client = ek.TrackingClient()
     (Path(client.get_run(result.run_id).info.artifact_uri) / EVALUATORS_FILE).unlink()
 

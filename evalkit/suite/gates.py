@@ -179,7 +179,8 @@ def check_threshold(threshold: Threshold, run: RunScores) -> GateResult:
     if threshold.holds(observed):
         return GateResult(threshold.text, "threshold", metric, PASSED,
                           f"{metric} = {observed:.6g}, within {threshold.op} {threshold.value:g}", observed=observed)
-    worst = worst_rows(run.table, metric, run.evaluators) if threshold.higher_is_better == run.higher_is_better(metric) else []
+    pulls_down = threshold.higher_is_better == run.higher_is_better(metric)  # a floor on a score, a ceiling on a cost
+    worst = worst_rows(run.table, metric, run.evaluators) if pulls_down else []
     return GateResult(threshold.text, "threshold", metric, FAILED,
                       f"{metric} = {observed:.6g}, not {threshold.op} {threshold.value:g}", observed=observed,
                       worst_rows=worst)
@@ -242,7 +243,10 @@ def compare(rule: Comparison, current: RunScores, baseline: RunScores, seed: int
     better = current.higher_is_better(metric)
     if rule.test == "tolerance":
         return _tolerance(rule, metric, current, baseline, better)
-    now, before = row_values(current.table, metric, current.evaluators), row_values(baseline.table, metric, current.evaluators)
+    # The baseline's column is found through the current run's evaluators: the same evaluator may
+    # have logged under another version there (judge-v1 vs kprecision-v1).
+    now = row_values(current.table, metric, current.evaluators)
+    before = row_values(baseline.table, metric, current.evaluators)
     if now is None or before is None:
         return GateResult(rule.name, "paired", metric, ERROR,
                           f"{metric} has no per-row values to pair; compare it with test: tolerance")
@@ -262,8 +266,9 @@ def _tolerance(rule: Comparison, metric: str, current: RunScores, baseline: RunS
         return GateResult(rule.name, "tolerance", metric, ERROR, f"the baseline run {baseline.run_id} has no {metric}")
     now, before = current.metrics[metric], baseline.metrics[metric]
     if not (math.isfinite(now) and math.isfinite(before)):  # e.g. the latency of a run served from the cache
-        return GateResult(rule.name, "tolerance", metric, ERROR, f"{metric} = {now} vs baseline {before}: cannot be compared",
-                          observed=now, baseline=before, higher_is_better=better)
+        return GateResult(rule.name, "tolerance", metric, ERROR,
+                          f"{metric} = {now} vs baseline {before}: cannot be compared", observed=now, baseline=before,
+                          higher_is_better=better)
     allowed = rule.tolerance * abs(before) if rule.relative else rule.tolerance
     worse_by = (before - now) if better else (now - before)
     status = FAILED if worse_by > allowed + 1e-12 else PASSED
