@@ -233,13 +233,14 @@ def evaluate_run(base_url: str, data: pd.DataFrame, model: str, noise_seed: int,
 def load_scores(run_id: str) -> Any:
     """The run as the nightly job reads it (``evalkit.suite.job._scores``)."""
     from evalkit.evaluation import RESULTS_TABLE
+    from evalkit.run_evaluators import load_evaluators
     from evalkit.suite.gates import RunScores
     from evalkit.tracking.client import TrackingClient
 
     client = TrackingClient()
     run = client.get_run(run_id)
     table = client.load_table(run_id, f"{RESULTS_TABLE}.parquet")
-    return RunScores(run_id, run.data.metrics, table, run.data.params.get("dataset_digest"))
+    return RunScores(run_id, run.data.metrics, table, run.data.params.get("dataset_digest"), load_evaluators(client, run))
 
 
 def gate(current: Any, baseline: Any, metrics: Sequence[str], alpha: float = ALPHA) -> list[Any]:

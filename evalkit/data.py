@@ -113,7 +113,9 @@ def load_dataset(
     JSON-encoded list of strings (how CSV files store lists); an empty or missing cell means no
     passages. Inputs, targets and predictions must be strings: numbers are refused rather than
     converted, since ``str(3.0)`` is rarely the text the data meant. CSV cells are read as text,
-    and only an empty cell counts as missing.
+    and only an empty cell counts as missing. An input that is empty or only white space is
+    refused too, with its row numbers (0-based): a model would still be asked, and paid, to
+    answer nothing.
 
     Raises :class:`InvalidArgument` naming the column, row and value at fault.
     """
@@ -130,6 +132,8 @@ def load_dataset(
     prediction_column = _resolve(frame, "predictions", named_predictions, (), required=False)
 
     inputs = _strings(frame, input_column, "inputs") if input_column is not None else None
+    if inputs is not None:
+        _refuse_blank(inputs, input_column, "inputs")  # type: ignore[arg-type]
     target_values = _strings(frame, target_column, "targets") if target_column is not None else None
     if prediction_column is not None:
         _strings(frame, prediction_column, "predictions")  # checked like inputs; not part of the digest
@@ -291,10 +295,8 @@ def _strings(frame: pd.DataFrame, name: str, role: str) -> list[str]:
     values = _column(frame, name)
     missing = [i for i, value in enumerate(values) if _is_missing(value)]
     if missing:
-        shown = ", ".join(str(i) for i in missing[:_MAX_LISTED_ROWS])
-        more = f" and {len(missing) - _MAX_LISTED_ROWS} more" if len(missing) > _MAX_LISTED_ROWS else ""
         raise InvalidArgument(
-            f"{role} column {name!r} has missing values (None/NaN) at row(s) {shown}{more}; "
+            f"{role} column {name!r} has missing values (None/NaN) at row(s) {_rows(missing)}; "
             f"every row needs a value"
         )
     for i, value in enumerate(values):
@@ -304,6 +306,22 @@ def _strings(frame: pd.DataFrame, name: str, role: str) -> list[str]:
                 f"(convert the column yourself, e.g. df[{name!r}].astype(str), if that is what you mean)"
             )
     return values
+
+
+def _refuse_blank(values: list[str], name: str, role: str) -> None:
+    # A model asked an empty question still answers (and bills) something; the row is a data bug.
+    blank = [i for i, value in enumerate(values) if not value.strip()]
+    if blank:
+        raise InvalidArgument(
+            f"{role} column {name!r} is empty or only white space at row(s) {_rows(blank)}; "
+            "every row needs an input (drop those rows or fill them in)"
+        )
+
+
+def _rows(indices: list[int]) -> str:
+    shown = ", ".join(str(i) for i in indices[:_MAX_LISTED_ROWS])
+    more = f" and {len(indices) - _MAX_LISTED_ROWS} more" if len(indices) > _MAX_LISTED_ROWS else ""
+    return shown + more
 
 
 def _is_missing(value: Any) -> bool:

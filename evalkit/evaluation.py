@@ -13,12 +13,12 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from evalkit import plugins
 from evalkit.cache import CacheMode, ResponseCache
 from evalkit.data import EvalDataset, load_dataset
 from evalkit.entities import Metric, Param, RunStatus
@@ -39,6 +39,7 @@ from evalkit.pricing import PriceTable
 from evalkit.prompts import PromptTemplate, resolve_prompt
 from evalkit.provenance import git_commit
 from evalkit.redaction import redact
+from evalkit.run_evaluators import log_evaluators
 from evalkit.run_metrics import run_metrics
 from evalkit.runner.caller import ModelCaller, RetryPolicy
 from evalkit.runner.health import most_common_error, outage_reason
@@ -46,7 +47,15 @@ from evalkit.runner.progress import RunProgress
 from evalkit.runner.ratelimit import RateLimits
 from evalkit.runner.records import RowJob, RowOutcome, RowStatus
 from evalkit.runner.runner import Runner, RunnerConfig
-from evalkit.scoring import EvalRow, Evaluator, Score, ScoringContext
+from evalkit.scoring import (
+    STAGES,
+    EvalRow,
+    Evaluator,
+    EvaluatorInfo,
+    Score,
+    ScoringContext,
+    evaluator_info,
+)
 from evalkit.tracking import fluent, run_tags
 from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.sql.store import now_ms
@@ -69,6 +78,7 @@ class EvaluationResult:
     # warnings (rows that failed); evaluate() issues both as EvaluationWarning.
     unscored: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    evaluators: list[EvaluatorInfo] = field(default_factory=list)  # what each evaluator declared (see Evaluator)
 
 
 def evaluate(
@@ -148,6 +158,7 @@ def evaluate(
     available = {name for name, present in (("targets", dataset.target_column), ("contexts", dataset.context_column),
                                             ("judge", judge), ("model_run", model is not None)) if present}
     chosen = resolve_evaluators(evaluators, model_type, extra_metrics, evaluator_config, available)
+    infos = [evaluator_info(e) for e in chosen]
     price_table = PriceTable.load(prices)
     chat_model = _build_model(model, timeout, concurrency) if model is not None else None
     judge_model = build_model(parse_model_uri(judge), timeout=timeout, max_connections=concurrency) if judge else None
@@ -178,6 +189,7 @@ def evaluate(
             run_params = {k: v for k, v in run_params.items() if k not in logged}
             client.set_tag(run_id, run_tags.RESUMED_AT, str(now_ms()))
         client.log_batch(run_id, params=[Param(k, v) for k, v in run_params.items()])
+        log_evaluators(client, run_id, infos)
         previous = read_journal(artifact_dir / JOURNAL_FILE) if resume else {}
         judge_client = None
         if judge_model is not None:
@@ -203,7 +215,7 @@ def evaluate(
 
         table = _results_table(dataset, outcomes)
         metrics = run_metrics(outcomes) if chat_model is not None else {}
-        _add_scores(table, metrics, chosen, scores)
+        _add_scores(table, metrics, chosen, infos, scores)
         if judge_client is not None:
             metrics["judge/calls"] = judge_client.calls
             metrics["judge/cache_hits"] = judge_client.cache_hits
@@ -253,7 +265,8 @@ def evaluate(
                    **({"report": str(artifact_dir / REPORT_FILE)} if (artifact_dir / REPORT_FILE).exists() else {})},
         estimated_cost_usd=runner.estimate if runner is not None else None,
         stopped_reason=stopped,
-        unscored=_unscored(chosen, metrics),
+        unscored=_unscored(infos, metrics),
+        evaluators=infos,
     )
     result.warnings = _row_failures(outcomes if runner is not None else [])
     for message in [*result.warnings, *result.unscored.values()]:
@@ -295,11 +308,11 @@ def _counts(outcomes: list[RowOutcome]) -> dict[str, int]:
             "skipped": sum(o.status is RowStatus.SKIPPED for o in outcomes)}
 
 
-def _unscored(chosen: list[Evaluator], metrics: dict[str, float]) -> dict[str, str]:
+def _unscored(infos: list[EvaluatorInfo], metrics: dict[str, float]) -> dict[str, str]:
     """Evaluators that scored no row although some rows failed: their metric would be missing."""
     found = {}
-    for evaluator in chosen:
-        prefix = getattr(evaluator, "metric_prefix", None) or f"{evaluator.name}/{evaluator.version}"
+    for info in infos:
+        prefix = info.metric_prefix
         scored, failed = metrics.get(f"{prefix}/rows_scored"), metrics.get(f"{prefix}/rows_failed", 0)
         if scored == 0 and failed:
             found[prefix] = f"{prefix} scored no row: {int(failed)} failed (see its justification column)"
@@ -332,7 +345,7 @@ async def _execute(dataset: EvalDataset, runner: Runner | None, jobs: list[RowJo
     With judged evaluators, the judge is tried on the first few answers before the model answers
     the rest: a judge that cannot work (refused key, unknown model, unreachable, no usable JSON)
     stops the run after a handful of paid model calls, not after all of them."""
-    judged = [e for e in chosen if "judge" in e.requires] if context.judge is not None else []
+    judged = [e for e in chosen if "judge" in evaluator_info(e).requires] if context.judge is not None else []
     judge_failure = None
     try:
         if runner is not None:
@@ -406,13 +419,12 @@ async def _judge_canary(judged: list[Evaluator], rows: list[EvalRow], context: S
             f"({count} of {len(errors)} attempts: {redact(text)[:500]})")
 
 
-REPORT_ENTRY_POINTS = "evalkit.reports"
 REPORT_FILE = "report.html"
 
 
 def find_report_renderer() -> Callable[..., str] | None:
     """The HTML report renderer, found through the ``evalkit.reports`` entry-point group."""
-    found = {ep.name: ep for ep in entry_points(group=REPORT_ENTRY_POINTS)}
+    found = plugins.find_plugins(plugins.REPORTS)
     return found["html"].load() if "html" in found else None
 
 
@@ -578,8 +590,9 @@ async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: Scor
     rows, each with the error, and the others still score: the answers are already paid for.
     """
     scores: dict[str, list[Score]] = {}
-    for stage in ("score", "post"):
-        batch = [e for e in chosen if getattr(e, "stage", "score") == stage]
+    infos = {e.name: evaluator_info(e) for e in chosen}
+    for stage in STAGES:
+        batch = [e for e in chosen if infos[e.name].stage == stage]
         results = await asyncio.gather(*(e.score(rows, context) for e in batch), return_exceptions=True)
         for evaluator, result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):
@@ -594,13 +607,12 @@ async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: Scor
     return scores
 
 
-def _add_scores(table: pd.DataFrame, metrics: dict[str, float], chosen: list[Evaluator],
+def _add_scores(table: pd.DataFrame, metrics: dict[str, float], chosen: list[Evaluator], infos: list[EvaluatorInfo],
                 scores: dict[str, list[Score]]) -> None:
     """Each evaluator's aggregates into ``metrics`` and its per-row columns into ``table``."""
-    for evaluator in chosen:
+    for evaluator, info in zip(chosen, infos, strict=True):
         evaluator_scores = scores[evaluator.name]
-        prefix = getattr(evaluator, "metric_prefix", None) or f"{evaluator.name}/{evaluator.version}"
-        metrics.update({f"{prefix}/{k}": v for k, v in evaluator.aggregate(evaluator_scores).items()})
+        metrics.update({f"{info.metric_prefix}/{k}": v for k, v in evaluator.aggregate(evaluator_scores).items()})
         table[f"{evaluator.name}/score"] = [s.value for s in evaluator_scores]
         table[f"{evaluator.name}/justification"] = [s.error or s.justification for s in evaluator_scores]
         table[f"{evaluator.name}/status"] = [_score_status(s) for s in evaluator_scores]

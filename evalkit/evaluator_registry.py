@@ -1,20 +1,22 @@
-"""Finding evaluators: the ``evalkit.evaluators`` entry-point group, ``@evaluator`` functions
-registered in this process, or evaluator objects passed directly."""
+"""Finding evaluators: the ``evalkit.evaluators`` and ``evalkit.evaluator_families`` entry-point
+groups (``evalkit.plugins``), ``@evaluator`` functions registered in this process, or evaluator
+objects passed directly."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 from typing import Any
 
+from evalkit import plugins
 from evalkit.errors import InvalidArgument
-from evalkit.scoring import Evaluator, registered_evaluators
+from evalkit.scoring import (
+    Evaluator,
+    evaluator_info,
+    is_evaluator,
+    registered_evaluators,
+)
 
-ENTRY_POINT_GROUP = "evalkit.evaluators"
-# Families of evaluators named "<prefix>:<metric>" (e.g. "ragas:faithfulness"): the entry point is a
-# factory called with the metric name and the evaluator's config.
-PREFIX_GROUP = "evalkit.evaluator_families"
 _QA = ("exact_match", "token_f1", "answer_correctness", "faithfulness", "toxicity", "latency", "cost")
 DEFAULTS = {
     "question-answering": _QA,
@@ -31,7 +33,7 @@ _HOW_TO = {
 
 def available_evaluators() -> dict[str, Any]:
     """Every evaluator name usable here, mapped to its factory (or entry point)."""
-    found: dict[str, Any] = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    found: dict[str, Any] = dict(plugins.find_plugins(plugins.EVALUATORS))
     found.update(registered_evaluators())
     return found
 
@@ -63,13 +65,17 @@ def create_evaluator(name: str, config: dict[str, Any] | None = None, judge_avai
     except (TypeError, ValueError):
         pass
     try:
-        return factory(**kwargs)
+        created = factory(**kwargs)
     except TypeError as exc:
         raise InvalidArgument(f"evaluator_config for {name!r} is not accepted: {exc}") from None
+    evaluator_info(created)  # its declarations are checked before any model call
+    return created
 
 
 def _families() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=PREFIX_GROUP)}
+    # Families of evaluators named "<family>:<metric>" (e.g. "ragas:faithfulness"): the entry
+    # point is a factory called with the metric name and the evaluator's config.
+    return dict(plugins.find_plugins(plugins.EVALUATOR_FAMILIES))
 
 
 def _spec_name(spec: Any) -> str:
@@ -77,7 +83,7 @@ def _spec_name(spec: Any) -> str:
         return spec
     if getattr(spec, "evalkit_evaluator", None):
         return spec.evalkit_evaluator
-    if isinstance(spec, Evaluator):
+    if is_evaluator(spec):
         return spec.name
     raise InvalidArgument(f"an evaluator must be a name, an @evaluator function or an evaluator object, got {spec!r}")
 
@@ -116,16 +122,27 @@ def resolve_evaluators(
         if name in explicit_names or name in chosen:
             continue
         evaluator = create_evaluator(name, config.get(name), judge, found, families)
-        if all(need in available_data for need in evaluator.requires):
+        if all(need in available_data for need in evaluator_info(evaluator).requires):
             chosen[name] = evaluator  # a default that does not fit the data is left out
     for spec, name in zip(explicit, explicit_names, strict=True):
-        evaluator = spec if isinstance(spec, Evaluator) and not isinstance(spec, str) else \
-            create_evaluator(name, config.get(name), judge, found, families)
-        missing = [need for need in evaluator.requires if need not in available_data]
+        evaluator = spec if is_evaluator(spec) else create_evaluator(name, config.get(name), judge, found, families)
+        missing = [need for need in evaluator_info(evaluator).requires if need not in available_data]
         if missing:
             raise InvalidArgument(
                 f"evaluator {name!r} needs {' and '.join(missing)}, which this evaluation does not have: "
                 + "; ".join(_HOW_TO.get(m, m) for m in missing)
             )
         chosen[name] = evaluator
+    _check_prefixes(list(chosen.values()))
     return list(chosen.values())
+
+
+def _check_prefixes(chosen: list[Evaluator]) -> None:
+    """Two evaluators logging under the same metric prefix would overwrite each other's metrics."""
+    seen: dict[str, str] = {}
+    for evaluator in chosen:
+        info = evaluator_info(evaluator)
+        if info.metric_prefix in seen:
+            raise InvalidArgument(f"evaluators {seen[info.metric_prefix]!r} and {info.name!r} both log their metrics "
+                                  f"under {info.metric_prefix!r}; give one another metric_prefix or version")
+        seen[info.metric_prefix] = info.name

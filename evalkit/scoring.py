@@ -12,9 +12,10 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from evalkit.errors import EvalkitError, InvalidArgument
+from evalkit.validation import validate_key
 
 T = TypeVar("T")
 Message = dict[str, str]
@@ -109,24 +110,107 @@ class ScoringContext:
     judge_cost_by_row: dict[int, float] = field(default_factory=dict)
 
 
-@runtime_checkable
+Stage = Literal["score", "post"]
+STAGES: tuple[str, ...] = ("score", "post")
+REQUIREMENTS = ("targets", "contexts", "judge", "model_run")
+
+
 class Evaluator(Protocol):
     """What evaluate() needs from an evaluator.
 
-    ``requires`` names the data it needs among ``"targets"``, ``"contexts"``, ``"judge"`` and
-    ``"model_run"`` (the runner's latency and cost); evaluate() checks them before any model
-    call. Metrics are logged as ``<metric_prefix>/<aggregate>``, where the prefix is
-    ``<name>/<version>`` unless the evaluator sets ``metric_prefix``. Evaluators with
-    ``stage = "post"`` run after the others and see the judge's cost per row.
+    Required: ``name``, ``version``, ``async score(rows, context)`` and ``aggregate(scores)``.
+    Metadata an evaluator may declare (``evaluator_info`` gives the default of each one left out):
+
+    - ``requires`` (default none): the data it needs among ``"targets"``, ``"contexts"``,
+      ``"judge"`` and ``"model_run"`` (the runner's latency and cost); evaluate() checks them
+      before any model call;
+    - ``metric_prefix`` (default ``<name>/<version>``): metrics are logged as
+      ``<metric_prefix>/<aggregate>``;
+    - ``stage`` (default ``"score"``): ``"post"`` evaluators run after the others and see the
+      judge's cost per row;
+    - ``higher_is_better`` (default True): which way its metrics improve, for the report's
+      verdicts and the suite's baseline gates (False for latency, cost, toxicity).
     """
 
     name: str
     version: str
     requires: tuple[str, ...]
+    metric_prefix: str | None
+    stage: Stage
+    higher_is_better: bool
 
     async def score(self, rows: list[EvalRow], context: ScoringContext) -> list[Score]: ...
 
     def aggregate(self, scores: list[Score]) -> dict[str, float]: ...
+
+
+def is_evaluator(candidate: object) -> bool:
+    """Whether ``candidate`` has what an evaluator must have (the metadata is optional)."""
+    return (isinstance(getattr(candidate, "name", None), str) and isinstance(getattr(candidate, "version", None), str)
+            and callable(getattr(candidate, "score", None)) and callable(getattr(candidate, "aggregate", None)))
+
+
+@dataclass(frozen=True)
+class EvaluatorInfo:
+    """An evaluator's effective metadata (see ``Evaluator``): what evaluate() uses to run it and
+    name its metrics, and what it records with the run (``evaluators.json``) for the report and
+    the gates, which only have the stored run."""
+
+    name: str
+    version: str
+    metric_prefix: str
+    stage: str = "score"
+    higher_is_better: bool = True
+    requires: tuple[str, ...] = ()
+
+    def owns(self, metric: str) -> bool:
+        """Whether ``metric`` is one of this evaluator's aggregates."""
+        return metric.startswith(self.metric_prefix + "/")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "metric_prefix": self.metric_prefix, "stage": self.stage,
+                "higher_is_better": self.higher_is_better, "requires": list(self.requires)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EvaluatorInfo:
+        return cls(str(data["name"]), str(data["version"]), str(data["metric_prefix"]), str(data.get("stage", "score")),
+                   bool(data.get("higher_is_better", True)), tuple(data.get("requires", ())))
+
+
+def evaluator_info(evaluator: Any) -> EvaluatorInfo:
+    """The metadata of ``evaluator``, with the defaults for what it does not declare.
+
+    Raises InvalidArgument naming the evaluator when a declaration is unusable (a ``stage`` other
+    than "score"/"post", unknown ``requires``, a metric prefix that is not a valid metric key),
+    so that evaluate() and a suite's preflight refuse it before any model call.
+    """
+    if not is_evaluator(evaluator):
+        raise InvalidArgument(f"{evaluator!r} is not an evaluator: it needs a name, a version, "
+                              "async score(rows, context) and aggregate(scores)")
+    name, version = evaluator.name, evaluator.version
+    prefix = getattr(evaluator, "metric_prefix", None) or f"{name}/{version}"
+    stage = getattr(evaluator, "stage", "score")
+    better = getattr(evaluator, "higher_is_better", True)
+    requires = getattr(evaluator, "requires", None) or ()
+    if not isinstance(requires, (list, tuple, set, frozenset)) or not all(isinstance(need, str) for need in requires):
+        raise InvalidArgument(f"evaluator {name!r}: requires must be a sequence of names, got {requires!r}")
+    if unknown := sorted(set(requires) - set(REQUIREMENTS)):
+        raise InvalidArgument(f"evaluator {name!r} requires unknown data {unknown}; "
+                              f"known: {', '.join(REQUIREMENTS)}")
+    if stage not in STAGES:
+        raise InvalidArgument(f"evaluator {name!r} has stage {stage!r}; use one of {', '.join(STAGES)}")
+    if not isinstance(better, bool):
+        raise InvalidArgument(f"evaluator {name!r}: higher_is_better must be True or False, got {better!r}")
+    if not isinstance(prefix, str):
+        raise InvalidArgument(f"evaluator {name!r}: metric_prefix must be a string, got {prefix!r}")
+    try:
+        validate_key("metric", f"{prefix}/mean")
+    except InvalidArgument as exc:
+        hint = "" if getattr(evaluator, "metric_prefix", None) else " (set metric_prefix to name them otherwise)"
+        raise InvalidArgument(f"evaluator {name!r} would log its metrics as {prefix}/<aggregate>, "
+                              f"which is not a valid metric key{hint}: {exc}") from None
+    ordered = sorted(requires) if isinstance(requires, (set, frozenset)) else requires
+    return EvaluatorInfo(name, version, prefix, stage, better, tuple(ordered))
 
 
 def mean_with_denominators(scores: Sequence[Score]) -> dict[str, float]:
@@ -153,12 +237,17 @@ class FunctionEvaluator:
     """An evaluator made from a per-row function returning a number, a bool, a Score or None
     (not applicable). Exceptions become that row's error; the other rows go on."""
 
+    stage = "score"
+
     def __init__(self, fn: RowFunction, name: str, version: str, requires: tuple[str, ...],
-                 aggregate: Callable[[list[Score]], dict[str, float]] | None) -> None:
+                 aggregate: Callable[[list[Score]], dict[str, float]] | None, higher_is_better: bool = True,
+                 metric_prefix: str | None = None) -> None:
         self.fn = fn
         self.name = name
         self.version = version
         self.requires = requires
+        self.higher_is_better = higher_is_better
+        self.metric_prefix = metric_prefix
         self._aggregate = aggregate or mean_with_denominators
         self._is_async = inspect.iscoroutinefunction(fn)
 
@@ -194,6 +283,8 @@ def evaluator(
     version: str = "v1",
     requires: Sequence[str] = (),
     aggregate: Callable[[list[Score]], dict[str, float]] | None = None,
+    higher_is_better: bool = True,
+    metric_prefix: str | None = None,
 ) -> Any:
     """Register a per-row function as an evaluator, usable by name in ``evaluators=`` or
     ``extra_metrics=`` (or pass the function itself)::
@@ -203,14 +294,20 @@ def evaluator(
             return row.target.lower() in row.output.lower()
 
         ek.evaluate(..., extra_metrics=["mentions_target"])
+
+    ``higher_is_better=False`` says lower scores are better (a length, a count of mistakes);
+    ``metric_prefix`` replaces ``<name>/<version>`` in the metric names.
     """
 
     def wrap(function: RowFunction) -> RowFunction:
         evaluator_name = name or function.__name__
-        unknown = set(requires) - {"targets", "contexts", "judge", "model_run"}
-        if unknown:
-            raise InvalidArgument(f"evaluator {evaluator_name!r} requires unknown data {sorted(unknown)}")
-        _registered[evaluator_name] = lambda: FunctionEvaluator(function, evaluator_name, version, tuple(requires), aggregate)
+
+        def create() -> FunctionEvaluator:
+            return FunctionEvaluator(function, evaluator_name, version, tuple(requires), aggregate, higher_is_better,
+                                     metric_prefix)
+
+        evaluator_info(create())  # a bad declaration fails here, where it is written
+        _registered[evaluator_name] = create
         function.evalkit_evaluator = evaluator_name  # type: ignore[attr-defined]
         return function
 

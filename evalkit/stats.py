@@ -105,14 +105,6 @@ def paired_delta(current: np.ndarray | list[float], baseline: np.ndarray | list[
     return Delta(now, before, now - before, low, high, int(a.size), verdict)
 
 
-_LOWER_IS_BETTER = ("latency", "cost", "toxicity", "error", "tokens")
-
-
-def higher_is_better(metric: str) -> bool:
-    """Scores are better high; latency, cost, toxicity, errors and tokens are better low."""
-    return not metric.split("/", 1)[0].startswith(_LOWER_IS_BETTER)
-
-
 def align_rows(current_keys: list[str], baseline_keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Row positions pairing the two runs by key (e.g. the input text): the first baseline row
     with the same key pairs with each current row; rows without a partner are left out."""

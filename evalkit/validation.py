@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import unicodedata
 
 from evalkit.errors import InvalidArgument
 
 MAX_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
 MAX_TAG_VALUE_LENGTH = 8000
+# ASCII only: keys are written unquoted in search filters and suite gate expressions, and one
+# spelling per key (no é that is e + combining accent in one run and a single character in another).
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-./ ]+$")
 
 
@@ -22,9 +25,12 @@ def validate_key(kind: str, key: object) -> str:
         raise InvalidArgument(f"{kind} key {key[:40]!r}... is {len(key)} characters; the limit is {MAX_KEY_LENGTH}")
     if not _KEY_PATTERN.match(key):
         bad = sorted({c for c in key if not _KEY_PATTERN.match(c)})
+        ascii_key = unicodedata.normalize("NFKD", key).encode("ascii", "ignore").decode()
+        ascii_key = "".join(c if _KEY_PATTERN.match(c) else "_" for c in ascii_key)
+        suggestion = f"; e.g. {ascii_key!r}" if any(c.isalnum() for c in ascii_key) else ""
         raise InvalidArgument(
-            f"{kind} key {key!r} contains {''.join(bad)!r}: keys may hold only letters, digits, "
-            "'_', '-', '.', '/' and space"
+            f"{kind} key {key!r} contains {''.join(bad)!r}: keys may hold only the ASCII letters A-Z and a-z, "
+            f"the digits 0-9, '_', '-', '.', '/' and space{suggestion}"
         )
     return key
 

@@ -67,6 +67,9 @@ class JudgedAnswerCorrectness:
     name = "answer_correctness"
     version = "judge-v1"
     requires = ("targets", "judge")
+    metric_prefix = None  # answer_correctness/judge-v1/...
+    stage = "score"
+    higher_is_better = True
 
     def __init__(self, weights: tuple[float, float] = (0.75, 0.25), embeddings: str | None = None) -> None:
         if len(weights) != 2 or min(weights) < 0 or sum(weights) <= 0:

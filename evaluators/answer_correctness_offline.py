@@ -32,6 +32,9 @@ class OfflineAnswerCorrectness:
     name = "answer_correctness"
     version = "f1sim-v1"
     requires = ("targets",)
+    metric_prefix = None  # answer_correctness/f1sim-v1/...
+    stage = "score"
+    higher_is_better = True
 
     async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         pairs = [(row.output, row.target) for row in rows if row.output is not None and row.target is not None]

@@ -10,8 +10,10 @@ NO_OUTPUT = Score(None, error="no output: the model call failed")
 
 
 class RowEvaluator:
-    """Subclasses set ``name``, ``version``, ``requires`` and write ``score_row``; rows whose
-    model call failed are counted as failed without reaching it."""
+    """Subclasses set ``name``, ``version``, ``requires`` (and, where the defaults do not fit,
+    ``metric_prefix``, ``stage``, ``higher_is_better``: ``evalkit.scoring.evaluator_info`` gives
+    the defaults) and write ``score_row``; rows whose model call failed are counted as failed
+    without reaching it."""
 
     name: str
     version: str

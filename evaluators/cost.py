@@ -17,7 +17,8 @@ class Cost:
     version = "v1"
     requires = ("model_run",)
     metric_prefix = "cost"
-    stage = "post"
+    stage = "post"  # after the judge has run: it adds the judge's cost per row
+    higher_is_better = False
 
     async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         judge_costs = context.judge_cost_by_row if context is not None else {}

@@ -16,6 +16,9 @@ class ExactMatch(RowEvaluator):
     name = "exact_match"
     version = "v1"
     requires = ("targets",)
+    metric_prefix = None  # exact_match/v1/...
+    stage = "score"
+    higher_is_better = True
 
     def score_row(self, row: EvalRow) -> Score:
         match = normalize_answer(row.output or "") == normalize_answer(row.target or "")

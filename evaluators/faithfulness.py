@@ -72,6 +72,9 @@ class JudgedFaithfulness:
     name = "faithfulness"
     version = "judge-v1"
     requires = ("contexts", "judge")
+    metric_prefix = None  # faithfulness/judge-v1/...
+    stage = "score"
+    higher_is_better = True
 
     async def _one(self, judge: Judge, row: EvalRow) -> Score:
         if row.output is None:

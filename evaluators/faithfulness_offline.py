@@ -32,6 +32,9 @@ class OfflineFaithfulness(RowEvaluator):
     name = "faithfulness"
     version = "kprecision-v1"
     requires = ("contexts",)
+    metric_prefix = None  # faithfulness/kprecision-v1/...
+    stage = "score"
+    higher_is_better = True
 
     def score_row(self, row: EvalRow) -> Score:
         if not any(c.strip() for c in row.contexts):

@@ -3,7 +3,8 @@
 Per row: the successful call's latency in milliseconds (retries, backoff and queueing excluded;
 the runner reports those as ``latency_total/...``). Cached rows keep their original latency in
 the results table but are not applicable here: they were not called in this run.
-Aggregates (metric names ``latency/...``): p50, p90, p95, p99, mean and max, and denominators.
+Aggregates (metric names ``latency/...``): p50, p90, p95, p99, mean and max, and denominators;
+the figures are NaN when no row was called in this run (all cached, or all failed).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Latency:
     requires = ("model_run",)
     metric_prefix = "latency"
     stage = "post"
+    higher_is_better = False
 
     async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         scores = []
@@ -44,8 +46,11 @@ class Latency:
             "rows_failed": float(sum(s.applicable and not s.scored for s in scores)),
             "rows_not_applicable": float(sum(not s.applicable for s in scores)),
         }
-        if values.size:
-            aggregates.update({f"p{p}_ms": float(np.percentile(values, p)) for p in PERCENTILES})
-            aggregates["mean_ms"] = float(values.mean())
-            aggregates["max_ms"] = float(values.max())
+        # With no fresh call (every row from the cache, or every call failed) the figures are NaN,
+        # never missing: result.metrics["latency/p95_ms"] always exists, and a gate on it is an
+        # error ("cannot be judged") rather than a pass. rows_scored says how many calls it covers.
+        nan = float("nan")
+        aggregates.update({f"p{p}_ms": float(np.percentile(values, p)) if values.size else nan for p in PERCENTILES})
+        aggregates["mean_ms"] = float(values.mean()) if values.size else nan
+        aggregates["max_ms"] = float(values.max()) if values.size else nan
         return aggregates

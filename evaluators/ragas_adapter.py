@@ -174,6 +174,8 @@ class RagasMetric:
         # Metric keys may not hold ':': logged as ragas/<metric>/<version>/<aggregate>.
         self.metric_prefix = f"ragas/{metric}/{self.version}"
         self.requires = ("judge", *self.spec.requires)
+        self.stage = "score"
+        self.higher_is_better = True  # every supported ragas metric is a score in [0, 1]
         self.embeddings = embeddings
         self.metric_kwargs = metric_kwargs
 

@@ -18,6 +18,9 @@ class TokenF1(RowEvaluator):
     name = "token_f1"
     version = "v1"
     requires = ("targets",)
+    metric_prefix = None  # token_f1/v1/...
+    stage = "score"
+    higher_is_better = True
 
     def score_row(self, row: EvalRow) -> Score:
         if row.target is None:

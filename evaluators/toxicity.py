@@ -102,6 +102,9 @@ class Toxicity:
     """How offensive each answer is; see the module docstring for the methods."""
 
     name = "toxicity"
+    metric_prefix = None  # toxicity/<method>-v1/...
+    stage = "score"
+    higher_is_better = False  # a more offensive answer is worse
 
     def __init__(
         self,

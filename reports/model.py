@@ -15,12 +15,13 @@ import pandas as pd
 
 from evalkit import Run, TrackingClient
 from evalkit.errors import InvalidArgument, NotFound
+from evalkit.run_evaluators import load_evaluators
+from evalkit.scoring import EvaluatorInfo
 from evalkit.stats import (
     Delta,
     Interval,
     align_rows,
     bootstrap_interval,
-    higher_is_better,
     paired_delta,
 )
 from evalkit.suite.expressions import resolve_metric
@@ -34,6 +35,7 @@ LOW_SCORE = 0.5
 MIN_CHANGE = 0.001  # a mean score change smaller than this is not listed as regressed or improved
 HISTORY_RUNS = 30  # the pair's runs a history chart covers
 GATE_KINDS = ("threshold", "paired", "tolerance")
+PANELS = ("latency", "cost")  # evaluators (by metric prefix) shown in panels of their own, not as score cards
 
 
 @dataclass
@@ -41,7 +43,7 @@ class RunView:
     run: Run
     experiment: str
     table: pd.DataFrame
-    evaluators: list[tuple[str, str]]  # (name, metric prefix), in the run's order
+    evaluators: list[EvaluatorInfo]  # those with per-row scores in the table, in the run's order
 
     @property
     def params(self) -> dict[str, str]:
@@ -114,12 +116,7 @@ def load_run(client: TrackingClient, run_id: str) -> RunView:
     except NotFound:
         raise NotFound(f"run {run_id} has no {RESULTS_TABLE}: only runs logged by evaluate() have a report") from None
     experiment = client.get_experiment(run.info.experiment_id).name
-    evaluators = []
-    for item in filter(None, run.data.params.get("evaluators", "").split(",")):
-        name, _, version = item.partition("@")
-        if f"{name}/score" in table.columns:
-            prefix = name if name in ("latency", "cost") else f"{name}/{version}"
-            evaluators.append((name, prefix))
+    evaluators = [info for info in load_evaluators(client, run) if f"{info.name}/score" in table.columns]
     return RunView(run, experiment, table, evaluators)
 
 
@@ -206,16 +203,14 @@ def diff_segments(before: str, after: str) -> list[list[str]]:
 
 def _cards(current: RunView, baseline: RunView | None, pairs: tuple[np.ndarray, np.ndarray] | None) -> list[MetricCard]:
     cards = []
-    for name, prefix in current.evaluators:
-        if name in ("latency", "cost"):
-            continue  # they have panels of their own
-        metrics = current.metrics
+    for info in score_evaluators(current):
+        name, prefix, metrics = info.name, info.metric_prefix, current.metrics
         denominators = {key: int(metrics.get(f"{prefix}/{key}", 0)) for key in ("rows_scored", "rows_failed", "rows_not_applicable")}
-        better = higher_is_better(prefix)
-        card = MetricCard(name, prefix + "/mean", bootstrap_interval(current.scores(name)), denominators, None, better)
+        card = MetricCard(name, prefix + "/mean", bootstrap_interval(current.scores(name)), denominators, None,
+                          info.higher_is_better)
         if baseline is not None and pairs is not None and f"{name}/score" in baseline.table.columns:
             now, before = current.scores(name)[pairs[0]], baseline.scores(name)[pairs[1]]
-            card.delta = paired_delta(now, before, higher_is_better=better)
+            card.delta = paired_delta(now, before, higher_is_better=info.higher_is_better)
         cards.append(card)
     return cards
 
@@ -230,7 +225,7 @@ def _row_record(view: RunView, position: int) -> dict[str, Any]:
         "input_tokens": _number(row.get("input_tokens")), "output_tokens": _number(row.get("output_tokens")),
         "scores": {}, "justifications": {}, "raw": {}, "score_status": {},
     }
-    for name, _ in view.evaluators:
+    for name in (info.name for info in view.evaluators):
         record["scores"][name] = _number(row.get(f"{name}/score"))
         record["justifications"][name] = _text(row.get(f"{name}/justification"))
         record["score_status"][name] = row.get(f"{name}/status", "scored")
@@ -240,8 +235,9 @@ def _row_record(view: RunView, position: int) -> dict[str, Any]:
     return record
 
 
-def _score_names(view: RunView) -> list[str]:
-    return [name for name, _ in view.evaluators if name not in ("latency", "cost")]
+def score_evaluators(view: RunView) -> list[EvaluatorInfo]:
+    """The evaluators shown as score cards, distributions and row scores (all but the panels')."""
+    return [info for info in view.evaluators if info.metric_prefix not in PANELS]
 
 
 def build_report(client: TrackingClient, run_id: str, baseline_run_id: str | None = None, row_cap: int = 2000) -> Report:
@@ -262,8 +258,8 @@ def build_report(client: TrackingClient, run_id: str, baseline_run_id: str | Non
             )
 
     records = [_row_record(current, i) for i in range(len(current.table))]
-    names = _score_names(current)
-    directions = {name: higher_is_better(prefix) for name, prefix in current.evaluators}
+    names = [info.name for info in score_evaluators(current)]
+    directions = {info.name: info.higher_is_better for info in current.evaluators}
     changes: dict[str, list[dict[str, Any]]] = {"regressed": [], "improved": []}
     if baseline is not None and pairs is not None:
         for i, j in zip(*pairs, strict=True):

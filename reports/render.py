@@ -23,10 +23,11 @@ import numpy as np
 from markupsafe import Markup
 
 from evalkit import TrackingClient
-from evalkit.stats import higher_is_better, paired_delta, percentile_statistic
+from evalkit.run_evaluators import higher_is_better
+from evalkit.stats import paired_delta, percentile_statistic
 from evalkit.tracking import run_tags
 from reports.charts import histogram, line_chart
-from reports.model import LOW_SCORE, Report, build_report
+from reports.model import LOW_SCORE, Report, build_report, score_evaluators
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _HEADER_PARAMS = ("model_uri", "model_snapshot", "dataset_digest", "dataset_rows", "judge_uri", "judge_snapshot",
@@ -76,7 +77,8 @@ def _usd(value: float | None) -> str:
 
 
 def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.0f} ms"
+    # NaN: no call was timed in that run (every row came from the cache).
+    return "–" if value is None or value != value else f"{value:,.0f} ms"
 
 
 def _count(value: float | None) -> str:
@@ -109,9 +111,10 @@ def _latency(report: Report) -> dict[str, Any]:
         if len(base_table) == len(table):
             now = np.where(table["cached"].astype(bool), np.nan, table["latency_ms"].to_numpy(dtype=float))
             before = np.where(base_table["cached"].astype(bool), np.nan, base_values)
-            delta = paired_delta(now, before, higher_is_better=False, statistic=percentile_statistic(95))
+            better = higher_is_better("latency/p95_ms", report.current.evaluators)
+            delta = paired_delta(now, before, higher_is_better=better, statistic=percentile_statistic(95))
     return {
-        "values": bool(values.size),
+        "measured": bool(values.size),  # not "values": in the template that would be dict.values
         "chart": histogram(values, unit=" ms", overlay=base_values) if values.size else "",
         "cached": int(table["cached"].astype(bool).sum()) if "cached" in table else 0,
         "total_p95": report.current.metrics.get("latency_total/p95_ms"),
@@ -158,14 +161,14 @@ def render_report(report: Report, status: str | None = None) -> str:
     """The HTML of a built report. ``status`` overrides the run's (evaluate() renders before it ends the run)."""
     run = report.current.run
     params = report.current.params
-    score_names = [name for name, _ in report.current.evaluators if name not in ("latency", "cost")]
+    score_names = [info.name for info in score_evaluators(report.current)]
     distributions = []
     for name in score_names:
         values = report.current.scores(name)
         overlay = report.baseline.scores(name) if report.baseline and f"{name}/score" in report.baseline.table else None
         in_unit = np.nanmin(values, initial=0.0) >= 0 and np.nanmax(values, initial=1.0) <= 1
         distributions.append((name, histogram(values, bins=10, value_range=(0.0, 1.0) if in_unit else None, overlay=overlay)))
-    better = {name: higher_is_better(prefix) for name, prefix in report.current.evaluators}
+    better = {info.name: info.higher_is_better for info in report.current.evaluators}
     payload = {"rows": report.rows, "score_names": score_names, "low_score": LOW_SCORE, "higher_is_better": better,
                "total_rows": report.total_rows}
     script = _asset("report.js")

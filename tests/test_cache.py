@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from evalkit import cache as cache_module
-from evalkit.cache import CachedResponse, CacheMode, ResponseCache, cache_key, default_cache_path
+from evalkit.cache import (
+    CachedResponse,
+    CacheMode,
+    ResponseCache,
+    cache_key,
+    default_cache_path,
+)
 from evalkit.errors import InvalidArgument, InvalidState, StoreUnavailable
 from evalkit.models.base import Usage
 

@@ -226,6 +226,28 @@ def test_missing_input_is_refused(missing):
         load_dataset(df)
 
 
+def test_empty_or_white_space_inputs_are_refused_with_their_rows(tmp_path):
+    df = pd.DataFrame({"question": ["fine", "", "  \t\n", "fine", "\u00a0"], "ground_truth": ["", "a", "b", "c", "d"]})
+    with pytest.raises(InvalidArgument, match=r"inputs column 'question' is empty or only white space at row\(s\) 1, 2, 4;"):
+        load_dataset(df)
+    csv = tmp_path / "qa.csv"
+    csv.write_text("question,ground_truth\nfine,a\n   ,b\n")
+    with pytest.raises(InvalidArgument, match=r"'question' is empty or only white space at row\(s\) 1;"):
+        load_dataset(csv)
+    # An empty target is an answer ("say nothing"), not a data bug: it stays accepted.
+    assert load_dataset(df.iloc[[0, 3]], targets="ground_truth").targets() == ["", "c"]
+
+
+def test_empty_inputs_stop_evaluate_before_any_model_call():
+    import evalkit as ek
+
+    calls = []
+    df = pd.DataFrame({"inputs": ["What is 2 + 2?", " "]})
+    with pytest.raises(InvalidArgument, match=r"row\(s\) 1"):
+        ek.evaluate(model=lambda q: calls.append(q) or "4", data=df, progress=False)
+    assert calls == [] and ek.search_runs().empty
+
+
 def test_missing_targets_lists_first_five_rows():
     targets = [None, "ok", None, None, float("nan"), None, None, None]
     df = pd.DataFrame({"question": ["q"] * 8, "gold": targets}, dtype=object)

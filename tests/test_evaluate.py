@@ -4,12 +4,14 @@ OpenAI-compatible server on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import evalkit as ek
+from evalkit.testing import assert_eval
 from evalkit.testing.fake_openai import FakeConfig, FakeOpenAIServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,8 +202,23 @@ def test_second_run_is_served_from_the_cache_keeping_original_latency_and_cost(s
     assert two["latency_ms"].tolist() == pytest.approx(one["latency_ms"].tolist())
     assert two["cost_usd"].tolist() == pytest.approx(one["cost_usd"].tolist())
     assert second.metrics["cache/hits"] == 20 and second.metrics["cache/misses"] == 0
-    assert "latency/p50_ms" not in second.metrics  # cached rows are left out of the percentiles
     assert second.metrics["cost/spent_usd"] == 0 and second.metrics["cost/model_usd"] == pytest.approx(first.metrics["cost/model_usd"])
+
+
+def test_a_fully_cached_run_reports_its_latency_as_nan_with_no_row_timed(server):
+    """The README's result.metrics["latency/p95_ms"] never raises KeyError: cached rows are left out
+    of the percentiles, so with every row cached the figure is NaN, logged as such, and cannot pass a gate."""
+    data = frame(6)
+    ek.evaluate(model=uri(server), data=data, targets="ground_truth", progress=False)
+    second = ek.evaluate(model=uri(server), data=data, targets="ground_truth", progress=False)
+    for name in ("latency/p50_ms", "latency/p95_ms", "latency/mean_ms", "latency/max_ms", "latency_total/p95_ms"):
+        assert math.isnan(second.metrics[name]), name
+    assert second.metrics["latency/rows_scored"] == 0 and second.metrics["latency/rows_not_applicable"] == 6
+    assert math.isnan(ek.get_run(second.run_id).data.metrics["latency/p95_ms"])  # stored as it is
+    with pytest.raises(AssertionError, match="latency/p95_ms is nan"):
+        assert_eval(second, "latency/p95 <= 2000")
+    html = Path(second.artifacts["report"]).read_text()
+    assert "nan ms" not in html and "No latency: answers were given (predictions) or all came from the cache" in html
 
 
 def test_cache_is_keyed_by_model_and_parameters_and_modes_work(server):
@@ -311,3 +328,16 @@ def test_faults_end_with_every_row_answered_or_recorded_as_failed():
     assert table.loc[table["status"] == "failed", "error"].notna().all()
     assert result.metrics["retries"] > 30  # the faults really happened and were retried
     assert server.stats.by_status[429] > 0 and server.stats.by_status[500] > 0
+
+
+def test_a_tolerance_gate_on_the_nan_latency_of_a_cached_run_is_an_error_not_a_pass(server):
+    from evalkit.suite.gates import ERROR, Comparison, compare
+    from evalkit.suite.job import _scores
+
+    data = frame(6)
+    baseline = ek.evaluate(model=uri(server), data=data, progress=False)
+    cached = ek.evaluate(model=uri(server), data=data, progress=False)
+    client = ek.TrackingClient()
+    gate = compare(Comparison("latency/p95", "tolerance", tolerance=0.2, relative=True),
+                   _scores(client, cached.run_id), _scores(client, baseline.run_id))
+    assert gate.status == ERROR and "cannot be compared" in gate.message

@@ -17,7 +17,12 @@ import httpx
 import openai
 import pytest
 
-from evalkit.testing.fake_openai import FakeConfig, FakeOpenAIServer, embed_text, messages_hash
+from evalkit.testing.fake_openai import (
+    FakeConfig,
+    FakeOpenAIServer,
+    embed_text,
+    messages_hash,
+)
 
 T = TypeVar("T")
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]

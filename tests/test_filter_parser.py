@@ -161,7 +161,7 @@ def test_quoted_keys(text: str, key: Key) -> None:
     ("text", "name"),
     [
         ("metrics.faithfulness/v1/mean > 0", "faithfulness/v1/mean"),
-        ("tags.mlflow.runName = 'x'", "mlflow.runName"),
+        ("tags.mlflow.user = 'x'", "mlflow.user"),
         ("tags.mlflow.source.git.commit = 'x'", "mlflow.source.git.commit"),
         ("params.top-k = 'x'", "top-k"),
         ("params.2nd_stage = 'x'", "2nd_stage"),
@@ -188,6 +188,13 @@ def test_every_attribute_is_accepted(name: str) -> None:
 @pytest.mark.parametrize(("alias", "name"), [("name", "run_name"), ("id", "run_id")])
 def test_attribute_aliases(alias: str, name: str) -> None:
     assert parse_filter(f"attributes.{alias} = 'x'") == attribute(name, "=", "x")
+
+
+def test_mlflow_run_name_tag_is_the_run_name_attribute() -> None:
+    assert parse_filter("tags.mlflow.runName = 'x'") == attribute("run_name", "=", "x")
+    assert parse_filter("tags.`mlflow.runName` LIKE 'x%'") == attribute("run_name", "LIKE", "x%")
+    assert parse_order_by("tags.mlflow.runName DESC") == [OrderBy(Key(ENTITY_ATTRIBUTE, "run_name", 0), False)]
+    assert parse_filter("tags.mlflow.runname = 'x'") == tag("mlflow.runname", "=", "x")  # tag names are exact
 
 
 def test_key_positions_point_at_each_key() -> None:
@@ -628,7 +635,7 @@ def test_order_by_comma_separated_string() -> None:
     assert parse_order_by(text) == [
         OrderBy(Key(ENTITY_METRIC, "m", 0), False),
         OrderBy(Key(ENTITY_PARAM, "a, b", text.index("params")), True),
-        OrderBy(Key(ENTITY_TAG, "mlflow.runName", text.index("tags")), True),
+        OrderBy(Key(ENTITY_ATTRIBUTE, "run_name", text.index("tags")), True),  # MLflow's run-name tag
     ]
 
 

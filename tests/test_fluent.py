@@ -164,12 +164,40 @@ def test_artifacts_text_dict_table_figure_and_files(tmp_path):
     assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("bad", ["../outside.txt", "a/../../outside.txt", "/etc/passwd", "~/x.txt", "..\\x.txt"])
+@pytest.mark.parametrize("bad", ["../outside.txt", "a/../../outside.txt", "/etc/passwd", "~/x.txt", "..\\x.txt",
+                                 "C:/x.txt"])
 def test_artifact_paths_cannot_escape_the_run_folder(tmp_path, bad):
     with ek.start_run():
-        with pytest.raises(ek.InvalidArgument, match="escapes the run's artifact folder"):
+        with pytest.raises(ek.InvalidArgument, match="escapes the run's artifact folder|is absolute: paths inside a run"):
             ek.log_text("x", bad)
     assert not (tmp_path / "outside.txt").exists()
+
+
+def test_a_local_file_may_be_anywhere_but_the_path_inside_the_run_is_relative(tmp_path, monkeypatch):
+    """README: ek.log_artifact("/abs/path/file.html") works; artifact_path="/abs" is refused, not
+    quietly turned into "abs/" inside the run."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "report.html").write_text("<p>report</p>")
+    (elsewhere / "notes.txt").write_text("notes")
+    monkeypatch.setenv("HOME", str(elsewhere))
+    client = ek.TrackingClient()
+    with ek.start_run() as run:
+        ek.log_artifact(str(elsewhere / "report.html"))  # an absolute local path
+        ek.log_artifact("~/notes.txt", artifact_path="docs")  # ~ is the user's home, as in a shell
+        ek.log_artifacts(elsewhere, artifact_path="all")
+        for call in (lambda: ek.log_artifact(elsewhere / "report.html", artifact_path="/srv/reports"),
+                     lambda: ek.log_artifacts(elsewhere, artifact_path="/srv/reports"),
+                     lambda: ek.log_artifact(elsewhere / "report.html", artifact_path="../up")):
+            with pytest.raises(ek.InvalidArgument, match="artifact path '(/srv/reports|../up)'"):
+                call()
+        with pytest.raises(ek.NotFound, match="is a directory, log it with log_artifacts"):
+            ek.log_artifact(elsewhere)
+    run_id = run.info.run_id
+    assert client.load_text(run_id, "report.html") == "<p>report</p>"
+    assert client.load_text(run_id, "docs/notes.txt") == "notes"
+    assert sorted(a.path for a in client.list_artifacts(run_id)) == ["all", "docs", "report.html"]
+    assert sorted(a.path for a in client.list_artifacts(run_id, "all")) == ["all/notes.txt", "all/report.html"]
 
 
 def test_artifact_errors_are_clear(tmp_path):

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evalkit.run_evaluators import higher_is_better
 from evalkit.stats import (
     GATE_RESAMPLES,
-    higher_is_better,
     holm_adjust,
     paired_regression_test,
 )
@@ -249,8 +249,8 @@ def test_lower_is_better_metrics_regress_upwards():
     rng = np.random.default_rng(4)
     baseline = rng.normal(1000, 100, size=400)  # latency in ms
     slower = baseline + rng.normal(30, 50, size=400)
-    assert not higher_is_better("latency_total/mean_ms") and not higher_is_better("cost/per_query_usd")
-    assert higher_is_better("answer_correctness/judge-v1/mean")
+    assert not higher_is_better("latency_total/mean_ms", []) and not higher_is_better("cost/per_query_usd", [])
+    assert higher_is_better("answer_correctness/judge-v1/mean", [])
     assert paired_regression_test(slower, baseline, higher_is_better=False).p_value < 0.001
     # The same change read as a score (higher is better) is an improvement: nowhere near a regression.
     assert paired_regression_test(slower, baseline, higher_is_better=True).p_value > 0.999

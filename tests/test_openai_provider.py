@@ -15,8 +15,17 @@ import respx
 
 from evalkit.errors import InvalidArgument
 from evalkit.models import resolve
-from evalkit.models.base import ModelResponse, PermanentModelError, TransientModelError, Usage
-from evalkit.models.openai_chat import OPENAI_BASE_URL, OpenAIChatModel, retry_after_seconds
+from evalkit.models.base import (
+    ModelResponse,
+    PermanentModelError,
+    TransientModelError,
+    Usage,
+)
+from evalkit.models.openai_chat import (
+    OPENAI_BASE_URL,
+    OpenAIChatModel,
+    retry_after_seconds,
+)
 from evalkit.models.resolve import build_model, parse_model_uri
 
 BASE = "http://fake.test/v1"

@@ -21,6 +21,7 @@ import evalkit as ek
 from evalkit.errors import InvalidArgument
 from evalkit.testing.fake_openai import FakeOpenAIServer, embed_text
 from evaluators.ragas_adapter import RagasMetric
+from reports.model import build_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from judged_responder import responder  # noqa: E402
@@ -113,6 +114,11 @@ def test_evalkit_and_ragas_give_the_same_scores_on_the_same_judgements():
         assert metrics[f"{ragas_prefix}/mean"] == pytest.approx(metrics[f"{name}/judge-v1/mean"], abs=1e-6)
         # ragas's own judge calls, priced from the responses' usage; evalkit's cost evaluator never sees them
         assert metrics[f"{ragas_prefix}/judge_usd"] > 0 and metrics[f"{ragas_prefix}/judge_unpriced_calls"] == 0
+    # The report reads each evaluator's own metric prefix (it once showed 0 rows scored for ragas:*).
+    cards = {card.name: card for card in build_report(ek.TrackingClient(), result.run_id).cards}
+    for name in ("ragas:faithfulness", "ragas:answer_correctness"):
+        assert cards[name].label == PREFIX.format(name.partition(":")[2]) + "/mean"
+        assert cards[name].denominators == {"rows_scored": len(ROWS), "rows_failed": 0, "rows_not_applicable": 0}
 
 
 def test_an_answer_without_statements_is_where_the_two_differ():

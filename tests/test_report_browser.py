@@ -542,7 +542,9 @@ def test_every_metric_card_has_value_interval_denominators_and_a_verdict(chromiu
 
 
 def test_a_suite_run_shows_its_gates_and_history(chromium_page, tmp_path):
-    from test_report import suite_runs  # two runs of a small offline suite, the second against the first
+    from test_report import (
+        suite_runs,  # two runs of a small offline suite, the second against the first
+    )
 
     _, second = suite_runs(tmp_path / "suite")
     page, errors = open_report(chromium_page, second.pairs[0].report_path)

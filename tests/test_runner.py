@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from evalkit.cache import ResponseCache
-from evalkit.models.base import ModelResponse, PermanentModelError, TransientModelError, Usage
+from evalkit.models.base import (
+    ModelResponse,
+    PermanentModelError,
+    TransientModelError,
+    Usage,
+)
 from evalkit.models.callables import BatchCallableModel, CallableModel, batch
 from evalkit.models.resolve import build_model, parse_model_uri
 from evalkit.pricing import PriceTable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -115,6 +116,18 @@ def test_invalid_values_are_refused_and_nothing_of_the_batch_is_written(client, 
         client.set_tag(run_id, "k" * 251, "v")
     run = client.get_run(run_id)
     assert run.data.metrics == {} and run.data.params == {}
+
+
+def test_the_key_rule_names_exactly_the_characters_allowed_and_suggests_an_ascii_key(client, experiment_id):
+    run_id = client.create_run(experiment_id).info.run_id
+    allowed = "keys may hold only the ASCII letters A-Z and a-z, the digits 0-9, '_', '-', '.', '/' and space"
+    with pytest.raises(ek.InvalidArgument, match=re.escape(f"metric key 'précision@1' contains '@é': {allowed}; "
+                                                           "e.g. 'precision_1'")):
+        client.log_metric(run_id, "précision@1", 0.5)
+    with pytest.raises(ek.InvalidArgument, match=re.escape(f"contains 'ностчь': {allowed}") + "$"):
+        client.set_tag(run_id, "точность", "x")
+    client.log_metric(run_id, "Top-1 acc/v2.x_y", 0.5)  # every allowed character at once
+    assert client.get_run(run_id).data.metrics == {"Top-1 acc/v2.x_y": 0.5}
 
 
 def test_nan_and_infinity_are_stored_and_nan_never_matches_a_search(client, experiment_id):
@@ -276,6 +289,18 @@ def test_order_by_puts_missing_values_last_and_pages_are_stable(client, experime
         if token is None:
             break
     assert seen == ["d", "a", "b", "c", "e"]
+
+
+def test_mlflow_run_name_tag_filters_and_sorts_on_the_run_name(client, experiment_id, populated):
+    """MLflow keeps the run name in the mlflow.runName tag; filters written for MLflow work unchanged."""
+    assert _names(client, experiment_id, "tags.mlflow.runName = 'b'") == ["b"]
+    assert set(_names(client, experiment_id, "tags.mlflow.runName IN ('a', 'c') OR tags.`mlflow.runName` LIKE 'e%'")) \
+        == {"a", "c", "e"}
+    assert _names(client, experiment_id, "tags.mlflow.runName IS NULL") == []
+    assert _names(client, experiment_id, order_by=["tags.mlflow.runName DESC"]) == ["e", "d", "c", "b", "a"]
+    assert _names(client, experiment_id, "metrics.acc > 0", order_by=["tags.mlflow.runName"]) == ["a", "b", "c", "d"]
+    frame = ek.search_runs([experiment_id], filter_string="tags.mlflow.runName = 'd'")
+    assert frame["run_name"].tolist() == ["d"]
 
 
 def test_search_errors_name_the_problem(client, experiment_id, populated):

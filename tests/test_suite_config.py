@@ -84,6 +84,23 @@ def test_yaml_that_does_not_parse_names_its_line(tmp_path):
     assert "nightly.yaml, line 3, (top level): not valid YAML: while parsing a flow sequence" in message
 
 
+@pytest.mark.parametrize(("change", "line", "words"), [
+    # a key indented one space less than its siblings (a typo after editing a model block)
+    (("    uri: evalkit:/extractive\n", "    uri: evalkit:/extractive\n   params: {temperature: 0}\n"), 9,
+     "not valid YAML at 'params: {temperature: 0}': expected <block end>, but found '<block mapping start>' "
+     "(while parsing a block collection that starts at line 7); check this line's indentation"),
+    # a key indented more than its siblings: read as the continuation of the value above it
+    (("    targets: ground_truth\n", "      targets: ground_truth\n"), 5,
+     "not valid YAML at 'targets: ground_truth': mapping values are not allowed here; check this line's indentation"),
+    # a list item pulled one space to the left, far down the file
+    (("  - error_rate <= 2%\n", " - error_rate <= 2%\n"), 12, "not valid YAML at '- error_rate <= 2%'"),
+    (("      tolerance: 10%\n", "    \t  tolerance: 10%\n"), 17, "YAML indents with spaces, not tabs"),
+])
+def test_a_mis_indented_yaml_line_is_the_line_reported(tmp_path, change, line, words):
+    message = problems(yaml_suite(tmp_path, GOOD.replace(*change)))
+    assert f"nightly.yaml, line {line}, (top level): " in message and words in message
+
+
 def test_yaml_off_is_the_cache_mode_not_false(tmp_path):
     assert load_suite(yaml_suite(tmp_path, GOOD + "cache: off\n")).spec.cache == "off"
 

@@ -12,7 +12,12 @@ from tiktoken_ext import openai_public
 from evalkit import tokens
 from evalkit.errors import EvalkitError
 from evalkit.models.base import Usage
-from evalkit.tokens import count_message_tokens, count_tokens, encoding_for, estimate_usage
+from evalkit.tokens import (
+    count_message_tokens,
+    count_tokens,
+    encoding_for,
+    estimate_usage,
+)
 
 
 @pytest.mark.parametrize(

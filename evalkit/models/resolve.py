@@ -16,15 +16,14 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from evalkit import plugins
 from evalkit.errors import InvalidArgument
 from evalkit.models.base import ChatModel
 from evalkit.redaction import redact_url
 
-ENTRY_POINT_GROUP = "evalkit.models"
 BUILTIN_SCHEMES = ("openai", "evalkit")
 _OPTIONS = {"openai": {"base_url", "api_key_env"}, "evalkit": set()}
 _URI = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9_.+-]*)(?::/{0,2}|/)(?P<model>[^?]+?)(?:\?(?P<query>.*))?$")
@@ -103,7 +102,8 @@ def _shown(uri: str) -> str:
 
 
 def plugin_schemes() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    """Model providers installed under the ``evalkit.models`` entry-point group, by URI scheme."""
+    return dict(plugins.find_plugins(plugins.MODELS))
 
 
 def build_model(uri: ModelURI, transport: str | None = None, timeout: float = 60.0, max_connections: int = 100) -> ChatModel:

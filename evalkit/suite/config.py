@@ -260,17 +260,39 @@ def _parse(path: Path, text: str) -> tuple[Any, dict[Location, int]]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        # The context mark is where the broken construct starts (an unclosed bracket), the
-        # problem mark where the parser gave up, which may be the end of the file.
-        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        context = f"{exc.context}: " if getattr(exc, "context", None) else ""
-        raise SuiteConfigError(path, [(line, "", f"not valid YAML: {context}{getattr(exc, 'problem', exc)}")]) from None
+        raise SuiteConfigError(path, [_yaml_problem(text, exc)]) from None
     if not isinstance(data, dict):
         raise SuiteConfigError(path, [(1, "", "a suite file is a mapping of keys (suite:, datasets:, models:, ...)")])
     lines: dict[Location, int] = {}
     _yaml_lines(node, (), lines)
     return data, lines
+
+
+_INDENTATION_SIGNS = ("expected <block end>", "mapping values are not allowed here", "could not find expected ':'")
+
+
+def _yaml_problem(text: str, exc: yaml.YAMLError) -> tuple[int | None, str, str]:
+    """The line and words of a YAML syntax error. The problem mark is where the parser gave up,
+    which is the line at fault (a mis-indented key), unless it is the end of the file: then the
+    context mark, where the unclosed construct (a bracket, a quote) starts, is."""
+    problem_mark, context_mark = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    problem, context = getattr(exc, "problem", None) or str(exc), getattr(exc, "context", None)
+    at_end = problem_mark is not None and not text[problem_mark.index:].strip()
+    if problem_mark is None or (at_end and context_mark is not None):
+        mark = context_mark
+        message = f"not valid YAML: {context}: {problem}" if context else f"not valid YAML: {problem}"
+    else:
+        mark = problem_mark
+        source = text.splitlines()[mark.line].strip() if mark.line < len(text.splitlines()) else ""
+        message = f"not valid YAML at {source!r}: {problem}"
+        if context and context_mark is not None and context_mark.line != mark.line:
+            message += f" ({context} that starts at line {context_mark.line + 1})"
+        if "'\\t'" in problem:  # PyYAML quotes the tab it found as '\t'
+            message += "; YAML indents with spaces, not tabs"
+        elif any(sign in problem for sign in _INDENTATION_SIGNS):
+            message += ("; check this line's indentation: a key lines up with the other keys of its mapping, "
+                        "a '- ' item with the other items of its list")
+    return (mark.line + 1 if mark is not None else None), "", message
 
 
 def _yaml_lines(node: yaml.Node, location: Location, lines: dict[Location, int]) -> None:

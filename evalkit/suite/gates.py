@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from evalkit.errors import InvalidArgument
+from evalkit.run_evaluators import higher_is_better, owner
+from evalkit.scoring import EvaluatorInfo
 from evalkit.stats import (
     Statistic,
     align_rows,
-    higher_is_better,
     holm_adjust,
     mean_statistic,
     paired_regression_test,
@@ -43,12 +44,18 @@ _TEXT = 160  # characters of an input or output quoted in a failure
 
 @dataclass
 class RunScores:
-    """What gates read from a run: its metrics, its per-row results table and its data digest."""
+    """What gates read from a run: its metrics, its per-row results table, its data digest and
+    its evaluators' metadata (``evalkit.run_evaluators.load_evaluators``), which says which
+    results-table column holds a metric's rows and which way the metric improves."""
 
     run_id: str
     metrics: dict[str, float]
     table: pd.DataFrame
     dataset_digest: str | None = None
+    evaluators: Sequence[EvaluatorInfo] = ()
+
+    def higher_is_better(self, metric: str) -> bool:
+        return higher_is_better(metric, self.evaluators)
 
 
 @dataclass
@@ -67,6 +74,7 @@ class GateResult:
     p_adjusted: float | None = None
     n_pairs: int | None = None
     method: str | None = None  # of a paired test: "bootstrap", or "permutation" below 30 pairs
+    higher_is_better: bool | None = None  # the metric's direction, as the run's evaluators declare it
     worst_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -76,7 +84,8 @@ class GateResult:
 # ---- per-row values ------------------------------------------------------------------------
 
 
-def row_values(table: pd.DataFrame, metric: str) -> tuple[np.ndarray, Statistic] | None:
+def row_values(table: pd.DataFrame, metric: str,
+               evaluators: Sequence[EvaluatorInfo]) -> tuple[np.ndarray, Statistic] | None:
     """The per-row values behind an aggregate metric and the statistic that aggregates them,
     or None when the metric has no per-row form (a count, a total)."""
     stat = metric.rsplit("/", 1)[-1]
@@ -93,36 +102,33 @@ def row_values(table: pd.DataFrame, metric: str) -> tuple[np.ndarray, Statistic]
         fresh = (table["status"] == "ok") & ~table["cached"].astype(bool)
         values = pd.to_numeric(table["total_latency_ms"], errors="coerce").to_numpy(dtype=float)
         return np.where(fresh.to_numpy(), values, np.nan), statistic
-    column = score_column(table, metric)
+    column = score_column(table, metric, evaluators)
     if column is None:
         return None
     values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
     return np.where(np.isfinite(values), values, np.nan), statistic
 
 
-def score_column(table: pd.DataFrame | Sequence[str], metric: str) -> str | None:
-    """The results-table column of per-row scores behind ``metric`` (``faithfulness/score`` for
-    ``faithfulness/judge-v1/mean``; ``ragas:faithfulness/score`` for ``ragas/faithfulness/...``)."""
-    columns = table.columns if isinstance(table, pd.DataFrame) else table
-    for column in columns:
-        if column.endswith("/score"):
-            name = column[: -len("/score")]
-            if metric.startswith((name + "/", name.replace(":", "/") + "/")):
-                return column
-    return None
+def score_column(table: pd.DataFrame, metric: str, evaluators: Sequence[EvaluatorInfo]) -> str | None:
+    """The results-table column of per-row scores behind ``metric``: that of the evaluator logging
+    it (``faithfulness/score`` for ``faithfulness/judge-v1/mean``, ``ragas:faithfulness/score``
+    for ``ragas/faithfulness/<version>/mean``), if the table has it."""
+    info = owner(metric, evaluators)
+    column = f"{info.name}/score" if info is not None else None
+    return column if column is not None and column in table.columns else None
 
 
-def worst_rows(table: pd.DataFrame, metric: str, limit: int = WORST_ROWS,
+def worst_rows(table: pd.DataFrame, metric: str, evaluators: Sequence[EvaluatorInfo], limit: int = WORST_ROWS,
                baseline: pd.DataFrame | None = None, pairs: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, Any]]:
     """The rows that pulled ``metric`` the wrong way: the lowest scores (highest for latency,
     cost and the like), or with a baseline the biggest drops; failed rows first for error_rate."""
-    found = row_values(table, metric)
+    found = row_values(table, metric, evaluators)
     if found is None:
         return []
     values, _ = found
-    sign = 1.0 if higher_is_better(metric) else -1.0
+    sign = 1.0 if higher_is_better(metric, evaluators) else -1.0
     if baseline is not None and pairs is not None:
-        base = row_values(baseline, metric)
+        base = row_values(baseline, metric, evaluators)
         if base is None:
             return []
         change = (values[pairs[0]] - base[0][pairs[1]]) * sign
@@ -135,7 +141,7 @@ def worst_rows(table: pd.DataFrame, metric: str, limit: int = WORST_ROWS,
         before = {}
     # Only the chosen rows: converting the whole table costs ~200 ms per 10,000 rows, per gate.
     records = table.iloc[order].to_dict(orient="records") if order else []
-    column = score_column(table, metric)
+    column = score_column(table, metric, evaluators)
     return [_row_summary(record, values[i], before.get(i), column) for record, i in zip(records, order, strict=True)]
 
 
@@ -173,7 +179,8 @@ def check_threshold(threshold: Threshold, run: RunScores) -> GateResult:
     if threshold.holds(observed):
         return GateResult(threshold.text, "threshold", metric, PASSED,
                           f"{metric} = {observed:.6g}, within {threshold.op} {threshold.value:g}", observed=observed)
-    worst = worst_rows(run.table, metric) if threshold.higher_is_better == higher_is_better(metric) else []
+    pulls_down = threshold.higher_is_better == run.higher_is_better(metric)  # a floor on a score, a ceiling on a cost
+    worst = worst_rows(run.table, metric, run.evaluators) if pulls_down else []
     return GateResult(threshold.text, "threshold", metric, FAILED,
                       f"{metric} = {observed:.6g}, not {threshold.op} {threshold.value:g}", observed=observed,
                       worst_rows=worst)
@@ -233,10 +240,13 @@ def compare(rule: Comparison, current: RunScores, baseline: RunScores, seed: int
         return GateResult(rule.name, rule.test, rule.metric, ERROR, str(exc))
     if unreliable := _unreliable(current.metrics, metric):
         return GateResult(rule.name, rule.test, metric, ERROR, unreliable)
-    better = higher_is_better(metric)
+    better = current.higher_is_better(metric)
     if rule.test == "tolerance":
         return _tolerance(rule, metric, current, baseline, better)
-    now, before = row_values(current.table, metric), row_values(baseline.table, metric)
+    # The baseline's column is found through the current run's evaluators: the same evaluator may
+    # have logged under another version there (judge-v1 vs kprecision-v1).
+    now = row_values(current.table, metric, current.evaluators)
+    before = row_values(baseline.table, metric, current.evaluators)
     if now is None or before is None:
         return GateResult(rule.name, "paired", metric, ERROR,
                           f"{metric} has no per-row values to pair; compare it with test: tolerance")
@@ -246,8 +256,8 @@ def compare(rule: Comparison, current: RunScores, baseline: RunScores, seed: int
         return GateResult(rule.name, "paired", metric, ERROR, f"no row has {metric} in both runs")
     gate = GateResult(rule.name, "paired", metric, PASSED, note or "", observed=result.current,
                       baseline=result.baseline, delta=result.delta, p_value=result.p_value, n_pairs=result.n_pairs,
-                      method=result.method)
-    gate.worst_rows = worst_rows(current.table, metric, baseline=baseline.table, pairs=pairs)
+                      method=result.method, higher_is_better=better)
+    gate.worst_rows = worst_rows(current.table, metric, current.evaluators, baseline=baseline.table, pairs=pairs)
     return gate
 
 
@@ -255,14 +265,19 @@ def _tolerance(rule: Comparison, metric: str, current: RunScores, baseline: RunS
     if metric not in baseline.metrics:
         return GateResult(rule.name, "tolerance", metric, ERROR, f"the baseline run {baseline.run_id} has no {metric}")
     now, before = current.metrics[metric], baseline.metrics[metric]
+    if not (math.isfinite(now) and math.isfinite(before)):  # e.g. the latency of a run served from the cache
+        return GateResult(rule.name, "tolerance", metric, ERROR,
+                          f"{metric} = {now} vs baseline {before}: cannot be compared", observed=now, baseline=before,
+                          higher_is_better=better)
     allowed = rule.tolerance * abs(before) if rule.relative else rule.tolerance
     worse_by = (before - now) if better else (now - before)
     status = FAILED if worse_by > allowed + 1e-12 else PASSED
     verb = "worse" if worse_by > 0 else "better"
     message = f"{metric} = {now:.6g} vs baseline {before:.6g}: {abs(worse_by):.6g} {verb}, allowed {allowed:.6g} worse"
-    gate = GateResult(rule.name, "tolerance", metric, status, message, observed=now, baseline=before, delta=now - before)
+    gate = GateResult(rule.name, "tolerance", metric, status, message, observed=now, baseline=before, delta=now - before,
+                      higher_is_better=better)
     if status == FAILED:
-        gate.worst_rows = worst_rows(current.table, metric)
+        gate.worst_rows = worst_rows(current.table, metric, current.evaluators)
     return gate
 
 
@@ -275,7 +290,7 @@ def decide_paired(gates: Sequence[GateResult], rules: dict[str, Comparison], alp
     for gate, p in zip(tested, adjusted, strict=True):
         gate.p_adjusted = p
         rule = rules[gate.name]
-        better = higher_is_better(gate.metric)
+        better = gate.higher_is_better is not False  # compare() sets it on every paired gate
         drop = (gate.delta or 0.0) * (-1 if better else 1)
         significant = p <= alpha
         summary = (f"{gate.metric} = {gate.observed:.6g} vs baseline {gate.baseline:.6g} on {gate.n_pairs} paired rows "

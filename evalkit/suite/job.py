@@ -27,6 +27,7 @@ from evalkit.evaluation import (
     log_report,
 )
 from evalkit.provenance import git_commit
+from evalkit.run_evaluators import load_evaluators
 from evalkit.suite import tags
 from evalkit.suite.baseline import Baseline, resolve_baseline
 from evalkit.suite.config import Suite, load_suite, parse_tolerance
@@ -246,7 +247,7 @@ def _gate(client: TrackingClient, suite: Suite, pairs: list[PairResult], found: 
 def _scores(client: TrackingClient, run_id: str) -> RunScores:
     run = client.get_run(run_id)
     table = client.load_table(run_id, f"{RESULTS_TABLE}.parquet")
-    return RunScores(run_id, run.data.metrics, table, run.data.params.get("dataset_digest"))
+    return RunScores(run_id, run.data.metrics, table, run.data.params.get("dataset_digest"), load_evaluators(client, run))
 
 
 def _worst(statuses: Iterable[str]) -> str:

@@ -17,7 +17,7 @@ from evalkit.params_check import check_inference_params, parse_rate_limit
 from evalkit.prompts import resolve_prompt
 from evalkit.run_metrics import run_metrics
 from evalkit.runner.records import RowOutcome, RowStatus
-from evalkit.scoring import Evaluator, Score
+from evalkit.scoring import Evaluator, Score, evaluator_info
 from evalkit.suite.config import Suite, problem
 from evalkit.suite.expressions import resolve_metric
 from evalkit.suite.gates import row_values
@@ -95,7 +95,7 @@ def expected_metrics(chosen: list[Evaluator]) -> tuple[set[str], set[str]]:
     names = set(run_metrics([one_row])) | set(_EVALUATE_METRICS)
     open_prefixes = set()
     for evaluator in chosen:
-        prefix = getattr(evaluator, "metric_prefix", None) or f"{evaluator.name}/{evaluator.version}"
+        prefix = evaluator_info(evaluator).metric_prefix
         try:
             keys = evaluator.aggregate([Score(0.0, details={"model_usd": 0.0, "judge_usd": 0.0})])
         except Exception:  # noqa: BLE001 - a plugin's aggregate may need real scores; accept its metrics
@@ -107,6 +107,7 @@ def expected_metrics(chosen: list[Evaluator]) -> tuple[set[str], set[str]]:
 
 def _check_gate_metrics(suite: Suite, chosen: list[Evaluator], dataset: str) -> None:
     names, open_prefixes = expected_metrics(chosen)
+    infos = [evaluator_info(e) for e in chosen]
     columns = pd.DataFrame(columns=["row", "inputs", "status", "cached", "total_latency_ms",
                                     *(f"{e.name}/score" for e in chosen)])
     wanted: list[tuple[tuple[str | int, ...], str, bool]] = [
@@ -122,6 +123,6 @@ def _check_gate_metrics(suite: Suite, chosen: list[Evaluator], dataset: str) -> 
             resolved = resolve_metric(metric, names)
         except InvalidArgument as exc:
             raise problem(suite, location, f"{exc} (with the evaluators used on dataset {dataset})") from None
-        if paired and row_values(columns, resolved) is None:
+        if paired and row_values(columns, resolved, infos) is None:
             raise problem(suite, location, f"{resolved} has no per-row values to pair; compare it with "
                                            "test: tolerance (e.g. tolerance: '10%')")

@@ -21,6 +21,7 @@ import pandas as pd
 
 from evalkit.errors import InvalidArgument, NotFound
 from evalkit.evaluation import RESULTS_TABLE, EvaluationResult
+from evalkit.run_evaluators import load_evaluators
 from evalkit.suite.expressions import parse_threshold
 from evalkit.suite.gates import (
     FAILED,
@@ -68,15 +69,15 @@ def assert_eval(result: EvaluationResult | str, *expressions: str, worst: int = 
 
 def _run_scores(result: EvaluationResult | str) -> RunScores:
     if isinstance(result, EvaluationResult):
-        return RunScores(result.run_id, result.metrics, result.tables[RESULTS_TABLE])
+        return RunScores(result.run_id, result.metrics, result.tables[RESULTS_TABLE], evaluators=result.evaluators)
     if isinstance(result, str):
         client = TrackingClient()
-        metrics = client.get_run(result).data.metrics  # NotFound for an unknown run id
+        run = client.get_run(result)  # NotFound for an unknown run id
         try:
             table = client.load_table(result, f"{RESULTS_TABLE}.parquet")
         except NotFound:  # a run logged by hand: thresholds still apply, there are just no rows to show
             table = pd.DataFrame()
-        return RunScores(result, metrics, table)
+        return RunScores(result, run.data.metrics, table, evaluators=load_evaluators(client, run))
     raise InvalidArgument(f"assert_eval takes an EvaluationResult or a run id, got {type(result).__name__}")
 
 
@@ -84,7 +85,7 @@ def _describe(gate: GateResult, run: RunScores, worst: int) -> list[str]:
     lines = [f"- {gate.name}", f"    {gate.message}{_denominators(gate.metric, run.metrics)}"]
     rows = gate.worst_rows
     if gate.status == FAILED and rows and worst > WORST_ROWS:
-        rows = worst_rows(run.table, gate.metric, limit=worst)  # the gate keeps only WORST_ROWS
+        rows = worst_rows(run.table, gate.metric, run.evaluators, limit=worst)  # the gate keeps only WORST_ROWS
     rows = rows[:worst]
     if rows:
         lines.append(f"    worst rows for {gate.metric}:")

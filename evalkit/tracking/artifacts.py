@@ -7,6 +7,7 @@ temporary name first and renamed, so a crash never leaves a half-written artifac
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -15,6 +16,8 @@ from urllib.parse import unquote, urlparse
 from evalkit.entities import FileInfo
 from evalkit.errors import InvalidArgument, NotFound
 
+_DRIVE = re.compile(r"^[A-Za-z]:")  # a Windows drive, absolute wherever the path was written
+
 
 def _local_root(artifact_uri: str) -> Path:
     if artifact_uri.startswith("file://"):
@@ -22,6 +25,24 @@ def _local_root(artifact_uri: str) -> Path:
     if "://" in artifact_uri:
         raise InvalidArgument(f"unsupported artifact location {artifact_uri!r}: only local folders are supported")
     return Path(artifact_uri)
+
+
+def _within_run(artifact_path: str | os.PathLike[str]) -> PurePosixPath:
+    """``artifact_path`` as a path inside a run's folder. Absolute paths (``/x``, ``C:/x``, ``~``)
+    and ``..`` are refused: a path inside the run is where a file goes in the run, never a place on
+    this machine (the local file being logged may be anywhere)."""
+    text = str(artifact_path).replace("\\", "/")
+    pure = PurePosixPath(text)
+    if pure.is_absolute() or _DRIVE.match(text) or text.startswith("~"):
+        raise InvalidArgument(
+            f"artifact path {str(artifact_path)!r} is absolute: paths inside a run are relative to the run's "
+            "artifact folder, e.g. 'reports/summary.html' (the local file given to log_artifact may be anywhere)"
+        )
+    if ".." in pure.parts:
+        raise InvalidArgument(
+            f"artifact path {str(artifact_path)!r} escapes the run's artifact folder: use a relative path without '..'"
+        )
+    return pure
 
 
 class LocalArtifactRepository:
@@ -34,35 +55,32 @@ class LocalArtifactRepository:
         """The absolute path for ``artifact_path``, refusing anything that leaves the run folder."""
         if not artifact_path:
             return self.root
-        text = str(artifact_path).replace("\\", "/")
-        pure = PurePosixPath(text)
-        if pure.is_absolute() or ".." in pure.parts or text.startswith("~"):
-            raise InvalidArgument(
-                f"artifact path {artifact_path!r} escapes the run's artifact folder: use a relative path "
-                "without '..'"
-            )
-        target = (self.root / pure).resolve()
+        target = (self.root / _within_run(artifact_path)).resolve()
         root = self.root.resolve()
         if target != root and root not in target.parents:
             raise InvalidArgument(f"artifact path {artifact_path!r} escapes the run's artifact folder")
         return target
 
     def log_artifact(self, local_file: str | os.PathLike[str], artifact_path: str | None = None) -> str:
-        """Copy ``local_file`` into the folder ``artifact_path``; return its path within the run."""
-        source = Path(local_file)
+        """Copy ``local_file`` (any local path, absolute or relative, ``~`` expanded) into the
+        run's folder ``artifact_path`` (relative to the run); return its path within the run."""
+        folder = _within_run(artifact_path) if artifact_path else PurePosixPath()
+        source = Path(local_file).expanduser()
         if not source.is_file():
-            raise NotFound(f"cannot log artifact: {source} is not a file")
-        relative = str(PurePosixPath(artifact_path or "") / source.name).lstrip("/")
+            hint = ": it is a directory, log it with log_artifacts" if source.is_dir() else ""
+            raise NotFound(f"cannot log artifact: {source} is not a file{hint}")
+        relative = str(folder / source.name)
         self.write_bytes(relative, source.read_bytes())
         return relative
 
     def log_artifacts(self, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-        """Copy every file under ``local_dir`` into the folder ``artifact_path``."""
-        source = Path(local_dir)
+        """Copy every file under ``local_dir`` (any local path) into the run's folder ``artifact_path``."""
+        folder = _within_run(artifact_path) if artifact_path else PurePosixPath()
+        source = Path(local_dir).expanduser()
         if not source.is_dir():
             raise NotFound(f"cannot log artifacts: {source} is not a directory")
         files = [p for p in sorted(source.rglob("*")) if p.is_file()]
-        targets = [str(PurePosixPath(artifact_path or "") / p.relative_to(source).as_posix()).lstrip("/") for p in files]
+        targets = [str(folder / p.relative_to(source).as_posix()) for p in files]
         for target in targets:  # check every path before writing any
             self._resolve(target)
         for path, target in zip(files, targets, strict=True):

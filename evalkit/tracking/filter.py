@@ -8,7 +8,8 @@ Filters use MLflow's search syntax, extended with ``OR``, ``NOT`` and parenthese
 A key is ``<entity>.<name>`` where the entity is ``metrics``, ``params``, ``tags`` or
 ``attributes`` (singular forms, ``parameters``, ``attr`` and ``run`` work too). Names made of
 letters, digits and ``_ . / -`` can be written bare; quote any other name with backquotes or
-double quotes. Values are numbers or strings in single or double quotes, where ``\\'``,
+double quotes. ``tags.mlflow.runName``, where MLflow keeps a run's name, is the run's name
+(``attributes.run_name``). Values are numbers or strings in single or double quotes, where ``\\'``,
 ``\\"`` and ``\\\\`` escape a quote or a backslash. Keywords are case-insensitive and ``NOT``
 binds tighter than ``AND``, which binds tighter than ``OR``.
 
@@ -164,6 +165,9 @@ _ENTITIES = {
     "run": ENTITY_ATTRIBUTE,
 }
 _ATTRIBUTE_ALIASES = {"name": "run_name", "id": "run_id"}
+# MLflow keeps a run's name in this tag, and its users filter and sort on it; evalkit keeps the
+# name in the run itself, so the key reads the run_name attribute (one place for the name).
+MLFLOW_RUN_NAME_TAG = "mlflow.runName"
 _STATUSES = tuple(status.value for status in RunStatus)
 
 _OPERATOR_TERMINALS = {"COMP_OP", "NOT", "LIKE", "ILIKE", "IN", "IS", "NULL"}
@@ -334,6 +338,8 @@ def _key(token: Token, text: str) -> Key:
         name = name[1:-1]
     if not name:
         raise FilterSyntaxError(text, token.start_pos, "the key's name is empty")
+    if entity == ENTITY_TAG and name == MLFLOW_RUN_NAME_TAG:
+        return Key(ENTITY_ATTRIBUTE, "run_name", token.start_pos)
     if entity == ENTITY_ATTRIBUTE:
         name = _ATTRIBUTE_ALIASES.get(name, name)
         if name not in ATTRIBUTES:
