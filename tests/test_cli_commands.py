@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from evalkit.suite import tags as suite_tags
 from evalkit.testing.fake_judge import judge_responder
 from evalkit.testing.fake_openai import FakeOpenAIServer
 from evalkit.tracking.client import TrackingClient
+from evalkit.tracking.stores import close_stores
 
 
 @pytest.fixture
@@ -87,6 +89,16 @@ def test_a_file_that_is_not_a_store_is_not_turned_into_one(run_cli, tmp_path):
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []  # no table created
     with pytest.raises(StoreUnavailable, match="holds no evalkit tables"):
         TrackingClient(str(empty), create=False)
+
+
+@pytest.mark.postgres
+def test_an_empty_postgres_database_is_not_turned_into_a_store(postgres):
+    uri = postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    with pytest.raises(StoreUnavailable, match="no tracking store at postgresql.*: it holds no evalkit tables"):
+        TrackingClient(uri, create=False)
+    TrackingClient(uri).create_experiment("made")
+    close_stores()
+    assert TrackingClient(uri, create=False).get_experiment_by_name("made") is not None
 
 
 def test_writing_commands_still_create_the_store(run_cli, tmp_path):

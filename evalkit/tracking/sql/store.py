@@ -54,6 +54,9 @@ DEFAULT_EXPERIMENT_NAME = "Default"
 FLUSH_MAX_ITEMS = 1000
 FLUSH_MAX_AGE_SECONDS = 1.0
 SEARCH_MAX_RESULTS = 50_000
+# A run that ended is folded from the SQLite log into the .db file within this delay (and at once
+# when the store is closed or the process exits).
+CHECKPOINT_DELAY_SECONDS = 1.0
 
 
 def now_ms() -> int:
@@ -81,6 +84,8 @@ class SqlStore:
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
         self._background_error: BaseException | None = None
+        self._checkpoint_timer: threading.Timer | None = None
+        self._closed = False
         _live_stores.add(self)
 
     # ---- experiments -------------------------------------------------------------------------
@@ -331,8 +336,32 @@ class SqlStore:
             else:
                 self._writable.discard(run_id)
         if status is not RunStatus.RUNNING:
-            checkpoint_wal(self.engine)  # a finished run is in the .db file, for whoever copies it
+            self._checkpoint_soon()
         return info
+
+    def _checkpoint_soon(self) -> None:
+        """Fold the SQLite log into the .db file within CHECKPOINT_DELAY_SECONDS, so that a run
+        that ended is in the file for whoever copies it, even while this process goes on.
+
+        Deferred rather than done at once: a checkpoint syncs the file to disk, which at every
+        run end would double the cost of a loop of short runs; one per delay covers them all.
+        """
+        if self.location.dialect != "sqlite":
+            return
+        with self._lock:
+            if self._checkpoint_timer is not None or self._closed:
+                return
+            self._checkpoint_timer = threading.Timer(CHECKPOINT_DELAY_SECONDS, self._deferred_checkpoint)
+            self._checkpoint_timer.daemon = True
+            self._checkpoint_timer.start()
+
+    def _deferred_checkpoint(self) -> None:
+        with self._lock:
+            # Cleared first: a run ending while this checkpoint runs schedules the next one.
+            self._checkpoint_timer = None
+            if self._closed:
+                return
+        checkpoint_wal(self.engine)
 
     def _set_run_stage(self, run_id: str, stage: LifecycleStage) -> None:
         self.flush()
@@ -583,6 +612,11 @@ class SqlStore:
         try:
             self.flush()
         finally:
+            with self._lock:
+                self._closed = True
+                if self._checkpoint_timer is not None:
+                    self._checkpoint_timer.cancel()
+                    self._checkpoint_timer = None
             try:
                 checkpoint_wal(self.engine)
             finally:
