@@ -49,14 +49,14 @@ def _parse_col_mapping(_ctx: click.Context, _param: click.Parameter, values: tup
     return mapping or None
 
 
-def _parse_evaluators(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, list[str]]:
+def _parse_evaluators(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str | list[str], list[str]]:
     """``default``, names, or ``default`` plus names: (evaluators, extra_metrics) for evaluate()."""
     names = [name.strip() for name in value.split(",") if name.strip()]
     if not names:
         raise click.BadParameter("give 'default' or comma-separated evaluator names", param_hint="--evaluators")
     if "default" in names:
         return "default", [name for name in names if name != "default"]
-    return names, []  # type: ignore[return-value]
+    return names, []
 
 
 def _check_judge(_ctx: click.Context, _param: click.Parameter, uri: str | None) -> str | None:
@@ -84,7 +84,8 @@ def _load_prompt(_ctx: click.Context, _param: click.Parameter, path: Path | None
         try:
             prompt = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
         except (ValueError, yaml.YAMLError) as exc:
-            raise click.BadParameter(f"{path} is not valid {path.suffix[1:].upper()}: {exc}", param_hint="--prompt") from None
+            raise click.BadParameter(f"{path} is not valid {path.suffix[1:].upper()}: {exc}",
+                                     param_hint="--prompt") from None
         if not isinstance(prompt, list):
             raise click.BadParameter(
                 f"{path} must hold a list of {{role, content}} messages (a template alone goes in a .txt or .j2 "
@@ -149,7 +150,8 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
         try:
             TrackingClient(create=False).get_run(baseline)
         except NotFound:
-            raise click.BadParameter(f"no run with id {baseline!r} in this tracking store", param_hint="--baseline") from None
+            raise click.BadParameter(f"no run with id {baseline!r} in this tracking store",
+                                     param_hint="--baseline") from None
     rate_limit = {"rpm": rpm, "tpm": tpm} if (rpm or tpm) else None
     chosen, extra_metrics = evaluators
     result = evaluate(
