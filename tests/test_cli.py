@@ -33,7 +33,8 @@ def _invoke(store: str, *args: str):
     return CliRunner().invoke(cli, ["--tracking-uri", store, *args], catch_exceptions=False)
 
 
-def test_runs_search_table_and_json(store):
+def test_runs_search_table_and_json(store, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # room for every metric (xdist workers set COLUMNS=80)
     result = _invoke(store, "runs", "search", "--experiment", "cli-exp", "--filter", "metrics.acc > 0.5",
                      "--order-by", "metrics.acc DESC")
     assert result.exit_code == 0, result.output

@@ -88,6 +88,9 @@ def test_the_cli_exits_2_on_a_dead_endpoint_and_prints_the_resume_command(tmp_pa
     assert "Resume with: evalkit evaluate --resume" in process.stderr
     run = ek.search_runs(output_format="list")[0]
     assert run.info.status is ek.RunStatus.FAILED and FAILURE_REASON in run.data.tags
+    shown = subprocess.run([sys.executable, "-c", "from evalkit.cli.main import main; main()", "runs", "show",
+                            run.info.run_id], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert "failure_reason" in shown.stdout and "no row was answered" in shown.stdout
 
 
 @pytest.mark.parametrize("failing, outage", [(5, True), (4, False)])

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from evalkit.cli.output import format_time, print_json, print_table
-from evalkit.errors import EvalkitError
+from evalkit.errors import EvalkitError, InvalidArgument, NotFound
 from evalkit.tracking.client import TrackingClient
+
+if TYPE_CHECKING:
+    from evalkit.suite.history import HistoryPoint
 
 
 @click.command("run")
@@ -60,15 +64,30 @@ def history_command(suite: str, metric: str, last: int, dataset: str | None, mod
     from evalkit.suite.history import metric_history
 
     name = load_suite(suite).name if Path(suite).suffix.lower() in (".yaml", ".yml", ".toml") else suite
-    points = metric_history(TrackingClient(), name, metric, last, dataset, model)
+    client = TrackingClient(create=False)
+    points = metric_history(client, name, metric, last, dataset, model)
+    if points and not any(point.metric for point in points):
+        _explain_unknown_metric(client, name, metric, points)
     if as_json:
         print_json([point.__dict__ for point in points])
         return
     if not points:
-        raise click.ClickException(f"suite {name!r} has no runs in this tracking store")
+        raise NotFound(f"suite {name!r} has no runs in this tracking store")
     rows = [(format_time(p.start_time), f"{p.dataset} × {p.model}", p.run_id, p.status,
              "" if p.value is None else f"{p.value:.4g}", p.model_snapshot or "",
              "snapshot changed" if p.snapshot_changed else "") for p in points]
     resolved = sorted({p.metric for p in points if p.metric})
     print_table(f"{name}: {', '.join(resolved) or metric}", ["started", "pair", "run_id", "gates", "value",
                                                               "model snapshot", "note"], rows)
+
+
+def _explain_unknown_metric(client: TrackingClient, suite: str, metric: str, points: list[HistoryPoint]) -> None:
+    """Raise the error of a ``--metric`` no run of the suite logged, listing the ones they did."""
+    from evalkit.suite.expressions import resolve_metric
+
+    newest = {(point.dataset, point.model): point.run_id for point in points}
+    logged = {key for run_id in newest.values() for key in client.get_run(run_id).data.metrics}
+    try:
+        resolve_metric(metric, logged)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"--metric: {exc} (in the runs of suite {suite!r})") from None

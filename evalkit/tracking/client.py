@@ -39,8 +39,10 @@ class TrackingClient:
     flushes first, so a read always sees what was logged before it.
     """
 
-    def __init__(self, tracking_uri: str | None = None) -> None:
-        self.store: SqlStore = get_store(tracking_uri)
+    def __init__(self, tracking_uri: str | None = None, create: bool = True) -> None:
+        """``create=False`` refuses to create a store that does not exist yet (for read-only use):
+        it raises :class:`~evalkit.errors.StoreUnavailable` naming the path instead."""
+        self.store: SqlStore = get_store(tracking_uri, create=create)
 
     @property
     def tracking_uri(self) -> str:
@@ -69,6 +71,10 @@ class TrackingClient:
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         self.store.set_experiment_tag(experiment_id, key, value)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Rename an active experiment; names stay unique (``AlreadyExists`` otherwise)."""
+        self.store.rename_experiment(experiment_id, new_name)
 
     def delete_experiment(self, experiment_id: str) -> None:
         self.store.delete_experiment(experiment_id)

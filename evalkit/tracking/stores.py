@@ -28,8 +28,12 @@ def get_tracking_uri() -> str:
     return _tracking_uri or parse_tracking_uri(default_tracking_uri()).uri
 
 
-def get_store(uri: str | None = None) -> SqlStore:
-    """The open store for ``uri`` (the current tracking URI by default), opening it if needed."""
+def get_store(uri: str | None = None, create: bool = True) -> SqlStore:
+    """The open store for ``uri`` (the current tracking URI by default), opening it if needed.
+
+    A store that does not exist yet is created, unless ``create=False``: then opening it raises
+    :class:`~evalkit.errors.StoreUnavailable` naming the path, and no file is created.
+    """
     uri = uri or get_tracking_uri()
     store = _stores.get(uri)  # the hot path: every fluent call comes through here
     if store is not None:
@@ -38,7 +42,7 @@ def get_store(uri: str | None = None) -> SqlStore:
     with _stores_lock:
         store = _stores.get(location.uri)
         if store is None:
-            store = SqlStore(location)
+            store = SqlStore(location, create=create)
         _stores[location.uri] = _stores[uri] = store
         return store
 

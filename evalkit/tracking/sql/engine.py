@@ -8,6 +8,7 @@ the case where SQLite gives up at once with "database is locked" whatever the bu
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,12 +31,24 @@ _WRITE_OPTION = "evalkit_write"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 # On top of the busy timeout, retry a locked write for this long before giving up.
 WRITE_RETRY_SECONDS = 300.0
+# A partial WAL checkpoint (a reader on an older snapshot) is retried this many times, ~0.3 s in all.
+_CHECKPOINT_ATTEMPTS = 5
 
 
-def create_store_engine(location: StoreLocation) -> Engine:
-    """Connect, check the server answers, and bring the schema to the current version."""
+def create_store_engine(location: StoreLocation, create: bool = True) -> Engine:
+    """Connect, check the server answers, and bring the schema to the current version.
+
+    With ``create=False`` a store that does not exist yet (no SQLite file, or a database without
+    evalkit's tables) raises :class:`StoreUnavailable` and nothing is created: the read-only
+    commands use it so that a mistyped path is an error, not a new empty store.
+    """
     if location.dialect == "sqlite":
         db_path = Path(location.sqlalchemy_url[len("sqlite:///"):])
+        if not create and not db_path.is_file():
+            raise StoreUnavailable(
+                f"no tracking store at {db_path}: the file does not exist (check the tracking URI: "
+                "--tracking-uri or $EVALKIT_TRACKING_URI)"
+            )
         try:
             db_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -52,7 +65,7 @@ def create_store_engine(location: StoreLocation) -> Engine:
             connect_args={"connect_timeout": 10, "application_name": "evalkit"},
         )
     try:
-        _upgrade_schema(engine)
+        _upgrade_schema(engine, create, location.display_uri)
     except StoreUnavailable:
         engine.dispose()
         raise
@@ -103,6 +116,41 @@ def write_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
             delay = min(delay * 2, 1.0)
 
 
+def checkpoint_wal(engine: Engine) -> bool:
+    """Copy every committed transaction from a SQLite store's write-ahead log into the database
+    file, so that the ``.db`` file alone (copied, mailed, attached to a CI job) holds every run.
+    Returns True when the log was fully copied; does nothing on PostgreSQL.
+
+    PASSIVE, not TRUNCATE or FULL: several processes may be logging into the same file, and the
+    blocking modes wait (through the busy handler, up to a minute) for those writers and readers,
+    and hold the write lock while they do, so closing one run would stall the others. PASSIVE
+    never waits; it copies what no reader still needs. A reader holding an older snapshot can
+    keep some frames in the log, so a partial checkpoint is retried a few times, briefly; what it
+    still leaves is safe in the log and copied by the next checkpoint (any process's, or SQLite's
+    own when the last connection closes).
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    # A raw connection: SQLAlchemy would wrap the pragma in a BEGIN, and SQLite refuses to
+    # checkpoint from inside a transaction.
+    connection = engine.raw_connection()
+    try:
+        for attempt in range(1, _CHECKPOINT_ATTEMPTS + 1):
+            cursor = connection.cursor()
+            busy, frames, copied = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            cursor.close()
+            # (0, -1, -1) when the database is not in WAL mode: nothing to copy.
+            if not busy and copied >= frames:
+                return True
+            if attempt < _CHECKPOINT_ATTEMPTS:
+                time.sleep(0.03 * attempt)
+        return False
+    except sqlite3.Error:  # the values are committed and safe in the log; a later checkpoint copies them
+        return False
+    finally:
+        connection.close()
+
+
 def _is_lock_error(exc: OperationalError) -> bool:
     message = str(exc.orig).lower()
     return "database is locked" in message or "database is busy" in message or "deadlock" in message
@@ -115,13 +163,15 @@ def _alembic_config(conn: Connection) -> Config:
     return config
 
 
-def _upgrade_schema(engine: Engine) -> None:
+def _upgrade_schema(engine: Engine, create: bool, display_uri: str) -> None:
     script = ScriptDirectory(str(_MIGRATIONS))
     head = script.get_current_head()
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     if current == head:
         return
+    if current is None and not create:
+        raise StoreUnavailable(f"no tracking store at {display_uri}: it holds no evalkit tables")
     known = {rev.revision for rev in script.walk_revisions()}
     if current is not None and current not in known:
         raise StoreUnavailable(

@@ -36,7 +36,11 @@ from evalkit.tracking.buffer import MetricRow, PendingWrites
 from evalkit.tracking.filter import parse_filter, parse_order_by
 from evalkit.tracking.names import random_run_name
 from evalkit.tracking.sql import schema as t
-from evalkit.tracking.sql.engine import create_store_engine, write_transaction
+from evalkit.tracking.sql.engine import (
+    checkpoint_wal,
+    create_store_engine,
+    write_transaction,
+)
 from evalkit.tracking.sql.search import compile_filter, order_clauses
 from evalkit.tracking.uri import StoreLocation
 from evalkit.validation import (
@@ -54,6 +58,9 @@ DEFAULT_EXPERIMENT_NAME = "Default"
 FLUSH_MAX_ITEMS = 1000
 FLUSH_MAX_AGE_SECONDS = 1.0
 SEARCH_MAX_RESULTS = 50_000
+# A run that ended is folded from the SQLite log into the .db file within this delay (and at once
+# when the store is closed or the process exits).
+CHECKPOINT_DELAY_SECONDS = 1.0
 
 
 def now_ms() -> int:
@@ -66,9 +73,11 @@ class SqlStore:
     Thread-safe; one instance per tracking URI per process is enough (see ``get_store``).
     """
 
-    def __init__(self, location: StoreLocation) -> None:
+    def __init__(self, location: StoreLocation, create: bool = True) -> None:
+        """Open the store at ``location``; with ``create=False`` a store that does not exist yet
+        raises :class:`~evalkit.errors.StoreUnavailable` instead of being created."""
         self.location = location
-        self.engine = create_store_engine(location)
+        self.engine = create_store_engine(location, create=create)
         self._lock = threading.RLock()
         # Held for a whole flush, so a read's own flush waits for one already under way in
         # another thread (the background flusher) instead of reading before its values land.
@@ -79,6 +88,8 @@ class SqlStore:
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
         self._background_error: BaseException | None = None
+        self._checkpoint_timer: threading.Timer | None = None
+        self._closed = False
         _live_stores.add(self)
 
     # ---- experiments -------------------------------------------------------------------------
@@ -86,8 +97,7 @@ class SqlStore:
     def create_experiment(
         self, name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
     ) -> str:
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidArgument(f"experiment name must be a non-empty string, got {name!r}")
+        _check_experiment_name(name)
         tag_rows = [
             (validate_key("tag", k), stringify("tag", k, v, MAX_TAG_VALUE_LENGTH)) for k, v in (tags or {}).items()
         ]
@@ -182,6 +192,30 @@ class SqlStore:
             _upsert(conn, t.experiment_tags, [{"experiment_id": pk, "key": key, "value": text}], ["experiment_id", "key"], ["value"])
 
         write_transaction(self.engine, work)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Give an active experiment another name, unique like the names ``create_experiment`` takes."""
+        _check_experiment_name(new_name)
+        pk = _experiment_pk(experiment_id)
+
+        def work(conn: Connection) -> None:
+            self._require_experiment(conn, pk, active=True)
+            taken = conn.execute(
+                select(t.experiments.c.experiment_id)
+                .where(t.experiments.c.name == new_name, t.experiments.c.experiment_id != pk)
+            ).first()
+            if taken is not None:
+                raise AlreadyExists(f"an experiment named {new_name!r} already exists (id {taken[0]})")
+            conn.execute(
+                update(t.experiments)
+                .where(t.experiments.c.experiment_id == pk)
+                .values(name=new_name, last_update_time=now_ms())
+            )
+
+        try:
+            write_transaction(self.engine, work)
+        except IntegrityError:  # a concurrent process took the name
+            raise AlreadyExists(f"an experiment named {new_name!r} already exists") from None
 
     def _set_experiment_stage(self, experiment_id: str, stage: LifecycleStage) -> None:
         pk = _experiment_pk(experiment_id)
@@ -305,7 +339,33 @@ class SqlStore:
                 self._writable.add(run_id)
             else:
                 self._writable.discard(run_id)
+        if status is not RunStatus.RUNNING:
+            self._checkpoint_soon()
         return info
+
+    def _checkpoint_soon(self) -> None:
+        """Fold the SQLite log into the .db file within CHECKPOINT_DELAY_SECONDS, so that a run
+        that ended is in the file for whoever copies it, even while this process goes on.
+
+        Deferred rather than done at once: a checkpoint syncs the file to disk, which at every
+        run end would double the cost of a loop of short runs; one per delay covers them all.
+        """
+        if self.location.dialect != "sqlite":
+            return
+        with self._lock:
+            if self._checkpoint_timer is not None or self._closed:
+                return
+            self._checkpoint_timer = threading.Timer(CHECKPOINT_DELAY_SECONDS, self._deferred_checkpoint)
+            self._checkpoint_timer.daemon = True
+            self._checkpoint_timer.start()
+
+    def _deferred_checkpoint(self) -> None:
+        with self._lock:
+            # Cleared first: a run ending while this checkpoint runs schedules the next one.
+            self._checkpoint_timer = None
+            if self._closed:
+                return
+        checkpoint_wal(self.engine)
 
     def _set_run_stage(self, run_id: str, stage: LifecycleStage) -> None:
         self.flush()
@@ -551,12 +611,21 @@ class SqlStore:
             raise error
 
     def close(self) -> None:
-        """Flush, then release the database connections."""
+        """Flush, copy the SQLite write-ahead log into the database file, then release the
+        database connections."""
         try:
             self.flush()
         finally:
-            self.engine.dispose()
-            _live_stores.discard(self)
+            with self._lock:
+                self._closed = True
+                if self._checkpoint_timer is not None:
+                    self._checkpoint_timer.cancel()
+                    self._checkpoint_timer = None
+            try:
+                checkpoint_wal(self.engine)
+            finally:
+                self.engine.dispose()
+                _live_stores.discard(self)
 
 
 def _user_id() -> str | None:
@@ -573,6 +642,11 @@ def _status(status: RunStatus | str) -> RunStatus:
         raise InvalidArgument(
             f"unknown run status {status!r}: use one of {', '.join(s.value for s in RunStatus)}"
         ) from None
+
+
+def _check_experiment_name(name: Any) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgument(f"experiment name must be a non-empty string, got {name!r}")
 
 
 def _experiment_pk(experiment_id: str | int) -> int:
@@ -670,9 +744,11 @@ _live_stores: "weakref.WeakSet[SqlStore]" = weakref.WeakSet()
 
 
 @atexit.register
-def _flush_all_at_exit() -> None:
+def _close_all_at_exit() -> None:
+    # Closing checkpoints the WAL: after any evalkit process (a script, the CLI) the .db file
+    # alone holds everything it committed.
     for store in list(_live_stores):
         try:
-            store.flush()
+            store.close()
         except Exception as exc:  # noqa: BLE001 - at exit, say what was lost and carry on with the others
             print(f"evalkit: could not flush logged values to {store.location.display_uri}: {exc}", file=sys.stderr)
