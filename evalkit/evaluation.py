@@ -24,7 +24,7 @@ from evalkit.data import EvalDataset, load_dataset
 from evalkit.entities import Metric, Param, RunStatus
 from evalkit.errors import EvaluationFailed, InvalidArgument, InvalidState
 from evalkit.evaluator_registry import resolve_evaluators
-from evalkit.journal import JOURNAL_FILE, Journal, read_journal
+from evalkit.journal import Journal, JournalLocation, read_journal
 from evalkit.judge import LLMJudge
 from evalkit.models.base import ModelError, PermanentModelError
 from evalkit.models.callables import BatchCallableModel, CallableModel, batch
@@ -57,6 +57,8 @@ from evalkit.scoring import (
     evaluator_info,
 )
 from evalkit.tracking import fluent, run_tags
+from evalkit.tracking.artifacts import ArtifactRepository, join_artifact_uri
+from evalkit.tracking.artifacts.local import LocalArtifactRepository
 from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.sql.store import now_ms
 from evalkit.tracking.uri import default_tracking_uri, parse_tracking_uri
@@ -175,7 +177,8 @@ def evaluate(
         client.get_run(baseline)  # an unknown baseline fails now, before any request
     run_id, owns_run = _open_run(client, resume, experiment, run_name, tags)
     response_cache = ResponseCache(cache_path, cache_mode) if cache_mode is not CacheMode.OFF else None
-    artifact_dir = Path(client.get_run(run_id).info.artifact_uri)
+    artifacts = client.artifact_repository(run_id)
+    journal = JournalLocation(artifacts, run_id)
     try:
         run_params = _run_params(dataset, chat_model, template, params, chosen, model_type, data, cache_mode,
                                  concurrency, rpm, tpm, price_table)
@@ -190,7 +193,7 @@ def evaluate(
             client.set_tag(run_id, run_tags.RESUMED_AT, str(now_ms()))
         client.log_batch(run_id, params=[Param(k, v) for k, v in run_params.items()])
         log_evaluators(client, run_id, infos)
-        previous = read_journal(artifact_dir / JOURNAL_FILE) if resume else {}
+        previous = journal.read() if resume else {}
         judge_client = None
         if judge_model is not None:
             policy = RetryPolicy(max_attempts, max(100, dataset.num_rows), timeout)
@@ -205,7 +208,7 @@ def evaluate(
                 concurrency=concurrency, rpm=rpm, tpm=tpm, max_attempts=max_attempts, timeout=timeout,
                 max_cost_usd=max_cost_usd), price_table, response_cache)
         jobs = [job for job in _jobs(dataset, template) if _needs_answer(previous.get(job.index))] if runner else []
-        done = _run_async(_execute(dataset, runner, jobs, previous, artifact_dir, progress, chosen, context,
+        done = _run_async(_execute(dataset, runner, jobs, previous, journal.path, progress, chosen, context,
                                    chat_model, judge_model))
         outcomes, scores = done.outcomes, done.scores
         if runner is not None and runner.snapshot:
@@ -240,7 +243,7 @@ def evaluate(
             raise EvaluationFailed(failure, run_id, _endpoint(chat_model), _counts(outcomes),
                                    resume_command(client, run_id, data))
     except KeyboardInterrupt:
-        answered = sum(o.status is RowStatus.OK for o in read_journal(artifact_dir / JOURNAL_FILE).values())
+        answered = sum(o.status is RowStatus.OK for o in read_journal(journal.path).values())
         command = resume_command(client, run_id, data)
         if owns_run:
             client.set_terminated(run_id, RunStatus.KILLED, reason=(
@@ -253,6 +256,7 @@ def evaluate(
             client.set_terminated(run_id, RunStatus.FAILED, reason=failure_text(exc))
         raise
     finally:
+        journal.publish()
         if response_cache is not None:
             response_cache.close()
     if owns_run:
@@ -261,8 +265,8 @@ def evaluate(
         run_id=run_id,
         metrics=metrics,
         tables={RESULTS_TABLE: table},
-        artifacts={**{name: str(artifact_dir / f"{RESULTS_TABLE}.{name}") for name in ("json", "parquet")},
-                   **({"report": str(artifact_dir / REPORT_FILE)} if (artifact_dir / REPORT_FILE).exists() else {})},
+        artifacts={**{kind: _location(artifacts, f"{RESULTS_TABLE}.{kind}") for kind in ("json", "parquet")},
+                   **({"report": _location(artifacts, REPORT_FILE)} if artifacts.is_file(REPORT_FILE) else {})},
         estimated_cost_usd=runner.estimate if runner is not None else None,
         stopped_reason=stopped,
         unscored=_unscored(infos, metrics),
@@ -294,6 +298,13 @@ def resume_command(client: TrackingClient, run_id: str, data: Any) -> str:
     shown = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else redact(uri)  # a SQLite store is a path
     store = "" if uri == parse_tracking_uri(default_tracking_uri()).uri else f" --tracking-uri {shlex.quote(shown)}"
     return f"evalkit{store} evaluate --resume {run_id}"
+
+
+def _location(artifacts: ArtifactRepository, name: str) -> str:
+    """Where an artifact of the run is: a local path where artifacts are a folder, else its URI."""
+    if isinstance(artifacts, LocalArtifactRepository):
+        return str(artifacts.root / name)
+    return join_artifact_uri(artifacts.artifact_uri, name)
 
 
 def _endpoint(model: Any) -> str | None:
@@ -338,7 +349,7 @@ CANARY_ROWS = 3  # answered rows the judge is tried on before the model answers 
 
 
 async def _execute(dataset: EvalDataset, runner: Runner | None, jobs: list[RowJob], previous: dict[int, RowOutcome],
-                   artifact_dir: Path, progress: bool | None, chosen: list[Evaluator], context: ScoringContext,
+                   journal_path: Path, progress: bool | None, chosen: list[Evaluator], context: ScoringContext,
                    chat_model: Any, judge_model: Any) -> _Executed:
     """Answer the rows, then score them, in one event loop (the clients belong to it).
 
@@ -350,7 +361,7 @@ async def _execute(dataset: EvalDataset, runner: Runner | None, jobs: list[RowJo
     try:
         if runner is not None:
             kept = {i: o for i, o in previous.items() if o.status is RowStatus.OK}
-            journal = Journal(artifact_dir / JOURNAL_FILE)
+            journal = Journal(journal_path)
             try:
                 with RunProgress(len(jobs) + len(kept), "evaluating", enabled=progress) as bar:
                     bar.advance(len(kept))

@@ -10,7 +10,6 @@ budget spent, a metric that could not be measured). An outage is never reported 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -282,10 +281,10 @@ def _finish_pair(client: TrackingClient, pair: PairResult, out: Path) -> None:
             fluent.end_run(RunStatus.FAILED)
             return
         log_report(client, pair.run_id, pair.baseline_run_id)
-    artifact = Path(client.get_run(pair.run_id).info.artifact_uri) / REPORT_FILE
-    if artifact.exists():
+    artifacts = client.artifact_repository(pair.run_id)
+    if artifacts.is_file(REPORT_FILE):
         pair.report_path = out / "reports" / f"{_slug(pair.dataset)}--{_slug(pair.model)}.html"
-        shutil.copyfile(artifact, pair.report_path)
+        artifacts.download_file(REPORT_FILE, pair.report_path)
 
 
 def _slug(name: str) -> str:

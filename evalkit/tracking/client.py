@@ -26,7 +26,7 @@ from evalkit.entities import (
 from evalkit.errors import InvalidArgument
 from evalkit.redaction import redact
 from evalkit.tracking import run_tags
-from evalkit.tracking.artifacts import LocalArtifactRepository
+from evalkit.tracking.artifacts import ArtifactRepository, get_artifact_repository
 from evalkit.tracking.sql.store import SqlStore, now_ms
 from evalkit.tracking.stores import get_store
 
@@ -174,13 +174,16 @@ class TrackingClient:
 
     # ---- artifacts ---------------------------------------------------------------------------
 
-    def _artifacts(self, run_id: str) -> LocalArtifactRepository:
-        return LocalArtifactRepository(self.get_run(run_id).info.artifact_uri)
+    def artifact_repository(self, run_id: str) -> ArtifactRepository:
+        """The repository holding the run's artifacts, chosen by the scheme of its ``artifact_uri``
+        (a local folder, ``s3://...`` or a plugin's scheme). Paths given to it are relative to the
+        run's artifact root and cannot leave it."""
+        return get_artifact_repository(self.get_run(run_id).info.artifact_uri)
 
-    def _writable_artifacts(self, run_id: str) -> LocalArtifactRepository:
-        run = self.get_run(run_id)
+    def _writable_artifacts(self, run_id: str) -> ArtifactRepository:
+        repository = self.artifact_repository(run_id)
         self.store.check_writable(run_id)
-        return LocalArtifactRepository(run.info.artifact_uri)
+        return repository
 
     def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Copy a local file into the run's artifacts, under the folder ``artifact_path``."""
@@ -238,7 +241,7 @@ class TrackingClient:
 
     def load_table(self, run_id: str, artifact_file: str) -> pd.DataFrame:
         """Read back a table saved with ``log_table``."""
-        data = self._artifacts(run_id).read_bytes(artifact_file)
+        data = self.artifact_repository(run_id).read_bytes(artifact_file)
         suffix = PurePosixPath(artifact_file).suffix.lower()
         if suffix == ".json":
             payload = json.loads(data)
@@ -250,16 +253,16 @@ class TrackingClient:
         raise InvalidArgument(f"load_table reads .json, .parquet or .csv files, not {artifact_file!r}")
 
     def load_text(self, run_id: str, artifact_file: str) -> str:
-        return self._artifacts(run_id).read_bytes(artifact_file).decode("utf-8")
+        return self.artifact_repository(run_id).read_bytes(artifact_file).decode("utf-8")
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         """Files and folders directly under ``path`` in the run's artifacts."""
-        return self._artifacts(run_id).list_artifacts(path)
+        return self.artifact_repository(run_id).list_artifacts(path)
 
     def download_artifacts(self, run_id: str, path: str, dst_path: str | os.PathLike[str] | None = None) -> str:
         """Copy an artifact file or folder to ``dst_path`` (a new temporary folder by default)."""
         destination = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="evalkit-"))
-        return self._artifacts(run_id).download_artifacts(path, destination)
+        return self.artifact_repository(run_id).download_artifacts(path, destination)
 
 
 def _view_type(value: ViewType | str) -> ViewType:

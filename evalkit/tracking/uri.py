@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from evalkit.errors import InvalidArgument
+from evalkit.tracking.artifacts import artifact_scheme, join_artifact_uri
 
 DEFAULT_DB_FILE = "evalkit.db"
 ARTIFACTS_FOLDER = "evalkit-artifacts"
@@ -41,6 +42,19 @@ def default_tracking_uri() -> str:
     return os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{Path.cwd() / DEFAULT_DB_FILE}"
 
 
+def artifact_root_from_env() -> str | None:
+    """``$EVALKIT_ARTIFACT_ROOT`` normalised: a local path made absolute, a URI without trailing slash.
+
+    It overrides the default artifact root of every store (``s3://bucket/prefix`` puts new
+    experiments' artifacts on S3); an experiment's own ``artifact_location`` still wins."""
+    root = (os.environ.get(ARTIFACT_ROOT_ENV) or "").strip()
+    if not root:
+        return None
+    if artifact_scheme(root) == "file" and "://" not in root:
+        return str(Path(root).expanduser().resolve())
+    return join_artifact_uri(root)
+
+
 def redact(uri: str) -> str:
     """The URI with any password replaced by ``***``, safe for messages and logs."""
     try:
@@ -58,7 +72,7 @@ def parse_tracking_uri(uri: str) -> StoreLocation:
         raise InvalidArgument(f"tracking URI must be a non-empty string, got {uri!r}")
     uri = uri.strip()
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    artifact_root_override = os.environ.get(ARTIFACT_ROOT_ENV)
+    artifact_root_override = artifact_root_from_env()
 
     if scheme == "":
         # A bare path names a SQLite file.

@@ -32,6 +32,7 @@ from evalkit.entities import (
     ViewType,
 )
 from evalkit.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
+from evalkit.tracking.artifacts import join_artifact_uri
 from evalkit.tracking.buffer import MetricRow, PendingWrites
 from evalkit.tracking.filter import parse_filter, parse_order_by
 from evalkit.tracking.names import random_run_name
@@ -112,7 +113,7 @@ class SqlStore:
                     name=name, artifact_location="", lifecycle_stage="active", creation_time=ts, last_update_time=ts
                 )
             ).inserted_primary_key[0]
-            location = artifact_location or f"{self.location.default_artifact_root}/{experiment_id}"
+            location = artifact_location or join_artifact_uri(self.location.default_artifact_root, str(experiment_id))
             conn.execute(
                 update(t.experiments)
                 .where(t.experiments.c.experiment_id == experiment_id)
@@ -270,7 +271,7 @@ class SqlStore:
             experiment = self._require_experiment(conn, pk, active=True)
             if parent_run_id is not None:
                 self._require_run_row(conn, parent_run_id)
-            artifact_uri = f"{experiment.artifact_location}/{run_id}/artifacts"
+            artifact_uri = join_artifact_uri(experiment.artifact_location, run_id, "artifacts")
             conn.execute(
                 insert(t.runs).values(
                     run_id=run_id, experiment_id=pk, run_name=name, status=RunStatus.RUNNING.value,

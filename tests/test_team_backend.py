@@ -1,0 +1,85 @@
+"""The team configuration end to end: an evaluation, its report, a resumed evaluation and a suite
+night with artifacts on S3 (moto's server), on SQLite and on PostgreSQL, then read back."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+
+import pandas as pd
+import pytest
+
+import evalkit as ek
+from evalkit.errors import EvaluationFailed
+from evalkit.suite import run_suite
+from evalkit.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+pytestmark = pytest.mark.s3
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def team_store(request, s3_bucket, tmp_path, monkeypatch) -> str:
+    monkeypatch.setenv("EVALKIT_ARTIFACT_ROOT", f"{s3_bucket}/evalkit")
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'team.db'}"
+    else:
+        uri = request.getfixturevalue("postgres").create_database(f"team_{uuid.uuid4().hex[:12]}")
+    ek.set_tracking_uri(uri)
+    return s3_bucket
+
+
+def frame(rows: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        "inputs": [f"What colour is lamp {i}?" for i in range(rows)],
+        "contexts": [[f"Context: Lamp {i} is painted blue."] for i in range(rows)],
+        "ground_truth": [f"Lamp {i} is painted blue." for i in range(rows)],
+    })
+
+
+def test_an_evaluation_with_artifacts_on_s3_resumes_and_reports(team_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-team-0000000000")
+    monkeypatch.setenv("EVALKIT_CACHE_PATH", str(tmp_path / "cache.db"))
+    with FakeOpenAIServer(FakeConfig()) as server:
+        model = f"openai:/gpt-4o?base_url={server.base_url}"
+        original = server._answer
+        down = {"yes": True}
+
+        async def answer(request, digest, build):  # noqa: ANN001, ANN202 - the endpoint is down at first
+            if down["yes"]:
+                return server._reply(503, {"error": {"message": "overloaded", "type": "server_error", "code": None}})
+            return await original(request, digest, build)
+
+        server._answer = answer
+        with pytest.raises(EvaluationFailed) as info:
+            ek.evaluate(model=model, data=frame(6), targets="ground_truth", max_attempts=1, progress=False)
+        run_id = info.value.run_id
+        assert not list(tmp_path.rglob("s3:*"))  # nothing written to a local folder named after the URI
+        down["yes"] = False
+        result = ek.evaluate(model=model, data=frame(6), targets="ground_truth", resume=run_id, cache="off",
+                             progress=False)
+    assert result.run_id == run_id and result.metrics["rows/answered"] == 6
+    assert result.artifacts["report"] == f"{ek.get_run(run_id).info.artifact_uri}/report.html"
+    assert result.artifacts["report"].startswith(f"{team_store}/evalkit/")
+    client = ek.TrackingClient()
+    names = {f.path for f in client.list_artifacts(run_id)}
+    assert {"eval_results_table.json", "eval_results_table.parquet", "report.html", "journal", "evaluators.json"} <= names
+    assert len(client.load_table(run_id, "eval_results_table.parquet")) == 6
+    assert "lamp 5" in client.load_text(run_id, "report.html")
+    journal = client.load_text(run_id, "journal/rows.jsonl").splitlines()
+    assert len(journal) == 12  # 6 failed rows, then the same 6 answered
+
+
+def test_a_suite_night_with_artifacts_on_s3(team_store, tmp_path):
+    frame(5).to_json(tmp_path / "d.jsonl", orient="records", lines=True)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("suite: team-night\ndatasets:\n  - name: d\n    path: d.jsonl\n    targets: ground_truth\n"
+                     "models:\n  - name: m\n    uri: evalkit:/extractive\nthresholds:\n  - error_rate <= 0\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run_suite(suite, tmp_path / "out")
+    assert result.exit_code == 0, [g.message for p in result.pairs for g in p.gates]
+    pair = result.pairs[0]
+    assert pair.report_path is not None and "team-night" in pair.report_path.read_text()
+    artifact_uri = ek.get_run(pair.run_id).info.artifact_uri
+    assert artifact_uri.startswith(f"{team_store}/evalkit/")
+    assert ek.TrackingClient().load_text(pair.run_id, "gates.json")
