@@ -182,7 +182,8 @@ def evaluate(
             policy = RetryPolicy(max_attempts, max(100, len(rows)), timeout)
             caller = ModelCaller(judge_model, judge_inference, price_table, RateLimits(judge_rpm, judge_tpm), policy,
                                  response_cache)
-            judge_client = LLMJudge(caller, concurrency)
+            judge_client = LLMJudge(caller, concurrency, max_cost_usd=max_cost_usd,
+                                    spent_before=runner.spent if runner is not None else 0.0)
         context = ScoringContext(judge_client, concurrency,
                                  judge_client.cost_by_row if judge_client is not None else {})
         scores = _run_async(_score_all(chosen, rows, context, judge_model))

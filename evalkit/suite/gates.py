@@ -102,12 +102,12 @@ def row_values(table: pd.DataFrame, metric: str) -> tuple[np.ndarray, Statistic]
 
 def score_column(table: pd.DataFrame | Sequence[str], metric: str) -> str | None:
     """The results-table column of per-row scores behind ``metric`` (``faithfulness/score`` for
-    ``faithfulness/judge-v1/mean``; ``ragas:faithfulness/score`` for ``ragas/faithfulness/...``)."""
+    ``faithfulness/judge-v1/mean``, ``ragas/faithfulness/score`` for ``ragas/faithfulness/...``)."""
     columns = table.columns if isinstance(table, pd.DataFrame) else table
     for column in columns:
         if column.endswith("/score"):
             name = column[: -len("/score")]
-            if metric.startswith((name + "/", name.replace(":", "/") + "/")):
+            if metric.startswith(name + "/"):
                 return column
     return None
 
