@@ -22,7 +22,7 @@ from evalkit.errors import InvalidArgument
 from evalkit.scoring import EvalRow, Score
 from evaluators.base import RowEvaluator
 from evaluators.ranking import average_precision
-from evaluators.text import content_tokens, tokens
+from evaluators.text import content_tokens, vocabulary
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -63,8 +63,8 @@ class OfflineContextPrecision(RowEvaluator):
             return Score(None, applicable=False, justification="the target has no content words")
         verdicts = []
         for passage in row.contexts:
-            vocabulary = set(tokens(passage))
-            verdicts.append(int(any(len(s & vocabulary) > self.threshold * len(s) for s in sentences)))
+            words = vocabulary(passage)
+            verdicts.append(int(any(len(s & words) > self.threshold * len(s) for s in sentences)))
         useful = [str(rank) for rank, v in enumerate(verdicts, 1) if v]
         justification = (f"contexts at ranks {', '.join(useful)} of {len(verdicts)} hold part of the reference"
                          if useful else f"none of the {len(verdicts)} contexts holds part of the reference")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from evalkit.scoring import EvalRow, Score
 from evaluators.base import RowEvaluator
 from evaluators.context_precision_offline import not_applicable
-from evaluators.text import content_tokens, tokens
+from evaluators.text import content_tokens, vocabulary
 
 _SHOWN_MISSING = 10
 
@@ -35,8 +35,8 @@ class OfflineContextRecall(RowEvaluator):
         expected = content_tokens(row.target or "")
         if not expected:
             return Score(None, applicable=False, justification="the target has no content words")
-        vocabulary = set(tokens(" ".join(row.contexts)))
-        missing = [t for t in expected if t not in vocabulary]
+        words = vocabulary(" ".join(row.contexts))
+        missing = [t for t in expected if t not in words]
         found = len(expected) - len(missing)
         justification = f"{found} of {len(expected)} reference content tokens appear in the contexts"
         if missing:

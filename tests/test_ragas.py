@@ -183,6 +183,13 @@ def test_evalkit_and_ragas_rag_metrics_agree_on_the_same_judgements():
         for key in ("rows_scored", "rows_failed", "rows_not_applicable"):
             assert metrics[f"{ragas_prefix}/{key}"] == metrics[f"{name}/judge-v1/{key}"]
         assert metrics[f"{ragas_prefix}/mean"] == pytest.approx(metrics[f"{name}/judge-v1/mean"], abs=1e-6)
+    # one naming scheme: the table's ragas/<metric>/score is behind the run's ragas/<metric>/<version>/*,
+    # so the report's card finds its denominators
+    from reports.model import build_report
+
+    cards = {card.name: card for card in build_report(ek.TrackingClient(), result.run_id).cards}
+    assert cards["ragas/context_recall"].label == PREFIX.format("context_recall") + "/mean"
+    assert cards["ragas/context_recall"].denominators == {"rows_scored": 5, "rows_failed": 0, "rows_not_applicable": 1}
 
 
 def test_how_many_requests_each_side_makes():
