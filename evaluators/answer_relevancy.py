@@ -23,6 +23,7 @@ from evalkit.scoring import EvalRow, Judge, JudgeError, Score, ScoringContext, m
 from evaluators.answer_relevancy_offline import OfflineAnswerRelevancy
 from evaluators.base import NO_OUTPUT
 from evaluators.embedder import Embedder
+from evaluators.endpoint_embeddings import parse_embeddings_uri
 
 QUESTIONS_SCHEMA = {
     "type": "object",
@@ -65,7 +66,8 @@ class JudgedAnswerRelevancy:
             raise InvalidArgument(f"answer_relevancy questions must be an integer from 1 to 10, got {questions!r}")
         self.questions = questions
         self.embeddings = embeddings
-        Embedder(embeddings)  # checks the URI now, before any call
+        if embeddings is not None:
+            parse_embeddings_uri(embeddings)  # a bad URI is an error now, before any call
 
     async def _generate(self, judge: Judge, row: EvalRow) -> tuple[list[str], bool, str] | Score:
         try:

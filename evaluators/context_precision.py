@@ -20,7 +20,8 @@ from typing import Any
 
 from evalkit.errors import InvalidArgument
 from evalkit.scoring import EvalRow, Judge, JudgeError, Score, ScoringContext, mean_with_denominators
-from evaluators.context_precision_offline import OfflineContextPrecision, not_applicable
+from evaluators.base import retrieval_not_applicable
+from evaluators.context_precision_offline import OfflineContextPrecision
 from evaluators.ranking import average_precision
 from evaluators.statements import numbered_passages, verdicts_validator
 
@@ -56,7 +57,7 @@ class JudgedContextPrecision:
     requires = ("contexts", "targets", "judge")
 
     async def _one(self, judge: Judge, row: EvalRow) -> Score:
-        if reason := not_applicable(row):
+        if reason := retrieval_not_applicable(row):
             return Score(None, applicable=False, justification=reason)
         try:
             reply = await judge.ask_json(row.index, [

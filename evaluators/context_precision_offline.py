@@ -19,21 +19,12 @@ from __future__ import annotations
 import re
 
 from evalkit.errors import InvalidArgument
-from evalkit.scoring import EvalRow, Score
-from evaluators.base import RowEvaluator
+from evalkit.scoring import EvalRow, Score, ScoringContext
+from evaluators.base import RowEvaluator, retrieval_not_applicable
 from evaluators.ranking import average_precision
 from evaluators.text import content_tokens, vocabulary
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-def not_applicable(row: EvalRow) -> str | None:
-    """Why a row cannot be scored by a context metric (no context, no target), or None."""
-    if not any(c.strip() for c in row.contexts):
-        return "the row has no retrieved context"
-    if row.target is None or not row.target.strip():
-        return "the row has no target"
-    return None
 
 
 def reference_sentences(reference: str) -> list[set[str]]:
@@ -52,11 +43,11 @@ class OfflineContextPrecision(RowEvaluator):
             raise InvalidArgument(f"context_precision threshold must be a number in [0, 1), got {threshold!r}")
         self.threshold = float(threshold)
 
-    async def score(self, rows: list[EvalRow], context: object = None) -> list[Score]:
+    async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         return [self.score_row(row) for row in rows]  # the answer is not used: failed model calls score too
 
     def score_row(self, row: EvalRow) -> Score:
-        if reason := not_applicable(row):
+        if reason := retrieval_not_applicable(row):
             return Score(None, applicable=False, justification=reason)
         sentences = reference_sentences(row.target or "")
         if not sentences:

@@ -19,7 +19,7 @@ from typing import Any
 
 from evalkit.errors import InvalidArgument
 from evalkit.scoring import EvalRow, Judge, JudgeError, Score, ScoringContext, mean_with_denominators
-from evaluators.context_precision_offline import not_applicable
+from evaluators.base import retrieval_not_applicable
 from evaluators.context_recall_offline import OfflineContextRecall
 from evaluators.statements import split_statements, verify_statements
 
@@ -30,7 +30,7 @@ class JudgedContextRecall:
     requires = ("contexts", "targets", "judge")
 
     async def _one(self, judge: Judge, row: EvalRow) -> Score:
-        if reason := not_applicable(row):
+        if reason := retrieval_not_applicable(row):
             return Score(None, applicable=False, justification=reason)
         try:
             statements, split_raw = await split_statements(judge, row.index, row.input, row.target or "")

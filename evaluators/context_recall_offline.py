@@ -13,9 +13,8 @@ The model's answer is not used. Aggregate: the mean over scored rows, with denom
 
 from __future__ import annotations
 
-from evalkit.scoring import EvalRow, Score
-from evaluators.base import RowEvaluator
-from evaluators.context_precision_offline import not_applicable
+from evalkit.scoring import EvalRow, Score, ScoringContext
+from evaluators.base import RowEvaluator, retrieval_not_applicable
 from evaluators.text import content_tokens, vocabulary
 
 _SHOWN_MISSING = 10
@@ -26,11 +25,11 @@ class OfflineContextRecall(RowEvaluator):
     version = "offline-v1"
     requires = ("contexts", "targets")
 
-    async def score(self, rows: list[EvalRow], context: object = None) -> list[Score]:
+    async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         return [self.score_row(row) for row in rows]  # the answer is not used: failed model calls score too
 
     def score_row(self, row: EvalRow) -> Score:
-        if reason := not_applicable(row):
+        if reason := retrieval_not_applicable(row):
             return Score(None, applicable=False, justification=reason)
         expected = content_tokens(row.target or "")
         if not expected:

@@ -14,15 +14,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from evaluators import embeddings
-from evaluators.endpoint_embeddings import EndpointEmbedder, parse_embeddings_uri
+from evaluators.endpoint_embeddings import EndpointEmbedder
 
 
 class Embedder:
     """``await embedder.embed(texts)``: unit-length float64 rows, one per text."""
 
     def __init__(self, uri: str | None = None) -> None:
-        if uri is not None:
-            parse_embeddings_uri(uri)  # a bad URI is an error when configured, not when first used
         self.uri = uri
         self._endpoint: EndpointEmbedder | None = None
         self._vectors: dict[str, asyncio.Future[np.ndarray]] = {}

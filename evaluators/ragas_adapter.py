@@ -44,6 +44,7 @@ from evalkit.errors import InvalidArgument
 from evalkit.scoring import EvalRow, Judge, JudgeError, Score, ScoringContext, mean_with_denominators
 from evaluators.base import NO_OUTPUT
 from evaluators.embedder import Embedder
+from evaluators.endpoint_embeddings import parse_embeddings_uri
 
 _INSTALL_HINT = "pip install 'evalkit[ragas]'"
 # instructor-style errors run to kilobytes; their end says what went wrong.
@@ -171,7 +172,8 @@ class RagasMetric:
         self.version = f"ragas-{_ragas_version()}"
         self.requires = ("judge", *self.spec.requires)
         self.embeddings = embeddings
-        Embedder(embeddings)  # a bad URI is an error now, before any call
+        if embeddings is not None:
+            parse_embeddings_uri(embeddings)  # a bad URI is an error now, before any call
         self.metric_kwargs = metric_kwargs
 
     def _build(self, collections: Any, judge: Judge, embedder: Embedder) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -286,6 +285,9 @@ def test_a_judged_rag_run_scores_every_rag_metric_shares_the_reference_split_and
     # splits, classification, recall verdicts, usefulness, questions: 6. Row 3 (no context): split,
     # classification, questions: 3.
     assert chat == metrics["judge/calls"] == 5 + 7 + 6 + 3
+    html = open(result.artifacts["report"], encoding="utf-8").read()  # the report logged with the run
+    for name in ("answer_relevancy", "context_precision", "context_recall"):
+        assert f'data-metric="{name}"' in html and f"{name}/judge-v1/mean" in html
     report = build_report(ek.TrackingClient(), result.run_id)
     cards = {card.name: card for card in report.cards}
     assert cards["context_precision"].label == "context_precision/judge-v1/mean"
@@ -315,14 +317,3 @@ def test_rag_defaults_need_the_data_they_use_and_suite_gates_find_their_metrics(
     assert {"answer_relevancy/judge-v1/mean", "context_precision/judge-v1/rows_scored", "context_recall/judge-v1/mean"} <= names
     with pytest.raises(InvalidArgument, match="evaluator 'context_recall' needs targets"):
         resolve_evaluators(None, "retrieval-augmented", ["context_recall"], None, {"contexts"})
-
-
-@pytest.mark.slow
-def test_offline_rag_metrics_score_10000_rows_quickly():
-    rows = [row(i, f"What colour is lamp {i}?", f"Lamp {i} is painted red.", f"Lamp {i} is painted red. It weighs {i} kg.",
-                [f"Lamp {i} is painted red.", f"Lamp {i} costs {i} euros.", "Shops open at nine."]) for i in range(10_000)]
-    score(OfflineAnswerRelevancy(), rows[:2])  # the embedding model loads once per process
-    start = time.perf_counter()
-    for evaluator in (OfflineAnswerRelevancy(), OfflineContextPrecision(), OfflineContextRecall()):
-        assert all(s.scored for s in score(evaluator, rows))
-    assert time.perf_counter() - start < 10  # generous for a shared CI machine; bench/bench_rag.py measures
