@@ -45,9 +45,9 @@ os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
 
 import pandas as pd  # noqa: E402
+from bench_runner import reset, server_stats, start_server  # noqa: E402
 
 import evalkit as ek  # noqa: E402
-from bench_runner import reset, server_stats, start_server  # noqa: E402
 
 MODEL, EMBEDDINGS = "gpt-4o-mini", "text-embedding-3-small"
 _COLOURS = ["red", "blue", "green", "black", "white", "yellow"]
@@ -97,12 +97,13 @@ def _ragas_client(base_url: str, transport: str) -> Any:
 
 
 def run_ragas_aevaluate(base_url: str, data: pd.DataFrame, concurrency: int, transport: str) -> dict[str, float]:
-    from datasets import Dataset
     from ragas import RunConfig, aevaluate
     from ragas.embeddings import OpenAIEmbeddings
     from ragas.llms import llm_factory
     from ragas.metrics._answer_correctness import AnswerCorrectness
     from ragas.metrics._faithfulness import Faithfulness
+
+    from datasets import Dataset
 
     dataset = Dataset.from_list([{"user_input": r.question, "retrieved_contexts": r.contexts, "response": r.answer,
                                   "reference": r.ground_truth} for r in data.itertuples()])

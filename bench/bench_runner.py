@@ -27,7 +27,6 @@ import pandas as pd
 
 import evalkit as ek
 
-
 RUNNER_ONLY = {"evaluators": ["exact_match"], "report": False}
 
 

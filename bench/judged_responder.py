@@ -12,13 +12,13 @@ verdicts and the same TP/FP/FN sorting, by construction rather than by a second 
 - NLI ``{"context", "statements"}`` -> ``{"statements": [{"statement", "reason", "verdict"}]}``
 - classification ``{"question", "answer": [str], "ground_truth": [str]}`` -> ``{"TP", "FP", "FN"}``
 
-Two more ragas steps are answered from the same rules, for smoke tests of the other metrics the
-adapter supports (no evalkit counterpart to compare with):
-
-- answer_relevancy's question generation ``{"response"}`` -> ``{"question": <the response's first
-  statement>, "noncommittal": 1 if it has none}``
-- context_precision's usefulness check ``{"question", "context", "answer": str}`` -> verdict 1 when
-  the context supports one of the answer's statements.
+- answer relevancy's question generation ``{"response"}`` -> ``{"question", "noncommittal"}``, from
+  evalkit's ``{"questions", "noncommittal"}`` (its first question);
+- context precision's usefulness check of one context ``{"question", "context", "answer"}`` ->
+  ``{"reason", "verdict"}``, from evalkit's verdicts on passages (with that one passage);
+- context recall's ``{"question", "context", "answer"}`` -> ``{"classifications": [{"statement",
+  "reason", "attributed"}]}``, from evalkit's split of the reference and its verdicts against
+  the passages (ragas joins the contexts with newlines; they are split back on them).
 
 Importable as ``judged_responder`` with ``bench/`` on ``sys.path``, e.g. for the fake server's
 command line: ``--responder judged_responder:responder``.
@@ -36,6 +36,8 @@ from evalkit.testing.fake_judge import judge_responder
 _SPLIT = "You break answers into atomic claims."
 _VERIFY = "You check claims against source passages."
 _CLASSIFY = "You compare an answer with a reference answer."
+_QUESTIONS = "You work out what an answer is answering."
+_USEFUL = "You grade the passages a search system retrieved."
 
 # JSON strings escape newlines, so a line starting "input: {" can only be the final input block.
 _RAGAS_INPUT = re.compile(r"(?:^|\n)input: (\{.*\})\s*Output:\s*$", re.DOTALL)
@@ -63,20 +65,32 @@ def _classify(question: str, answer: list[str], reference: list[str]) -> dict[st
                 + "\n\nReference statements:\n" + "\n".join(f"- {s}" for s in reference))
 
 
-def ragas_reply(data: dict[str, Any]) -> dict[str, Any] | None:
-    """The reply to the ragas step whose input is ``data``, or None for a step not known here."""
+def _useful(question: str, reference: str, context: str) -> int:
+    reply = _ask(_USEFUL, f"Question: {question}\n\nReference answer: {reference}\n\nPassages:\n[1] {context}")
+    return reply["verdicts"][0]["verdict"]
+
+
+def ragas_reply(data: dict[str, Any], prompt: str) -> dict[str, Any] | None:
+    """The reply to the ragas step whose input is ``data`` (in ``prompt``), or None for a step
+    not known here."""
     if "statements" in data and "context" in data:
         return {"statements": _verdicts(data["context"], data["statements"])}
     if "ground_truth" in data:
         return _classify(data["question"], data["answer"], data["ground_truth"])
+    if "context" in data and '"classifications"' in prompt:
+        statements = _statements(data["answer"])
+        verdicts = _verdicts(data["context"], statements) if statements else []
+        return {"classifications": [{"statement": v["statement"], "reason": v["reason"], "attributed": v["verdict"]}
+                                    for v in verdicts]}
     if "context" in data:
-        supported = any(v["verdict"] for v in _verdicts(data["context"], _statements(data["answer"])))
-        return {"reason": "supports the answer" if supported else "unrelated to the answer", "verdict": int(supported)}
+        verdict = _useful(data["question"], data["answer"], data["context"])
+        return {"reason": "supports the reference" if verdict else "unrelated to the reference", "verdict": verdict}
     if "answer" in data:
         return {"statements": _statements(data["answer"])}
     if "response" in data:
-        statements = _statements(data["response"])
-        return {"question": statements[0] if statements else data["response"], "noncommittal": int(not statements)}
+        reply = _ask(_QUESTIONS, f"Answer: {data['response']}")
+        return {"question": reply["questions"][0] if reply["questions"] else data["response"],
+                "noncommittal": reply["noncommittal"]}
     return None
 
 
@@ -87,7 +101,7 @@ def responder(body: dict[str, Any]) -> str:
     # instructor re-asks append messages after the first user message, which keeps the prompt.
     match = _RAGAS_INPUT.search(content) if isinstance(content, str) else None
     if match:
-        reply = ragas_reply(json.loads(match.group(1)))
+        reply = ragas_reply(json.loads(match.group(1)), content)
         if reply is not None:
             return json.dumps(reply)
     return judge_responder(body)

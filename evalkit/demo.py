@@ -17,7 +17,9 @@ DATASET = Path(__file__).resolve().parent.parent / "datasets" / "rag_qa.jsonl"
 SHOWN = ("rows/total", "rows/answered", "error_count", "error_rate",
          "exact_match/v1/mean", "token_f1/v1/mean", "answer_correctness/f1sim-v1/mean",
          "faithfulness/kprecision-v1/mean", "faithfulness/kprecision-v1/rows_scored",
-         "faithfulness/kprecision-v1/rows_not_applicable", "toxicity/offline-v1/mean", "toxicity/offline-v1/ratio",
+         "faithfulness/kprecision-v1/rows_not_applicable", "answer_relevancy/offline-v1/mean",
+         "context_precision/offline-v1/mean", "context_recall/offline-v1/mean",
+         "toxicity/offline-v1/mean", "toxicity/offline-v1/ratio",
          "latency/p50_ms", "latency/p95_ms", "latency/p99_ms", "tokens/input", "tokens/output", "cost/total_usd")
 
 
@@ -26,6 +28,7 @@ def main() -> None:
         model="evalkit:/extractive",
         data=DATASET,
         targets="ground_truth",
+        model_type="retrieval-augmented",  # adds answer relevancy and the retrieval metrics
         experiment="evalkit-demo",
         run_name="extractive-baseline",
         cache="off",  # the embedded model is free and fast: fresh latency figures on every demo

@@ -194,19 +194,23 @@ def evaluate(
         client.log_batch(run_id, params=[Param(k, v) for k, v in run_params.items()])
         log_evaluators(client, run_id, infos)
         previous = journal.read() if resume else {}
-        judge_client = None
-        if judge_model is not None:
-            policy = RetryPolicy(max_attempts, max(100, dataset.num_rows), timeout)
-            caller = ModelCaller(judge_model, judge_inference, price_table, RateLimits(judge_rpm, judge_tpm), policy,
-                                 response_cache)
-            judge_client = LLMJudge(caller, concurrency)
-        context = ScoringContext(judge_client, concurrency,
-                                 judge_client.cost_by_row if judge_client is not None else {})
         runner = None
         if chat_model is not None:
             runner = Runner(chat_model, params, RunnerConfig(
                 concurrency=concurrency, rpm=rpm, tpm=tpm, max_attempts=max_attempts, timeout=timeout,
                 max_cost_usd=max_cost_usd), price_table, response_cache)
+        judge_client = None
+        if judge_model is not None:
+            policy = RetryPolicy(max_attempts, max(100, dataset.num_rows), timeout)
+            caller = ModelCaller(judge_model, judge_inference, price_table, RateLimits(judge_rpm, judge_tpm), policy,
+                                 response_cache)
+            # One budget for the run: each side books its requests against what the other has spent.
+            judge_client = LLMJudge(caller, concurrency, max_cost_usd=max_cost_usd,
+                                    spent_elsewhere=(lambda: runner.spent) if runner is not None else None)
+            if runner is not None:
+                runner.spent_elsewhere = lambda: judge_client.caller.spent
+        context = ScoringContext(judge_client, concurrency,
+                                 judge_client.cost_by_row if judge_client is not None else {})
         jobs = [job for job in _jobs(dataset, template) if _needs_answer(previous.get(job.index))] if runner else []
         done = _run_async(_execute(dataset, runner, jobs, previous, journal.path, progress, chosen, context,
                                    chat_model, judge_model))
@@ -228,7 +232,8 @@ def evaluate(
                 metrics["cost/estimated_usd"] = runner.estimate
         timestamp = now_ms()
         client.log_batch(run_id, metrics=[Metric(k, float(v), timestamp, 0) for k, v in metrics.items()])
-        stopped = runner.stopped_reason if runner is not None else None
+        stopped = ((runner.stopped_reason if runner is not None else None)
+                   or (judge_client.stopped_reason if judge_client is not None else None))
         if stopped:
             client.set_tag(run_id, run_tags.STOPPED_REASON, stopped)
         failure = done.judge_failure or (outage_reason(outcomes) if runner is not None else None)
@@ -357,7 +362,7 @@ async def _execute(dataset: EvalDataset, runner: Runner | None, jobs: list[RowJo
     the rest: a judge that cannot work (refused key, unknown model, unreachable, no usable JSON)
     stops the run after a handful of paid model calls, not after all of them."""
     judged = [e for e in chosen if "judge" in evaluator_info(e).requires] if context.judge is not None else []
-    judge_failure = None
+    canary = _Canary(set())
     try:
         if runner is not None:
             kept = {i: o for i, o in previous.items() if o.status is RowStatus.OK}
@@ -372,12 +377,12 @@ async def _execute(dataset: EvalDataset, runner: Runner | None, jobs: list[RowJo
                         first = max(0, CANARY_ROWS - len(kept))
                         new.update(await runner.run(jobs[:first], total=len(jobs)))
                         answered = [o for o in [*kept.values(), *new.values()] if o.status is RowStatus.OK]
-                        judge_failure = await _judge_canary(judged, _eval_rows(dataset, answered[:CANARY_ROWS]), context)
+                        canary = await _judge_canary(judged, _eval_rows(dataset, answered[:CANARY_ROWS]), context)
                         jobs = jobs[first:]
-                    if judge_failure:
+                    if canary.failure:
                         for job in jobs:
                             skipped = RowOutcome(job.index, RowStatus.SKIPPED, error_type="judge",
-                                                 error=f"not sent: {judge_failure}")
+                                                 error=f"not sent: {canary.failure}")
                             new[job.index] = skipped
                             journal.append(skipped)
                     else:
@@ -393,25 +398,27 @@ async def _execute(dataset: EvalDataset, runner: Runner | None, jobs: list[RowJo
             outcomes = [RowOutcome(i, RowStatus.OK, output=str(p)) for i, p in
                         enumerate(dataset.frame[dataset.prediction_column])]
             if judged:
-                judge_failure = await _judge_canary(judged, _eval_rows(dataset, outcomes[:CANARY_ROWS]), context)
+                canary = await _judge_canary(judged, _eval_rows(dataset, outcomes[:CANARY_ROWS]), context)
         rows = _eval_rows(dataset, outcomes)
-        unjudged = [e for e in chosen if e not in judged] if judge_failure else chosen
+        unjudged = [e for e in chosen if e not in judged] if canary.failure else chosen
         scores = await _score_all(unjudged, rows, context)
         for evaluator in chosen:
             if evaluator not in unjudged:
-                scores[evaluator.name] = [Score(None, error=f"not judged: {judge_failure}") for _ in rows]
+                scores[evaluator.name] = canary.keep(evaluator, rows)
     finally:
         if judge_model is not None:
             await judge_model.aclose()
-    return _Executed(outcomes, scores, judge_failure)
+    return _Executed(outcomes, scores, canary.failure)
 
 
-async def _judge_canary(judged: list[Evaluator], rows: list[EvalRow], context: ScoringContext) -> str | None:
-    """Why the judge cannot work, tried on ``rows``; None when it scored one of them (or none of
-    the rows applied, which tells nothing). The judge remembers its answers, so the full scoring
-    asks none of these requests again."""
+async def _judge_canary(judged: list[Evaluator], rows: list[EvalRow], context: ScoringContext) -> _Canary:
+    """The judge tried on ``rows``: it works when it scored one of them (or none of the rows
+    applied, which tells nothing). The judge remembers its answers, so the full scoring asks none
+    of these requests again; when it cannot work, its scores of these rows (errors and raw replies)
+    are what the run keeps for them."""
+    canary = _Canary({row.index for row in rows})
     if not rows:
-        return None
+        return canary
     results = await asyncio.gather(*(e.score(rows, context) for e in judged), return_exceptions=True)
     errors: list[str] = []
     for evaluator, result in zip(judged, results, strict=True):
@@ -421,13 +428,26 @@ async def _judge_canary(judged: list[Evaluator], rows: list[EvalRow], context: S
             errors.append(f"evaluator {evaluator.name} failed: {type(result).__name__}: {result}")
             continue
         if any(score.scored for score in result):
-            return None
+            return canary
+        canary.scores[evaluator.name] = dict(zip((row.index for row in rows), result, strict=True))
         errors += [score.error for score in result if score.error]
-    if not errors:
-        return None
-    text, count = Counter(errors).most_common(1)[0]
-    return (f"the judge could not score any of the first {len(rows)} answered rows "
-            f"({count} of {len(errors)} attempts: {redact(text)[:500]})")
+    if errors:
+        text, count = Counter(errors).most_common(1)[0]
+        canary.failure = (f"the judge could not score any of the first {len(rows)} answered rows "
+                          f"({count} of {len(errors)} attempts: {redact(text)[:500]})")
+    return canary
+
+
+@dataclass
+class _Canary:
+    rows: set[int]
+    failure: str | None = None
+    scores: dict[str, dict[int, Score]] = field(default_factory=dict)  # evaluator: row index: score
+
+    def keep(self, evaluator: Evaluator, rows: list[EvalRow]) -> list[Score]:
+        """The evaluator's scores once the judge failed: the canary's own for its rows, "not judged" for the rest."""
+        tried = self.scores.get(evaluator.name, {})
+        return [tried.get(row.index) or Score(None, error=f"not judged: {self.failure}") for row in rows]
 
 
 REPORT_FILE = "report.html"

@@ -18,9 +18,11 @@ from evalkit.scoring import (
 )
 
 _QA = ("exact_match", "token_f1", "answer_correctness", "faithfulness", "toxicity", "latency", "cost")
+# The retrieval metrics need contexts and targets; answer_relevancy only the answers.
+_RAG = (*_QA[:4], "answer_relevancy", "context_precision", "context_recall", *_QA[4:])
 DEFAULTS = {
     "question-answering": _QA,
-    "retrieval-augmented": _QA,
+    "retrieval-augmented": _RAG,
     "text": ("toxicity", "latency", "cost"),
 }
 _HOW_TO = {

@@ -7,7 +7,10 @@
 - Replies are parsed tolerantly (code fences, text around the object); a reply that still cannot
   be used is re-asked with the reason, at most ``max_reasks`` times, then the row gets an error.
 - Identical requests in one run are sent once: faithfulness and answer correctness share the
-  split of an answer into statements.
+  split of an answer into statements, answer correctness and context recall that of a reference.
+- With ``max_cost_usd``, each fresh request books its estimated cost before it is sent, on top
+  of what the rest of the run has spent; a request that would break the budget is not sent and
+  its row gets an error (a cached reply costs nothing and is always used).
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ def parse_json_loose(text: str) -> Any:
 class LLMJudge:
     """The ``Judge`` evaluators get in ``ScoringContext.judge``."""
 
-    def __init__(self, caller: ModelCaller, concurrency: int = 16, max_reasks: int = 2) -> None:
+    def __init__(self, caller: ModelCaller, concurrency: int = 16, max_reasks: int = 2,
+                 max_cost_usd: float | None = None, spent_elsewhere: Callable[[], float] | None = None) -> None:
+        """``max_cost_usd``: the run's budget; ``spent_elsewhere``: what the rest of the run (the
+        evaluated model's answers) has spent so far."""
         self.caller = caller
         self.uri: str = caller.model.uri
         self.max_reasks = max_reasks
@@ -53,6 +59,10 @@ class LLMJudge:
         self._params: dict[str, Any] = {"temperature": 0, **caller.params}
         self._format = "json_schema"  # then "json_object", then "none" if the endpoint refuses
         self._in_flight: dict[str, asyncio.Future[CallResult]] = {}
+        self.max_cost_usd = max_cost_usd
+        self.spent_elsewhere = spent_elsewhere or (lambda: 0.0)
+        self.stopped_reason: str | None = None
+        self._reserved = 0.0
 
     @property
     def model_snapshot(self) -> str | None:
@@ -108,11 +118,28 @@ class LLMJudge:
     async def _send(self, row_index: int, messages: list[Message], params: dict[str, Any]) -> CallResult:
         """The one place a judge call is made, so a shared call is counted and billed once."""
         async with self._semaphore:
-            result = await self.caller.call(messages, params)
+            result = self.caller.cached(messages, params)
+            if result is None:
+                reserved = self._reserve(messages)
+                try:
+                    result = await self.caller.call(messages, params, use_cache=False)
+                finally:
+                    self._reserved -= reserved
         self.calls += 1
         self.cache_hits += result.cached
         self.cost_by_row[row_index] += result.cost_usd or 0.0
         return result
+
+    def _reserve(self, messages: list[Message]) -> float:
+        """Book a fresh request's estimated cost, or refuse it if it would break the budget."""
+        if self.max_cost_usd is None:
+            return 0.0
+        estimate = self.caller.estimate_cost(messages) or 0.0
+        if self.stopped_reason or self.spent_elsewhere() + self.caller.spent + self._reserved + estimate > self.max_cost_usd:
+            self.stopped_reason = "max_cost_usd"
+            raise JudgeError(f"judge request not sent: the run stopped at max_cost_usd={self.max_cost_usd}")
+        self._reserved += estimate
+        return estimate
 
     def _request_params(self, schema: dict[str, Any] | None) -> dict[str, Any]:
         params = dict(self._params)

@@ -9,6 +9,16 @@ from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominato
 NO_OUTPUT = Score(None, error="no output: the model call failed")
 
 
+def retrieval_not_applicable(row: EvalRow) -> str | None:
+    """Why the retrieval metrics (context precision and recall) cannot score a row (no context,
+    no target), or None."""
+    if not any(c.strip() for c in row.contexts):
+        return "the row has no retrieved context"
+    if row.target is None or not row.target.strip():
+        return "the row has no target"
+    return None
+
+
 class RowEvaluator:
     """Subclasses set ``name``, ``version``, ``requires`` (and, where the defaults do not fit,
     ``metric_prefix``, ``stage``, ``higher_is_better``: ``evalkit.scoring.evaluator_info`` gives

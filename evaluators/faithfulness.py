@@ -25,47 +25,7 @@ from evalkit.scoring import (
 )
 from evaluators.base import NO_OUTPUT
 from evaluators.faithfulness_offline import OfflineFaithfulness
-from evaluators.statements import split_statements
-
-VERDICT_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "verdicts": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"statement": {"type": "string"}, "reason": {"type": "string"},
-                               "verdict": {"type": "integer", "enum": [0, 1]}},
-                "required": ["statement", "reason", "verdict"],
-            },
-        }
-    },
-    "required": ["verdicts"],
-}
-
-_VERDICT_INSTRUCTIONS = (
-    "You check claims against source passages. For each numbered statement, decide whether the passages "
-    "support it: verdict 1 when the passages state it or it follows directly from them, verdict 0 when they "
-    "contradict it or do not say it. Judge only by the passages, not by what you know. Give a short reason.\n"
-    'Reply with JSON only: {"verdicts": [{"statement": "...", "reason": "...", "verdict": 0 or 1}, ...]} with '
-    "one entry per statement, in order."
-)
-
-
-def verdicts_validator(count: int) -> Any:
-    def validate(data: Any) -> list[tuple[int, str]]:
-        verdicts = data["verdicts"]
-        if not isinstance(verdicts, list) or len(verdicts) != count:
-            raise ValueError(f"expected {count} verdicts, one per statement")
-        checked = []
-        for item in verdicts:
-            verdict = item["verdict"]
-            if verdict not in (0, 1) or isinstance(verdict, bool):
-                raise ValueError("each verdict must be 0 or 1")
-            checked.append((int(verdict), str(item.get("reason", ""))))
-        return checked
-
-    return validate
+from evaluators.statements import split_statements, verify_statements
 
 
 class JudgedFaithfulness:
@@ -85,20 +45,15 @@ class JudgedFaithfulness:
             statements, split_raw = await split_statements(judge, row.index, row.input, row.output)
             if not statements:
                 return Score(None, applicable=False, justification="the answer makes no checkable claim", raw=split_raw)
-            passages = "\n\n".join(f"[{i}] {c}" for i, c in enumerate(row.contexts, 1))
-            numbered = "\n".join(f"{i}. {s}" for i, s in enumerate(statements, 1))
-            reply = await judge.ask_json(row.index, [
-                {"role": "system", "content": _VERDICT_INSTRUCTIONS},
-                {"role": "user", "content": f"Passages:\n{passages}\n\nStatements:\n{numbered}"},
-            ], verdicts_validator(len(statements)), VERDICT_SCHEMA)
+            verdicts, verify_raw = await verify_statements(judge, row.index, row.contexts, statements)
         except JudgeError as exc:
             return Score(None, error=str(exc), raw=exc.raw)
-        supported = sum(v for v, _ in reply.value)
-        unsupported = [f"{s!r} ({reason})" for s, (v, reason) in zip(statements, reply.value, strict=True) if not v]
+        supported = sum(v for v, _ in verdicts)
+        unsupported = [f"{s!r} ({reason})" for s, (v, reason) in zip(statements, verdicts, strict=True) if not v]
         justification = f"{supported} of {len(statements)} statements supported by the contexts"
         if unsupported:
             justification += "; unsupported: " + "; ".join(unsupported)
-        return Score(supported / len(statements), justification, raw=f"{split_raw}\n---\n{reply.raw}")
+        return Score(supported / len(statements), justification, raw=f"{split_raw}\n---\n{verify_raw}")
 
     async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         if context is None or context.judge is None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from evalkit.scoring import EvalRow, Score
 from evaluators.base import RowEvaluator
-from evaluators.text import content_tokens, tokens
+from evaluators.text import content_tokens, vocabulary
 
 _SHOWN_UNSUPPORTED = 10
 
@@ -43,8 +43,8 @@ class OfflineFaithfulness(RowEvaluator):
         if not claimed:
             return Score(None, applicable=False, justification="the answer makes no checkable claim")
         # Stopwords can stay in the context's vocabulary: answer content tokens never are one.
-        vocabulary = set(tokens(" ".join(row.contexts)))
-        unsupported = [t for t in claimed if t not in vocabulary]
+        words = vocabulary(" ".join(row.contexts))
+        unsupported = [t for t in claimed if t not in words]
         supported = len(claimed) - len(unsupported)
         justification = f"{supported} of {len(claimed)} content tokens appear in the context"
         if unsupported:

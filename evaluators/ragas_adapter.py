@@ -1,90 +1,101 @@
-"""``ragas:<metric>``: a ragas metric run as an evalkit evaluator, with evalkit's judge.
+"""``ragas:<metric>``: a ragas metric run as an evalkit evaluator, sending through evalkit.
 
 Named like ``ragas:faithfulness`` in ``evaluators=`` (the ``ragas`` family of the
-``evalkit.evaluator_families`` entry-point group); configured with
-``evaluator_config={"ragas:answer_correctness": {"embeddings": "text-embedding-3-small", ...}}``,
-where keys other than ``embeddings`` go to the ragas metric (e.g. ``weights``, ``beta``,
-``strictness``). Needs ``pip install 'evalkit[ragas]'``.
+``evalkit.evaluator_families`` entry-point group). Needs ``pip install 'evalkit[ragas]'``
+(ragas ``>=0.4.3,<0.5``, its ``ragas.metrics.collections`` classes). Supported: faithfulness,
+answer_correctness, answer_relevancy, context_precision (ragas's ContextPrecision, with the
+reference) and context_recall.
 
-Supported: faithfulness, answer_correctness, answer_relevancy, context_precision (ragas's
-``ragas.metrics.collections`` classes). ragas calls the judge given to evaluate()
-(``openai:/<model>?base_url=...``, key from ``OPENAI_API_KEY``) through its own client, so
-evalkit's judge machinery does not apply to its calls: no response cache, no rate limits, no
-deduplication, ragas's own sampling parameters and retries. Each ``ragas:*`` evaluator runs
-``concurrency`` rows at a time (ragas makes a row's calls one after another), so two of them may
-have twice that many requests in flight.
+ragas is given an LLM and an embeddings object that are evalkit's:
 
-Per row: a ragas exception is that row's error (counted in ``rows_failed``, never NaN); a NaN
-score (faithfulness of an answer with no statements) is not applicable.
+- the LLM sends each of ragas's prompts through evalkit's judge (``judge=`` of evaluate(), any
+  model URI evalkit supports): the same response cache, rate limits, retries, re-asks of an
+  unusable reply, deduplication of identical requests, judge cost per row (in
+  ``cost/judge_usd``) and ``max_cost_usd``. The judge's own settings apply (temperature 0, JSON
+  through a schema), not ragas's (temperature 0.01, top_p 0.1, max_tokens 1024);
+- the embeddings are evalkit's: the offline model by default, or
+  ``evaluator_config={"ragas:answer_relevancy": {"embeddings": "openai:/text-embedding-3-small"}}``.
 
-Judge cost: evalkit's ``cost`` evaluator only sees what evalkit's own judge spent. This adapter
-reads the ``usage`` of every response ragas gets (chat and embeddings, retries included), prices
-it with evalkit's shipped price table, and reports it per row in ``Score.details["judge_usd"]``
-and as the aggregate ``judge_usd``; calls to a model the table lacks are counted in
-``judge_unpriced_calls``, never taken as free.
+Other keys of the evaluator's config go to the ragas metric (e.g. ``weights``, ``beta``,
+``strictness``). ragas makes a row's calls one after another; ``concurrency`` rows run at a time.
+
+Names: the evaluator is ``ragas/<metric>`` with version ``ragas-<version>``, as every evaluator
+is ``<name>/<version>``: the table has ``ragas/<metric>/score`` (``/justification``, ``/status``,
+``/raw``) and the run ``ragas/<metric>/ragas-0.4.3/mean`` with its denominators.
+
+Per row: a ragas or judge error is that row's error (counted in ``rows_failed``, never NaN); a
+NaN score (faithfulness of an answer with no statements, context recall of a reference with none)
+is not applicable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import math
 import os
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
-
-import httpx
-import openai
 
 from evalkit.errors import InvalidArgument
-from evalkit.pricing import PriceTable
-from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
+from evalkit.scoring import (
+    EvalRow,
+    Judge,
+    JudgeError,
+    Score,
+    ScoringContext,
+    mean_with_denominators,
+)
 from evaluators.base import NO_OUTPUT
+from evaluators.embedder import Embedder
+from evaluators.endpoint_embeddings import parse_embeddings_uri
 
 _INSTALL_HINT = "pip install 'evalkit[ragas]'"
-# instructor's retry errors run to kilobytes (every failed completion); their end says what went wrong.
+# instructor-style errors run to kilobytes; their end says what went wrong.
 _ERROR_CHARS = 300
-# evaluate()'s default request timeout: the scoring context does not carry the one it was given.
-_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
 class _Spec:
     """How to run one ragas metric: its class in ``ragas.metrics.collections``, whether it takes
-    embeddings, the data it needs besides the judge, and its ``ascore`` arguments for a row."""
+    embeddings, the data it needs besides the judge, whether it reads the model's answer, and
+    its ``ascore`` arguments for a row."""
 
     class_name: str
     embeddings: bool
     requires: tuple[str, ...]
+    needs_output: bool
     inputs: Callable[[EvalRow], dict[str, Any]]
 
 
 _METRICS = {
-    "faithfulness": _Spec("Faithfulness", False, ("contexts",), lambda r: {
+    "faithfulness": _Spec("Faithfulness", False, ("contexts",), True, lambda r: {
         "user_input": r.input, "response": r.output, "retrieved_contexts": r.contexts}),
-    "answer_correctness": _Spec("AnswerCorrectness", True, ("targets",), lambda r: {
+    "answer_correctness": _Spec("AnswerCorrectness", True, ("targets",), True, lambda r: {
         "user_input": r.input, "response": r.output, "reference": r.target}),
-    "answer_relevancy": _Spec("AnswerRelevancy", True, (), lambda r: {
+    "answer_relevancy": _Spec("AnswerRelevancy", True, (), True, lambda r: {
         "user_input": r.input, "response": r.output}),
-    "context_precision": _Spec("ContextPrecision", False, ("contexts", "targets"), lambda r: {
+    "context_precision": _Spec("ContextPrecision", False, ("contexts", "targets"), False, lambda r: {
+        "user_input": r.input, "reference": r.target, "retrieved_contexts": r.contexts}),
+    "context_recall": _Spec("ContextRecall", False, ("contexts", "targets"), False, lambda r: {
         "user_input": r.input, "reference": r.target, "retrieved_contexts": r.contexts}),
 }
 
 
 @dataclass
-class _Spend:
-    """What the judge calls made for one row cost."""
+class _RowCalls:
+    """The row a ragas call is made for, and the judge's raw replies to keep for audit."""
 
-    usd: float = 0.0
-    unpriced_calls: int = 0
+    index: int
+    raws: list[str] = field(default_factory=list)
 
 
-# Set in each row's task: ragas gives no hook per call, so the HTTP client's response hook finds
-# the row it is working for here (tasks ragas spawns inherit the value).
-_ROW_SPEND: ContextVar[_Spend | None] = ContextVar("evalkit_ragas_row_spend", default=None)
+# Set in each row's task: ragas gives its LLM no row, so the LLM finds it here (tasks ragas
+# spawns inherit the value).
+_ROW: ContextVar[_RowCalls | None] = ContextVar("evalkit_ragas_row", default=None)
 
 
 def _ragas_version() -> str:
@@ -111,85 +122,78 @@ def _import_ragas() -> Any:
     return collections
 
 
-def _judge_endpoint(uri: str) -> tuple[str, str | None]:
-    """The model and base URL of a canonical judge URI ``openai:/<model>[?base_url=...]``."""
-    scheme, _, rest = uri.partition(":")
-    model, _, query = rest.lstrip("/").partition("?")
-    if scheme != "openai" or not model:
-        raise InvalidArgument(f"the ragas:* evaluators need an OpenAI-compatible judge ('openai:/<model>'), got {uri!r}")
-    return model, dict(parse_qsl(query)).get("base_url")
+@functools.cache
+def _wrappers() -> tuple[type, type]:
+    """ragas's LLM and embeddings interfaces implemented over evalkit's judge and embeddings
+    (defined once ragas is imported, which happens only when a ragas metric runs)."""
+    from ragas.embeddings.base import BaseRagasEmbedding
+    from ragas.llms.base import InstructorBaseRagasLLM
 
+    class JudgeLLM(InstructorBaseRagasLLM):
+        def __init__(self, judge: Judge) -> None:
+            self.judge = judge
 
-def _api_key(base_url: str | None) -> str:
-    key = os.environ.get("OPENAI_API_KEY")
-    if key:
-        return key
-    if base_url is None:
-        raise InvalidArgument("OPENAI_API_KEY is not set: the ragas:* evaluators call the judge with it")
-    return "not-needed"  # as evalkit's own judge does: local OpenAI-compatible servers take any key
+        def generate(self, prompt: str, response_model: type) -> Any:
+            raise NotImplementedError("evalkit runs ragas metrics with their async methods only")
 
+        async def agenerate(self, prompt: str, response_model: Any) -> Any:
+            row = _ROW.get()
+            if row is None:
+                raise RuntimeError("a ragas call outside of a row evalkit is scoring")
+            reply = await self.judge.ask_json(row.index, [{"role": "user", "content": prompt}],
+                                              response_model.model_validate, response_model.model_json_schema())
+            row.raws.append(reply.raw)
+            return reply.value
 
-def _usage_hook(prices: PriceTable) -> Callable[[httpx.Response], Any]:
-    """An httpx response hook adding each priced response's cost to the current row's spend."""
+    class EvalkitEmbeddings(BaseRagasEmbedding):
+        def __init__(self, embedder: Embedder) -> None:
+            super().__init__()
+            self.embedder = embedder
 
-    async def record(response: httpx.Response) -> None:
-        spend = _ROW_SPEND.get()
-        if spend is None or response.status_code != 200:
-            return
-        await response.aread()  # the openai client reads the body again from httpx's buffer
-        try:
-            body = response.json()
-        except ValueError:
-            return
-        usage, model = (body.get("usage"), body.get("model")) if isinstance(body, dict) else (None, None)
-        if not isinstance(usage, dict) or not isinstance(model, str):
-            return
-        price = prices.lookup(model)
-        if price is None:
-            spend.unpriced_calls += 1
-            return
-        input_tokens = int(usage.get("prompt_tokens") or 0)
-        cached = min(int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0), input_tokens)
-        output_tokens = int(usage.get("completion_tokens") or 0)
-        spend.usd += ((input_tokens - cached) * price.input + cached * price.cached_input
-                      + output_tokens * price.output) / 1e6
+        def embed_text(self, text: str, **kwargs: Any) -> list[float]:
+            raise NotImplementedError("evalkit runs ragas metrics with their async methods only")
 
-    return record
+        async def aembed_text(self, text: str, **kwargs: Any) -> list[float]:
+            return (await self.embedder.embed([text]))[0].tolist()
+
+        async def aembed_texts(self, texts: list[str], **kwargs: Any) -> list[list[float]]:
+            return (await self.embedder.embed(texts)).tolist()
+
+    return JudgeLLM, EvalkitEmbeddings
 
 
 class RagasMetric:
     """A ragas metric as an evalkit evaluator (see the module docstring)."""
 
-    def __init__(self, metric: str, judge_available: bool = False, embeddings: str = "text-embedding-3-small",
+    def __init__(self, metric: str, judge_available: bool = False, embeddings: str | None = None,
                  **metric_kwargs: Any) -> None:
-        """``embeddings``: the embeddings model, on the judge's endpoint, of the metrics that use one
-        (answer_correctness, answer_relevancy). ``judge_available`` is what the evaluator registry
-        tells every factory; the judge is required either way (``requires``), which evaluate()
-        checks before any call."""
+        """``embeddings``: for the metrics that use them (answer_correctness, answer_relevancy),
+        None for evalkit's offline model or ``"openai:/<model>[?base_url=...]"``.
+        ``judge_available`` is what the evaluator registry tells every factory; the judge is
+        required either way (``requires``), which evaluate() checks before any call."""
         if metric not in _METRICS:
             raise InvalidArgument(f"unknown ragas metric {metric!r}; supported: {', '.join(_METRICS)}")
         self.spec = _METRICS[metric]
-        self.name = f"ragas:{metric}"
+        self.metric = metric
+        self.name = f"ragas/{metric}"
         self.version = f"ragas-{_ragas_version()}"
-        # Metric keys may not hold ':': logged as ragas/<metric>/<version>/<aggregate>.
-        self.metric_prefix = f"ragas/{metric}/{self.version}"
         self.requires = ("judge", *self.spec.requires)
         self.stage = "score"
         self.higher_is_better = True  # every supported ragas metric is a score in [0, 1]
         self.embeddings = embeddings
+        if embeddings is not None:
+            parse_embeddings_uri(embeddings)  # a bad URI is an error now, before any call
         self.metric_kwargs = metric_kwargs
 
-    def _build(self, collections: Any, client: openai.AsyncOpenAI, model: str) -> Any:
-        from ragas.embeddings import OpenAIEmbeddings
-        from ragas.llms import llm_factory
-
+    def _build(self, collections: Any, judge: Judge, embedder: Embedder) -> Any:
+        llm_class, embeddings_class = _wrappers()
         kwargs = dict(self.metric_kwargs)
         if self.spec.embeddings:
-            kwargs["embeddings"] = OpenAIEmbeddings(client=client, model=self.embeddings)
+            kwargs["embeddings"] = embeddings_class(embedder)
         try:
-            return getattr(collections, self.spec.class_name)(llm=llm_factory(model, client=client), **kwargs)
+            return getattr(collections, self.spec.class_name)(llm=llm_class(judge), **kwargs)
         except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"evaluator_config for {self.name!r} is not accepted by ragas: {exc}") from None
+            raise InvalidArgument(f"evaluator_config for 'ragas:{self.metric}' is not accepted by ragas: {exc}") from None
 
     def _not_applicable(self, row: EvalRow) -> str | None:
         if "contexts" in self.spec.requires and not row.contexts:
@@ -199,56 +203,46 @@ class RagasMetric:
         return None
 
     async def _one(self, metric: Any, row: EvalRow, semaphore: asyncio.Semaphore) -> Score:
-        if row.output is None:
+        if row.output is None and self.spec.needs_output:
             return NO_OUTPUT
         if reason := self._not_applicable(row):
             return Score(None, applicable=False, justification=reason)
-        spend = _Spend()
-        _ROW_SPEND.set(spend)  # this row's task only: gather() runs each row in its own context
+        calls = _RowCalls(row.index)
+        _ROW.set(calls)  # this row's task only: gather() runs each row in its own context
         async with semaphore:
             try:
                 result = await metric.ascore(**self.spec.inputs(row))
-            except Exception as exc:  # noqa: BLE001 - ragas raises per row (judge garbage, bad input)
-                return _failed(exc, spend)
+            except JudgeError as exc:
+                return Score(None, error=str(exc), raw="\n---\n".join([*calls.raws, exc.raw or ""]).strip() or None)
+            except Exception as exc:  # noqa: BLE001 - ragas raises per row (bad input, its own checks)
+                return _failed(exc, calls)
+        raw = "\n---\n".join(calls.raws) or None
         value = result.value
         if not isinstance(value, int | float):
-            return Score(None, error=f"ragas returned {value!r}, not a number", details=_details(spend))
+            return Score(None, error=f"ragas returned {value!r}, not a number", raw=raw)
         if math.isnan(value):
-            return Score(None, applicable=False, justification="ragas returned NaN (e.g. the answer has no statements)",
-                         details=_details(spend))
-        return Score(float(value), result.reason, details=_details(spend))
+            return Score(None, applicable=False, raw=raw,
+                         justification="ragas returned NaN (e.g. the answer or reference has no statements)")
+        return Score(float(value), result.reason, raw=raw)
 
     async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         if context is None or context.judge is None:
-            raise InvalidArgument(f"{self.name} needs a judge: pass judge='openai:/...'")
-        model, base_url = _judge_endpoint(context.judge.uri)
-        collections = _import_ragas()
-        # aiohttp underneath, as evalkit's own clients: httpx's default connection pool spends CPU
-        # quadratic in the requests in flight, which caps throughput well below 64 at a time.
-        http_client = openai.DefaultAioHttpClient(event_hooks={"response": [_usage_hook(PriceTable.load())]})
-        client = openai.AsyncOpenAI(base_url=base_url, api_key=_api_key(base_url), timeout=_TIMEOUT_S,
-                                    http_client=http_client)
+            raise InvalidArgument(f"ragas:{self.metric} needs a judge: pass judge='openai:/...'")
+        embedder = Embedder(self.embeddings)
         try:
-            metric = self._build(collections, client, model)
+            metric = self._build(_import_ragas(), context.judge, embedder)
             semaphore = asyncio.Semaphore(context.concurrency)
             return list(await asyncio.gather(*(self._one(metric, row, semaphore) for row in rows)))
         finally:
-            await client.close()  # in this loop: its connections belong to it
+            await embedder.aclose()  # in this loop: its connections belong to it
 
     def aggregate(self, scores: list[Score]) -> dict[str, float]:
-        aggregates = mean_with_denominators(scores)
-        aggregates["judge_usd"] = float(sum(s.details.get("judge_usd", 0.0) for s in scores))
-        aggregates["judge_unpriced_calls"] = float(sum(s.details.get("judge_unpriced_calls", 0.0) for s in scores))
-        return aggregates
+        return mean_with_denominators(scores)
 
 
-def _failed(exc: Exception, spend: _Spend) -> Score:
+def _failed(exc: Exception, calls: _RowCalls) -> Score:
     """The row's error: the exception's type and message, shortened to its end; whole in ``raw``."""
     message = str(exc)
     tail = message[-_ERROR_CHARS:]
     shown = message if len(message) <= _ERROR_CHARS else "..." + tail[tail.find("\n") + 1:]
-    return Score(None, error=f"ragas: {type(exc).__name__}: {shown}", raw=message, details=_details(spend))
-
-
-def _details(spend: _Spend) -> dict[str, float]:
-    return {"judge_usd": spend.usd, "judge_unpriced_calls": float(spend.unpriced_calls)}
+    return Score(None, error=f"ragas: {type(exc).__name__}: {shown}", raw="\n---\n".join([*calls.raws, message]))

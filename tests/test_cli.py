@@ -82,6 +82,8 @@ def test_demo_runs_a_real_offline_evaluation(tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"tracking store: sqlite:///{tmp_path / 'evalkit.db'}" in done.stdout
     assert "exact_match/v1/mean" in done.stdout and "latency/p95_ms" in done.stdout
+    for name in ("answer_relevancy", "context_precision", "context_recall"):
+        assert f"{name}/offline-v1/mean" in done.stdout
     ek.set_tracking_uri(str(tmp_path / "evalkit.db"))
     frame = ek.search_runs(experiment_names="evalkit-demo")
     assert frame.loc[0, "run_id"] in done.stdout

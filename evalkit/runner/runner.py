@@ -73,6 +73,8 @@ class Runner:
         self._stopped: str | None = None
         self._started = False
         self._answered_any = False
+        # What the rest of the run (its judge) has spent: the budget covers both.
+        self.spent_elsewhere: Callable[[], float] = lambda: 0.0
 
     @property
     def snapshot(self) -> str | None:
@@ -150,7 +152,7 @@ class Runner:
         if self.config.max_cost_usd is None:
             return 0.0
         estimate = self.caller.estimate_cost(job.messages) or 0.0
-        if self._stopped or self.spent + self._reserved + estimate > self.config.max_cost_usd:
+        if self._stopped or self.spent + self.spent_elsewhere() + self._reserved + estimate > self.config.max_cost_usd:
             self._stopped = self._stopped or "max_cost_usd"
             raise BudgetExceeded
         self._reserved += estimate

@@ -4,7 +4,10 @@ so judged metrics can be tested and benchmarked offline with known scores.
 - splitting an answer: one statement per sentence ("I don't know" gives none);
 - verdicts: a statement is supported when 80% of its content words appear in the passages;
 - classification: an answer statement is TP when 80% of its content words appear in one reference
-  statement, else FP; reference statements no answer statement covers are FN.
+  statement, else FP; reference statements no answer statement covers are FN;
+- questions an answer answers: its first statement, or none and non-committal when it has none;
+- usefulness of retrieved passages: a passage is useful when it supports (as above) one of the
+  reference's statements.
 Anything else gets the server's default answer.
 """
 
@@ -18,6 +21,7 @@ from evalkit.testing.fake_openai import default_answer
 
 _WORD = re.compile(r"[a-z0-9]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_PASSAGE = re.compile(r"(?:^|\n)\[\d+\] ")
 
 
 _STOPWORDS = {"a", "an", "the", "is", "are", "was", "in", "on", "of", "to", "and", "it", "its", "for", "with"}
@@ -40,16 +44,23 @@ def _lines(block: str, marker: str) -> list[str]:
     return [line.split(marker, 1)[1].strip() for line in block.splitlines() if marker in line]
 
 
+def _split(answer: str) -> list[str]:
+    if not answer or "don't know" in answer.lower():
+        return []
+    return [s for s in _SENTENCE.split(answer) if s.strip()]
+
+
+def _passages(block: str) -> list[str]:
+    return [p.strip() for p in _PASSAGE.split(block)[1:]]
+
+
 def judge_responder(body: dict[str, Any]) -> str:
     """Answer one chat request body as a consistent, rule-following judge would."""
     messages = body.get("messages") or []
     system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
     user = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
     if "atomic claims" in system:
-        answer = _after("Answer:", user).strip()
-        if not answer or "don't know" in answer.lower():
-            return json.dumps({"statements": []})
-        return json.dumps({"statements": [s for s in _SENTENCE.split(answer) if s.strip()]})
+        return json.dumps({"statements": _split(_after("Answer:", user).strip())})
     if "check claims against source passages" in system:
         passages = _after("Passages:", user).split("Statements:")[0]
         statements = [re.sub(r"^\d+\.\s*", "", line) for line in _after("Statements:", user).strip().splitlines()]
@@ -66,4 +77,14 @@ def judge_responder(body: dict[str, Any]) -> str:
         item = lambda s, why: {"statement": s, "reason": why}  # noqa: E731
         return json.dumps({"TP": [item(s, "in the reference") for s in tp], "FP": [item(s, "not in the reference") for s in fp],
                            "FN": [item(s, "missing from the answer") for s in fn]})
+    if "work out what an answer is answering" in system:
+        statements = _split(_after("Answer:", user).strip())
+        return json.dumps({"questions": statements[:1], "noncommittal": int(not statements)})
+    if "grade the passages a search system retrieved" in system:
+        reference = _split(_after("Reference answer:", user).split("Passages:")[0].strip())
+        return json.dumps({"verdicts": [
+            {"passage": i, "reason": "supports the reference" if useful else "unrelated to the reference", "verdict": useful}
+            for i, passage in enumerate(_passages(_after("Passages:", user)), 1)
+            for useful in [int(any(_covered(s, passage) for s in reference))]
+        ]})
     return default_answer(body)
