@@ -27,8 +27,9 @@ from evalkit.errors import InvalidArgument
 from evalkit.redaction import redact
 from evalkit.tracking import run_tags
 from evalkit.tracking.artifacts import LocalArtifactRepository
-from evalkit.tracking.sql.store import SqlStore, now_ms
-from evalkit.tracking.stores import get_store
+from evalkit.tracking.clock import now_ms
+from evalkit.tracking.store import TrackingStore
+from evalkit.tracking.stores import open_store
 
 
 class TrackingClient:
@@ -40,11 +41,13 @@ class TrackingClient:
     """
 
     def __init__(self, tracking_uri: str | None = None) -> None:
-        self.store: SqlStore = get_store(tracking_uri)
+        self._tracking_uri, store = open_store(tracking_uri)
+        self.store: TrackingStore = store
 
     @property
     def tracking_uri(self) -> str:
-        return self.store.location.uri
+        """The store's tracking URI, normalised (a SQLite path is absolute)."""
+        return self._tracking_uri
 
     # ---- experiments -------------------------------------------------------------------------
 
@@ -60,6 +63,10 @@ class TrackingClient:
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         """The experiment called ``name``, or None."""
         return self.store.get_experiment_by_name(name)
+
+    def get_or_create_default_experiment(self) -> str:
+        """The id of the experiment called "Default", created if it does not exist yet."""
+        return self.store.get_or_create_default_experiment()
 
     def search_experiments(
         self, view_type: ViewType | str = ViewType.ACTIVE_ONLY, name_like: str | None = None, max_results: int = 1000
