@@ -97,6 +97,16 @@ def test_ending_a_run_writes_that_runs_values_then_ends_it(inner):
     assert sorted(b[0] for b in inner.batches[1:]) == sorted([first, second])
 
 
+def test_an_unknown_status_is_refused_before_the_runs_values_are_touched(inner):
+    store, run_id = make(inner)
+    store.log_batch(run_id, metrics=[metric(0)])
+    with pytest.raises(ek.InvalidArgument, match="unknown run status 'DONE': use one of RUNNING, FINISHED"):
+        store.update_run(run_id, "DONE")
+    assert inner.calls["log_batch"] == 0
+    store.update_run(run_id, "finished")
+    assert [m.value for m in store.get_metric_history(run_id, "loss")] == [0.0]
+
+
 def test_params_are_immutable_inside_the_buffer_and_after_it(inner):
     store, run_id = make(inner)
     store.log_batch(run_id, params=[Param("lr", "0.01")])
@@ -172,5 +182,8 @@ def test_values_are_flushed_at_exit_and_on_close(inner):
     buffered._flush_all_at_exit()
     assert len(inner.batches) == 1
     store.log_batch(run_id, metrics=[metric(1)])
+    flusher = store._flusher
     store.close()
     assert len(inner.batches) == 2 and inner.closed
+    flusher.join(5)
+    assert not flusher.is_alive()  # closing stops the background thread

@@ -72,7 +72,11 @@ def test_the_sql_store_writes_each_batch_at_once_in_one_transaction(tracking_uri
         with pytest.raises(ek.InvalidArgument, match="metric 'x' must be a real number"):
             store.log_batch(run_id, metrics=[Metric("m", 3.0, 1, 2), Metric("x", "high", 1, 0)])
         assert [m.value for m in reader.get_metric_history(run_id, "m")] == [1.0]  # neither batch wrote a value
-        store.update_run(run_id, "FINISHED")
+        with pytest.raises(ek.InvalidArgument, match="metric 'x' must be a real number"):
+            store.log_batch_and_update_run(run_id, "FINISHED", None, [Metric("x", "high", 1, 0)])
+        assert reader.get_run(run_id).info.status is ek.RunStatus.RUNNING  # all or nothing
+        info = store.log_batch_and_update_run(run_id, "FINISHED", None, [Metric("m", 5.0, 1, 5)])
+        assert info.status is ek.RunStatus.FINISHED and reader.get_run(run_id).data.metrics == {"m": 5.0}
         with pytest.raises(ek.InvalidState, match="only RUNNING runs accept writes"):
             store.log_batch(run_id, metrics=[Metric("m", 4.0, 1, 3)])
     finally:

@@ -9,7 +9,9 @@ then the end), and when the process exits. A process killed with SIGKILL loses a
 
 Params stay immutable inside the buffer: a second value for a key is refused when it is logged,
 not at the flush. An error of a background flush is raised again from the next call, and the
-values it could not write stay queued for the next flush.
+values it could not write stay queued for the next flush. A run ends with one call to the wrapped
+store, ``log_batch_and_update_run`` (one transaction in the SQL store); if that fails, the run's
+queued values are dropped and the error says why, so they are never written twice.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.entities import Experiment, Metric, Param, Run, RunInfo, RunStatus, RunTag, ViewType
-from evalkit.tracking.store import TrackingStore
+from evalkit.tracking.store import TrackingStore, run_status
 from evalkit.validation import checked_metric, checked_param, checked_tag, param_change_error
 
 FLUSH_MAX_ITEMS = 1000
@@ -187,19 +189,19 @@ class BufferedStore(TrackingStore):
         return self.inner.get_run(run_id)
 
     def update_run(self, run_id: str, status: RunStatus | str, end_time: int | None = None) -> RunInfo:
-        """Write the run's queued values, then set its status (ending it, or reopening it with RUNNING)."""
+        """Write the run's queued values, then set its status (ending it, or reopening it with
+        RUNNING). If this fails the queued values of the run are not kept: the error says why."""
         self._raise_background_error()
+        status = run_status(status)  # refused before the run's values are taken from the queue
         with self._flush_lock:  # a background flush holding some of this run's values finishes first
             with self._lock:
                 writes = self._pending.take(run_id)
             if writes:
-                try:
-                    self._write(run_id, writes)
-                except BaseException:
-                    with self._lock:
-                        self._pending.put_back(run_id, writes)
-                    raise
-            info = self.inner.update_run(run_id, status, end_time)
+                info = self.inner.log_batch_and_update_run(
+                    run_id, status, end_time, writes.metrics, *_params_and_tags(writes)
+                )
+            else:
+                info = self.inner.update_run(run_id, status, end_time)
         with self._lock:
             if info.status is RunStatus.RUNNING:
                 self._writable.add(run_id)
@@ -258,10 +260,10 @@ class BufferedStore(TrackingStore):
             writes.tags.update((tag.key, tag.value) for tag in tag_list)
             self._pending.count += len(writes) - before
             full = self._pending.count >= self.max_items
+            if not full:
+                self._ensure_flusher()
         if full:
             self.flush()
-        else:
-            self._ensure_flusher()
 
     def _require_writable(self, run_id: str) -> None:
         if run_id not in self._writable:
@@ -320,25 +322,27 @@ class BufferedStore(TrackingStore):
                     raise
 
     def _write(self, run_id: str, writes: RunWrites) -> None:
-        self.inner.log_batch(
-            run_id,
-            writes.metrics,
-            [Param(k, v) for k, v in writes.params.items()],
-            [RunTag(k, v) for k, v in writes.tags.items()],
-        )
+        self.inner.log_batch(run_id, writes.metrics, *_params_and_tags(writes))
 
     def _ensure_flusher(self) -> None:
-        if self._flusher is None or not self._flusher.is_alive():
+        """Wake the background flusher, starting it if needed; called with ``_lock`` held."""
+        if self._closed:  # used again after close(), as a SQL engine can be: flush as before
+            self._closed = False
+            _live_stores.add(self)
+        if self._flusher is None:
             self._flusher = threading.Thread(target=self._flush_loop, name="evalkit-flush", daemon=True)
             self._flusher.start()
         self._wake.set()
 
     def _flush_loop(self) -> None:
-        while not self._closed:
+        while True:
             self._wake.wait()
             self._wake.clear()
-            while not self._closed:
+            while True:
                 with self._lock:
+                    if self._closed:
+                        self._flusher = None
+                        return
                     if not self._pending.count:
                         break
                     wait = self.max_age - self._pending.age()
@@ -362,10 +366,15 @@ class BufferedStore(TrackingStore):
         try:
             self.flush()
         finally:
-            self._closed = True
-            self._wake.set()
-            _live_stores.discard(self)
+            with self._lock:
+                self._closed = True
+                self._wake.set()
+                _live_stores.discard(self)
             self.inner.close()
+
+
+def _params_and_tags(writes: RunWrites) -> tuple[list[Param], list[RunTag]]:
+    return [Param(k, v) for k, v in writes.params.items()], [RunTag(k, v) for k, v in writes.tags.items()]
 
 
 _live_stores: weakref.WeakSet[BufferedStore] = weakref.WeakSet()

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalkit.entities import Experiment, LifecycleStage, Metric, Param, Run, RunInfo, RunStatus, RunTag, ViewType
-from evalkit.errors import AlreadyExists, InvalidState
+from evalkit.errors import AlreadyExists, InvalidArgument, InvalidState
 
 DEFAULT_EXPERIMENT_NAME = "Default"
 SEARCH_MAX_RESULTS = 50_000
@@ -144,6 +144,21 @@ class TrackingStore(ABC):
         end time is ``end_time`` or now) and it stops accepting writes; RUNNING reopens it.
         ``InvalidArgument`` for an unknown status, ``InvalidState`` if the run is deleted."""
 
+    def log_batch_and_update_run(
+        self,
+        run_id: str,
+        status: RunStatus | str,
+        end_time: int | None = None,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> RunInfo:
+        """``log_batch`` then ``update_run``: how a buffered run ends (its last values, then its
+        status). Stores that can do both in one transaction override this (the SQL store does, so
+        ending a run costs one commit, not two, and a refused value leaves the run RUNNING)."""
+        self.log_batch(run_id, metrics, params, tags)
+        return self.update_run(run_id, status, end_time)
+
     @abstractmethod
     def delete_run(self, run_id: str) -> None:
         """Mark the run deleted: searches skip it unless asked for deleted runs, and it refuses writes."""
@@ -223,3 +238,13 @@ def require_writable(info: RunInfo) -> None:
             f"run {info.run_id} is {info.status.value}: only RUNNING runs accept writes "
             "(reopen it with start_run(run_id=...))"
         )
+
+
+def run_status(status: RunStatus | str) -> RunStatus:
+    """``status`` as a RunStatus (any case), or ``InvalidArgument`` listing the statuses."""
+    try:
+        return RunStatus(status.upper() if isinstance(status, str) else status)
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown run status {status!r}: use one of {', '.join(s.value for s in RunStatus)}"
+        ) from None

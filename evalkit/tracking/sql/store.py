@@ -33,7 +33,7 @@ from evalkit.tracking.names import random_run_name
 from evalkit.tracking.sql import schema as t
 from evalkit.tracking.sql.engine import create_store_engine, write_transaction
 from evalkit.tracking.sql.search import compile_filter, order_clauses
-from evalkit.tracking.store import SEARCH_MAX_RESULTS, TrackingStore, require_writable
+from evalkit.tracking.store import SEARCH_MAX_RESULTS, TrackingStore, require_writable, run_status
 from evalkit.tracking.uri import StoreLocation, parse_tracking_uri
 from evalkit.validation import (
     MAX_TAG_VALUE_LENGTH,
@@ -287,17 +287,35 @@ class SqlStore(TrackingStore):
         return [Run(_run_info(row), data[row.run_id]) for row in rows]
 
     def update_run(self, run_id: str, status: RunStatus | str, end_time: int | None = None) -> RunInfo:
-        status = _status(status)
+        status = run_status(status)
+        return write_transaction(self.engine, lambda conn: self._update_run(conn, run_id, status, end_time))
+
+    def log_batch_and_update_run(
+        self,
+        run_id: str,
+        status: RunStatus | str,
+        end_time: int | None = None,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> RunInfo:
+        """The run's last values and its new status in one transaction."""
+        status = run_status(status)
+        checked = _checked_batch(run_id, metrics, params, tags)
 
         def work(conn: Connection) -> RunInfo:
-            row = self._require_run_row(conn, run_id)
-            if row.lifecycle_stage != LifecycleStage.ACTIVE.value:
-                raise InvalidState(f"run {run_id} is deleted; restore it before changing its status")
-            ended = None if status is RunStatus.RUNNING else (end_time or now_ms())
-            conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(status=status.value, end_time=ended))
-            return dataclasses.replace(_run_info(row), status=status, end_time=ended)
+            self._write(conn, run_id, *checked)
+            return self._update_run(conn, run_id, status, end_time)
 
         return write_transaction(self.engine, work)
+
+    def _update_run(self, conn: Connection, run_id: str, status: RunStatus, end_time: int | None) -> RunInfo:
+        row = self._require_run_row(conn, run_id)
+        if row.lifecycle_stage != LifecycleStage.ACTIVE.value:
+            raise InvalidState(f"run {run_id} is deleted; restore it before changing its status")
+        ended = None if status is RunStatus.RUNNING else (end_time or now_ms())
+        conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(status=status.value, end_time=ended))
+        return dataclasses.replace(_run_info(row), status=status, end_time=ended)
 
     def _set_run_stage(self, run_id: str, stage: LifecycleStage) -> None:
         def work(conn: Connection) -> None:
@@ -326,14 +344,8 @@ class SqlStore(TrackingStore):
         tags: Sequence[RunTag] = (),
     ) -> None:
         """Check every value, then write them all in one transaction (or none of them)."""
-        metric_list = [checked_metric(m) for m in metrics]
-        param_values: dict[str, str] = {}
-        for param in map(checked_param, params):
-            previous = param_values.setdefault(param.key, param.value)
-            if previous != param.value:
-                raise param_change_error(run_id, param.key, previous, param.value)
-        tag_values = {tag.key: tag.value for tag in map(checked_tag, tags)}
-        write_transaction(self.engine, lambda conn: self._write(conn, run_id, metric_list, param_values, tag_values))
+        checked = _checked_batch(run_id, metrics, params, tags)
+        write_transaction(self.engine, lambda conn: self._write(conn, run_id, *checked))
 
     def _write(
         self, conn: Connection, run_id: str, metrics: list[Metric], params: dict[str, str], tags: dict[str, str]
@@ -420,20 +432,24 @@ class SqlStore(TrackingStore):
         self.engine.dispose()
 
 
+def _checked_batch(
+    run_id: str, metrics: Sequence[Metric], params: Sequence[Param], tags: Sequence[RunTag]
+) -> tuple[list[Metric], dict[str, str], dict[str, str]]:
+    """The batch's values checked, params and tags by key; a param given twice must agree."""
+    metric_list = [checked_metric(m) for m in metrics]
+    param_values: dict[str, str] = {}
+    for param in map(checked_param, params):
+        previous = param_values.setdefault(param.key, param.value)
+        if previous != param.value:
+            raise param_change_error(run_id, param.key, previous, param.value)
+    return metric_list, param_values, {tag.key: tag.value for tag in map(checked_tag, tags)}
+
+
 def _user_id() -> str | None:
     try:
         return getpass.getuser()
     except Exception:  # no user name in some containers; the field is optional
         return None
-
-
-def _status(status: RunStatus | str) -> RunStatus:
-    try:
-        return RunStatus(status.upper() if isinstance(status, str) else status)
-    except ValueError:
-        raise InvalidArgument(
-            f"unknown run status {status!r}: use one of {', '.join(s.value for s in RunStatus)}"
-        ) from None
 
 
 def _experiment_pk(experiment_id: str | int) -> int:
