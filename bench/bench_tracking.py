@@ -17,8 +17,9 @@ from pathlib import Path
 import evalkit as ek
 from evalkit.entities import Metric
 from evalkit.tracking.sql import schema as t
-from evalkit.tracking.sql.engine import write_transaction
-from evalkit.tracking.stores import close_stores, get_store
+from evalkit.tracking.sql.engine import create_store_engine, write_transaction
+from evalkit.tracking.stores import close_stores
+from evalkit.tracking.uri import parse_tracking_uri
 
 MLFLOW = {  # measured on MLflow 3.17, SQLite store, 2 cores (REFERENCE §1)
     "log_metric x 10,000": 71.5,
@@ -85,7 +86,7 @@ def bench_search(repeats: int = 30) -> float:
 
 def bulk_insert_runs(n: int) -> None:
     """Fill the store quickly for the large search figure (creation speed is measured above)."""
-    store = get_store()
+    engine = create_store_engine(parse_tracking_uri(ek.get_tracking_uri()))
     experiment_id = int(ek.get_experiment_by_name("bench").experiment_id)
     rng = random.Random(1)
     for base in range(0, n, 10_000):
@@ -105,7 +106,8 @@ def bulk_insert_runs(n: int) -> None:
             conn.execute(t.latest_metrics.insert(), metrics)
             conn.execute(t.metric_history.insert(), metrics)
 
-        write_transaction(store.engine, work)
+        write_transaction(engine, work)
+    engine.dispose()
 
 
 def main() -> None:

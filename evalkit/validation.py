@@ -7,6 +7,7 @@ import numbers
 import re
 import unicodedata
 
+from evalkit.entities import Metric, Param, RunTag
 from evalkit.errors import InvalidArgument
 
 MAX_KEY_LENGTH = 250
@@ -74,3 +75,40 @@ def stringify(kind: str, key: str, value: object, limit: int) -> str:
     if len(text) > limit:
         raise InvalidArgument(f"{kind} {key!r} value is {len(text)} characters; the limit is {limit}")
     return text
+
+
+def validate_experiment_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgument(f"experiment name must be a non-empty string, got {name!r}")
+    return name
+
+
+def checked_metric(metric: Metric) -> Metric:
+    """``metric`` with its value a float and its step and timestamp ints, or InvalidArgument."""
+    key = validate_key("metric", metric.key)
+    value, step, timestamp = metric.value, metric.step, metric.timestamp
+    if type(value) is float and type(step) is int and type(timestamp) is int and timestamp >= 0:
+        return metric  # already in stored form: the common case, and the hot path of a logging loop
+    value = validate_metric_value(key, value)
+    step = validate_step(key, step)
+    return Metric(key, value, validate_timestamp(key, timestamp), step)
+
+
+def checked_param(param: Param) -> Param:
+    """``param`` with its value as the text that is stored, or InvalidArgument."""
+    key = validate_key("param", param.key)
+    return Param(key, stringify("param", key, param.value, MAX_PARAM_VALUE_LENGTH))
+
+
+def checked_tag(tag: RunTag) -> RunTag:
+    """``tag`` with its value as the text that is stored, or InvalidArgument."""
+    key = validate_key("tag", tag.key)
+    return RunTag(key, stringify("tag", key, tag.value, MAX_TAG_VALUE_LENGTH))
+
+
+def param_change_error(run_id: str, key: str, previous: str, value: str) -> InvalidArgument:
+    """The error for logging a param again with another value: params are immutable."""
+    return InvalidArgument(
+        f"param {key!r} of run {run_id} is already {previous!r}; params cannot change "
+        f"(tried {value!r}). Log it under another key, or start a new run"
+    )

@@ -7,6 +7,8 @@ import multiprocessing as mp
 import pytest
 
 import evalkit as ek
+from evalkit.tracking.sql.engine import create_store_engine
+from evalkit.tracking.uri import parse_tracking_uri
 
 pytestmark = pytest.mark.slow
 
@@ -48,9 +50,11 @@ def test_four_processes_log_exactly_four_thousand_values(backend, tmp_path, requ
         worker.join(timeout=120)
     assert [w.exitcode for w in workers] == [0] * PROCESSES
 
-    with client.store.engine.connect() as conn:
+    engine = create_store_engine(parse_tracking_uri(uri))  # count the rows themselves, past every cache
+    with engine.connect() as conn:
         total = conn.exec_driver_sql("SELECT count(*) FROM metric_history WHERE run_id = ?" if backend == "sqlite"
                                      else "SELECT count(*) FROM metric_history WHERE run_id = %s", (run_id,)).scalar()
+    engine.dispose()
     assert total == PROCESSES * VALUES
     run = client.get_run(run_id)
     assert run.data.metrics == {f"worker_{w}": float(VALUES - 1) for w in range(PROCESSES)}

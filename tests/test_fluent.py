@@ -101,17 +101,15 @@ def test_buffered_values_are_visible_to_reads_before_the_run_ends():
 
 
 def test_buffer_is_flushed_in_the_background_within_about_a_second():
+    import sqlite3
     import time
-
-    from evalkit.tracking.stores import get_store
 
     with ek.start_run() as run:
         ek.log_metric("m", 1.0)
-        store = get_store()
 
         def stored() -> int:  # read the table directly: a read through the store would flush itself
-            with store.engine.connect() as conn:
-                return conn.exec_driver_sql("SELECT count(*) FROM metric_history").scalar()
+            with sqlite3.connect(ek.get_tracking_uri().removeprefix("sqlite:///")) as conn:
+                return conn.execute("SELECT count(*) FROM metric_history").fetchone()[0]
 
         deadline = time.monotonic() + 5
         count = stored()

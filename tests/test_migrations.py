@@ -11,14 +11,17 @@ import pytest
 from alembic.script import ScriptDirectory
 
 import evalkit as ek
-from evalkit.tracking.sql.engine import _MIGRATIONS, schema_version
+from evalkit.tracking.sql.engine import _MIGRATIONS, create_store_engine, schema_version
+from evalkit.tracking.uri import parse_tracking_uri
 
 FIXTURES = Path(__file__).parent / "data"
 
 
 def test_a_new_store_is_at_the_latest_schema(tmp_path):
-    client = ek.TrackingClient(str(tmp_path / "new.db"))
-    assert schema_version(client.store.engine) == ScriptDirectory(str(_MIGRATIONS)).get_current_head()
+    ek.TrackingClient(str(tmp_path / "new.db"))
+    engine = create_store_engine(parse_tracking_uri(str(tmp_path / "new.db")))
+    assert schema_version(engine) == ScriptDirectory(str(_MIGRATIONS)).get_current_head()
+    engine.dispose()
 
 
 def test_a_store_written_by_evalkit_0_1_0_still_opens(tmp_path):

@@ -27,8 +27,9 @@ from evalkit.errors import InvalidArgument
 from evalkit.redaction import redact
 from evalkit.tracking import run_tags
 from evalkit.tracking.artifacts import ArtifactRepository, get_artifact_repository
-from evalkit.tracking.sql.store import SqlStore, now_ms
-from evalkit.tracking.stores import get_store
+from evalkit.tracking.clock import now_ms
+from evalkit.tracking.store import TrackingStore
+from evalkit.tracking.stores import open_store
 
 
 class TrackingClient:
@@ -41,12 +42,14 @@ class TrackingClient:
 
     def __init__(self, tracking_uri: str | None = None, create: bool = True) -> None:
         """``create=False`` refuses to create a store that does not exist yet (for read-only use):
-        it raises :class:`~evalkit.errors.StoreUnavailable` naming the path instead."""
-        self.store: SqlStore = get_store(tracking_uri, create=create)
+        it raises :class:`~evalkit.errors.StoreUnavailable` naming it instead."""
+        self._tracking_uri, store = open_store(tracking_uri, create)
+        self.store: TrackingStore = store
 
     @property
     def tracking_uri(self) -> str:
-        return self.store.location.uri
+        """The store's tracking URI, normalised (a SQLite path is absolute)."""
+        return self._tracking_uri
 
     # ---- experiments -------------------------------------------------------------------------
 
@@ -63,6 +66,14 @@ class TrackingClient:
         """The experiment called ``name``, or None."""
         return self.store.get_experiment_by_name(name)
 
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Rename an active experiment; names stay unique (``AlreadyExists`` otherwise)."""
+        self.store.rename_experiment(experiment_id, new_name)
+
+    def get_or_create_default_experiment(self) -> str:
+        """The id of the experiment called "Default", created if it does not exist yet."""
+        return self.store.get_or_create_default_experiment()
+
     def search_experiments(
         self, view_type: ViewType | str = ViewType.ACTIVE_ONLY, name_like: str | None = None, max_results: int = 1000
     ) -> list[Experiment]:
@@ -71,10 +82,6 @@ class TrackingClient:
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
         self.store.set_experiment_tag(experiment_id, key, value)
-
-    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
-        """Rename an active experiment; names stay unique (``AlreadyExists`` otherwise)."""
-        self.store.rename_experiment(experiment_id, new_name)
 
     def delete_experiment(self, experiment_id: str) -> None:
         self.store.delete_experiment(experiment_id)

@@ -27,7 +27,8 @@ from evalkit.errors import (
     NotFound,
 )
 from evalkit.tracking.client import TrackingClient
-from evalkit.tracking.sql.store import SEARCH_MAX_RESULTS, now_ms
+from evalkit.tracking.clock import now_ms
+from evalkit.tracking.store import SEARCH_MAX_RESULTS
 from evalkit.tracking.stores import get_tracking_uri
 
 EXPERIMENT_NAME_ENV = "EVALKIT_EXPERIMENT_NAME"
@@ -124,7 +125,7 @@ def active_experiment_id(client: TrackingClient) -> str:
     name = os.environ.get(EXPERIMENT_NAME_ENV)
     if name:
         return set_experiment(name).experiment_id
-    return client.store.get_or_create_default_experiment()
+    return client.get_or_create_default_experiment()
 
 
 def create_experiment(name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None) -> str:

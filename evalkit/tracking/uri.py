@@ -12,9 +12,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from evalkit.errors import InvalidArgument
 from evalkit.tracking.artifacts import artifact_scheme, join_artifact_uri
 
@@ -57,6 +54,11 @@ def artifact_root_from_env() -> str | None:
 
 def redact(uri: str) -> str:
     """The URI with any password replaced by ``***``, safe for messages and logs."""
+    from sqlalchemy.engine import (
+        make_url,  # SQLAlchemy loads when a SQL URI is first read, not at import
+    )
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(uri)
     except ArgumentError:
@@ -89,6 +91,9 @@ def parse_tracking_uri(uri: str) -> StoreLocation:
         # sqlite:///rel.db is relative to the working directory, sqlite:////abs.db absolute.
         return _sqlite_location(Path(rest[1:]).expanduser().resolve(), artifact_root_override)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             url = make_url("postgresql+psycopg://" + uri.split("://", 1)[1])
         except ArgumentError as exc:

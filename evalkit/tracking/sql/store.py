@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import atexit
 import base64
 import dataclasses
 import getpass
 import json
-import sys
 import threading
-import time
 import uuid
-import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -33,7 +29,7 @@ from evalkit.entities import (
 )
 from evalkit.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
 from evalkit.tracking.artifacts import join_artifact_uri
-from evalkit.tracking.buffer import MetricRow, PendingWrites
+from evalkit.tracking.clock import now_ms
 from evalkit.tracking.filter import parse_filter, parse_order_by
 from evalkit.tracking.names import random_run_name
 from evalkit.tracking.sql import schema as t
@@ -43,33 +39,33 @@ from evalkit.tracking.sql.engine import (
     write_transaction,
 )
 from evalkit.tracking.sql.search import compile_filter, order_clauses
-from evalkit.tracking.uri import StoreLocation
+from evalkit.tracking.store import (
+    SEARCH_MAX_RESULTS,
+    TrackingStore,
+    require_writable,
+    run_status,
+)
+from evalkit.tracking.uri import StoreLocation, parse_tracking_uri
 from evalkit.validation import (
-    MAX_PARAM_VALUE_LENGTH,
     MAX_TAG_VALUE_LENGTH,
-    is_nan,
+    checked_metric,
+    checked_param,
+    checked_tag,
+    param_change_error,
     stringify,
+    validate_experiment_name,
     validate_key,
-    validate_metric_value,
-    validate_step,
-    validate_timestamp,
 )
 
-DEFAULT_EXPERIMENT_NAME = "Default"
-FLUSH_MAX_ITEMS = 1000
-FLUSH_MAX_AGE_SECONDS = 1.0
-SEARCH_MAX_RESULTS = 50_000
 # A run that ended is folded from the SQLite log into the .db file within this delay (and at once
-# when the store is closed or the process exits).
+# when the store is closed, which the process does at exit).
 CHECKPOINT_DELAY_SECONDS = 1.0
+__all__ = ["SqlStore", "now_ms"]  # now_ms is kept here for callers being moved to evalkit.tracking.clock
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-class SqlStore:
-    """One tracking store. Writes are checked at once, buffered, and flushed in batches.
+class SqlStore(TrackingStore):
+    """The tracking store in SQLite or PostgreSQL. Every call is one transaction: nothing is
+    buffered here (``BufferedStore`` adds that), so a value is stored when the call returns.
 
     Thread-safe; one instance per tracking URI per process is enough (see ``get_store``).
     """
@@ -79,26 +75,31 @@ class SqlStore:
         raises :class:`~evalkit.errors.StoreUnavailable` instead of being created."""
         self.location = location
         self.engine = create_store_engine(location, create=create)
-        self._lock = threading.RLock()
-        # Held for a whole flush, so a read's own flush waits for one already under way in
-        # another thread (the background flusher) instead of reading before its values land.
-        self._flush_lock = threading.Lock()
-        self._pending = PendingWrites()
-        self._writable: set[str] = set()
-        self._known_params: dict[str, dict[str, str]] = {}
-        self._wake = threading.Event()
-        self._flusher: threading.Thread | None = None
-        self._background_error: BaseException | None = None
+        self._lock = threading.Lock()
         self._checkpoint_timer: threading.Timer | None = None
         self._closed = False
-        _live_stores.add(self)
+
+    @classmethod
+    def normalize_uri(cls, uri: str) -> str:
+        """A file path, ``sqlite:///...`` or ``postgresql://...`` in canonical form (a SQLite path
+        made absolute), or ``InvalidArgument`` saying which forms are accepted."""
+        return parse_tracking_uri(uri).uri
+
+    @classmethod
+    def from_uri(cls, uri: str, create: bool = True) -> SqlStore:
+        """Open (creating, unless ``create=False``, or migrating if needed) the database ``uri`` names."""
+        return cls(parse_tracking_uri(uri), create=create)
+
+    @property
+    def display_uri(self) -> str:
+        return self.location.display_uri
 
     # ---- experiments -------------------------------------------------------------------------
 
     def create_experiment(
         self, name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
     ) -> str:
-        _check_experiment_name(name)
+        validate_experiment_name(name)
         tag_rows = [
             (validate_key("tag", k), stringify("tag", k, v, MAX_TAG_VALUE_LENGTH)) for k, v in (tags or {}).items()
         ]
@@ -143,15 +144,6 @@ class SqlStore:
             experiments = self._load_experiments(conn, t.experiments.c.name == name)
         return experiments[0] if experiments else None
 
-    def get_or_create_default_experiment(self) -> str:
-        experiment = self.get_experiment_by_name(DEFAULT_EXPERIMENT_NAME)
-        if experiment is not None:
-            return experiment.experiment_id
-        try:
-            return self.create_experiment(DEFAULT_EXPERIMENT_NAME)
-        except AlreadyExists:
-            return self.get_experiment_by_name(DEFAULT_EXPERIMENT_NAME).experiment_id  # type: ignore[union-attr]
-
     def search_experiments(
         self, view_type: ViewType = ViewType.ACTIVE_ONLY, name_like: str | None = None, max_results: int = 1000
     ) -> list[Experiment]:
@@ -195,15 +187,15 @@ class SqlStore:
         write_transaction(self.engine, work)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
-        """Give an active experiment another name, unique like the names ``create_experiment`` takes."""
-        _check_experiment_name(new_name)
+        validate_experiment_name(new_name)
         pk = _experiment_pk(experiment_id)
 
         def work(conn: Connection) -> None:
-            self._require_experiment(conn, pk, active=True)
+            self._require_experiment(conn, pk, active=None)
             taken = conn.execute(
-                select(t.experiments.c.experiment_id)
-                .where(t.experiments.c.name == new_name, t.experiments.c.experiment_id != pk)
+                select(t.experiments.c.experiment_id).where(
+                    t.experiments.c.name == new_name, t.experiments.c.experiment_id != pk
+                )
             ).first()
             if taken is not None:
                 raise AlreadyExists(f"an experiment named {new_name!r} already exists (id {taken[0]})")
@@ -255,7 +247,6 @@ class SqlStore:
         parent_run_id: str | None = None,
         start_time: int | None = None,
     ) -> Run:
-        self._raise_background_error()
         pk = _experiment_pk(experiment_id)
         name = run_name or random_run_name()
         if not isinstance(name, str) or len(name) > 250:
@@ -284,15 +275,11 @@ class SqlStore:
             return artifact_uri
 
         artifact_uri = write_transaction(self.engine, work)
-        with self._lock:
-            self._writable.add(run_id)
-            self._known_params[run_id] = {}
         info = RunInfo(run_id, str(pk), name, RunStatus.RUNNING, started, None, artifact_uri,
                        LifecycleStage.ACTIVE, parent_run_id, user)
         return Run(info, RunData(tags=dict(tag_rows)))
 
     def get_run(self, run_id: str) -> Run:
-        self.flush()
         with self.engine.connect() as conn:
             row = self._require_run_row(conn, run_id)
             return self._load_runs(conn, [row])[0]
@@ -319,39 +306,40 @@ class SqlStore:
         return [Run(_run_info(row), data[row.run_id]) for row in rows]
 
     def update_run(self, run_id: str, status: RunStatus | str, end_time: int | None = None) -> RunInfo:
-        """Set a run's status. Ending it (any status but RUNNING) flushes its pending writes first,
-        in the same transaction; setting RUNNING reopens a finished run for more writes."""
-        status = _status(status)
-        with self._lock:
-            batch = self._pending.split_off({run_id})
-
-        def work(conn: Connection) -> RunInfo:
-            row = self._require_run_row(conn, run_id)
-            if row.lifecycle_stage != LifecycleStage.ACTIVE.value:
-                raise InvalidState(f"run {run_id} is deleted; restore it before changing its status")
-            self._write_batch(conn, batch)
-            ended = None if status is RunStatus.RUNNING else (end_time or now_ms())
-            conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(status=status.value, end_time=ended))
-            return dataclasses.replace(_run_info(row), status=status, end_time=ended)
-
-        info = write_transaction(self.engine, work)
-        with self._lock:
-            if status is RunStatus.RUNNING:
-                self._writable.add(run_id)
-            else:
-                self._writable.discard(run_id)
-        if status is not RunStatus.RUNNING:
-            self._checkpoint_soon()
+        status = run_status(status)
+        info = write_transaction(self.engine, lambda conn: self._update_run(conn, run_id, status, end_time))
+        self._checkpoint_soon(status)
         return info
 
-    def _checkpoint_soon(self) -> None:
-        """Fold the SQLite log into the .db file within CHECKPOINT_DELAY_SECONDS, so that a run
-        that ended is in the file for whoever copies it, even while this process goes on.
+    def log_batch_and_update_run(
+        self,
+        run_id: str,
+        status: RunStatus | str,
+        end_time: int | None = None,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> RunInfo:
+        """The run's last values and its new status in one transaction."""
+        status = run_status(status)
+        checked = _checked_batch(run_id, metrics, params, tags)
+
+        def work(conn: Connection) -> RunInfo:
+            self._write(conn, run_id, *checked)
+            return self._update_run(conn, run_id, status, end_time)
+
+        info = write_transaction(self.engine, work)
+        self._checkpoint_soon(status)
+        return info
+
+    def _checkpoint_soon(self, status: RunStatus) -> None:
+        """When a run ends, fold the SQLite log into the .db file within CHECKPOINT_DELAY_SECONDS,
+        so that the run is in the file for whoever copies it, even while this process goes on.
 
         Deferred rather than done at once: a checkpoint syncs the file to disk, which at every
         run end would double the cost of a loop of short runs; one per delay covers them all.
         """
-        if self.location.dialect != "sqlite":
+        if status is RunStatus.RUNNING or self.location.dialect != "sqlite":
             return
         with self._lock:
             if self._checkpoint_timer is not None or self._closed:
@@ -368,16 +356,20 @@ class SqlStore:
                 return
         checkpoint_wal(self.engine)
 
-    def _set_run_stage(self, run_id: str, stage: LifecycleStage) -> None:
-        self.flush()
+    def _update_run(self, conn: Connection, run_id: str, status: RunStatus, end_time: int | None) -> RunInfo:
+        row = self._require_run_row(conn, run_id)
+        if row.lifecycle_stage != LifecycleStage.ACTIVE.value:
+            raise InvalidState(f"run {run_id} is deleted; restore it before changing its status")
+        ended = None if status is RunStatus.RUNNING else (end_time or now_ms())
+        conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(status=status.value, end_time=ended))
+        return dataclasses.replace(_run_info(row), status=status, end_time=ended)
 
+    def _set_run_stage(self, run_id: str, stage: LifecycleStage) -> None:
         def work(conn: Connection) -> None:
             self._require_run_row(conn, run_id)
             conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(lifecycle_stage=stage.value))
 
         write_transaction(self.engine, work)
-        with self._lock:
-            self._writable.discard(run_id)
 
     def delete_run(self, run_id: str) -> None:
         self._set_run_stage(run_id, LifecycleStage.DELETED)
@@ -385,145 +377,54 @@ class SqlStore:
     def restore_run(self, run_id: str) -> None:
         self._set_run_stage(run_id, LifecycleStage.ACTIVE)
 
+    def check_writable(self, run_id: str) -> None:
+        with self.engine.connect() as conn:
+            require_writable(_run_info(self._require_run_row(conn, run_id)))
+
     # ---- logging -----------------------------------------------------------------------------
 
     def log_batch(
         self,
         run_id: str,
-        metrics: Iterable[Metric] = (),
-        params: Iterable[Param] = (),
-        tags: Iterable[RunTag] = (),
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
     ) -> None:
-        """Check every value, then queue them all; nothing is queued if any is invalid."""
-        self._raise_background_error()
-        metric_rows = []
-        for m in metrics:
-            key = validate_key("metric", m.key)
-            value = validate_metric_value(key, m.value)
-            nan = is_nan(value)
-            metric_rows.append(
-                MetricRow(run_id, key, None if nan else value, nan, validate_step(key, m.step),
-                          validate_timestamp(key, m.timestamp))
+        """Check every value, then write them all in one transaction (or none of them)."""
+        checked = _checked_batch(run_id, metrics, params, tags)
+        write_transaction(self.engine, lambda conn: self._write(conn, run_id, *checked))
+
+    def _write(
+        self, conn: Connection, run_id: str, metrics: list[Metric], params: dict[str, str], tags: dict[str, str]
+    ) -> None:
+        require_writable(_run_info(self._require_run_row(conn, run_id)))
+        if params:
+            stored = conn.execute(
+                select(t.params.c.key, t.params.c.value).where(t.params.c.run_id == run_id, t.params.c.key.in_(params))
             )
-        param_items = [
-            (validate_key("param", p.key), stringify("param", p.key, p.value, MAX_PARAM_VALUE_LENGTH)) for p in params
-        ]
-        tag_items = [(validate_key("tag", g.key), stringify("tag", g.key, g.value, MAX_TAG_VALUE_LENGTH)) for g in tags]
-        with self._lock:
-            self._require_writable(run_id)
-            if param_items:
-                known = self._params_of(run_id)
-                batch: dict[str, str] = {}
-                for key, value in param_items:
-                    previous = batch.get(key, known.get(key))
-                    if previous is not None and previous != value:
-                        raise InvalidArgument(
-                            f"param {key!r} of run {run_id} is already {previous!r}; params cannot change "
-                            f"(tried {value!r}). Log it under another key, or start a new run"
-                        )
-                    batch[key] = value
-                known.update(batch)
-                for key, value in batch.items():
-                    self._pending.params[(run_id, key)] = value
-            self._pending.metrics.extend(metric_rows)
-            for key, value in tag_items:
-                self._pending.tags[(run_id, key)] = value
-            self._pending.touch()
-            full = len(self._pending) >= FLUSH_MAX_ITEMS
-        if full:
-            self.flush()
-        else:
-            self._ensure_flusher()
-
-    def check_writable(self, run_id: str) -> None:
-        """Raise unless the run exists, is not deleted, and is RUNNING."""
-        with self._lock:
-            self._require_writable(run_id)
-
-    def _require_writable(self, run_id: str) -> None:
-        if run_id in self._writable:
-            return
-        with self.engine.connect() as conn:
-            row = self._require_run_row(conn, run_id)
-        if row.lifecycle_stage != LifecycleStage.ACTIVE.value:
-            raise InvalidState(f"run {run_id} is deleted: restore it before logging to it")
-        if row.status != RunStatus.RUNNING.value:
-            raise InvalidState(
-                f"run {run_id} is {row.status}: only RUNNING runs accept writes "
-                "(reopen it with start_run(run_id=...))"
-            )
-        self._writable.add(run_id)
-
-    def _params_of(self, run_id: str) -> dict[str, str]:
-        if run_id not in self._known_params:
-            with self.engine.connect() as conn:
-                rows = conn.execute(select(t.params.c.key, t.params.c.value).where(t.params.c.run_id == run_id))
-                self._known_params[run_id] = {r.key: r.value for r in rows}
-        return self._known_params[run_id]
-
-    def flush(self) -> None:
-        """Write every queued value now, in one transaction."""
-        self._raise_background_error()
-        with self._flush_lock:
-            with self._lock:
-                if not len(self._pending):
-                    return
-                batch, self._pending = self._pending, PendingWrites()
-            try:
-                write_transaction(self.engine, lambda conn: self._write_batch(conn, batch))
-            except BaseException:
-                with self._lock:  # keep the values so a later flush can still write them
-                    self._pending.metrics[:0] = batch.metrics
-                    self._pending.params = {**batch.params, **self._pending.params}
-                    self._pending.tags = {**batch.tags, **self._pending.tags}
-                    self._pending.touch()
-                raise
-
-    def _write_batch(self, conn: Connection, batch: PendingWrites) -> None:
-        if not len(batch):
-            return
-        run_ids = batch.run_ids()
-        states = {
-            r.run_id: r for r in conn.execute(
-                select(t.runs.c.run_id, t.runs.c.status, t.runs.c.lifecycle_stage).where(t.runs.c.run_id.in_(run_ids))
-            )
-        }
-        for run_id in run_ids:
-            row = states.get(run_id)
-            if row is None or row.lifecycle_stage != "active" or row.status != RunStatus.RUNNING.value:
-                state = "missing" if row is None else f"{row.lifecycle_stage}, {row.status}"
-                raise InvalidState(f"run {run_id} stopped accepting writes before they were flushed ({state})")
-        if batch.params:
-            self._check_param_conflicts(conn, batch.params)
-            _upsert(conn, t.params, [{"run_id": r, "key": k, "value": v} for (r, k), v in batch.params.items()],
+            for row in stored:
+                if row.value != params[row.key]:
+                    raise param_change_error(run_id, row.key, row.value, params[row.key])
+            _upsert(conn, t.params, [{"run_id": run_id, "key": k, "value": v} for k, v in params.items()],
                     ["run_id", "key"], None)
-        if batch.tags:
-            _upsert(conn, t.tags, [{"run_id": r, "key": k, "value": v} for (r, k), v in batch.tags.items()],
+        if tags:
+            _upsert(conn, t.tags, [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
                     ["run_id", "key"], ["value"])
-        if batch.metrics:
-            rows = [row._asdict() for row in batch.metrics]
+        if metrics:
+            rows = [
+                {"run_id": run_id, "key": m.key, "value": None if m.value != m.value else m.value,
+                 "is_nan": m.value != m.value, "step": m.step, "timestamp": m.timestamp}
+                for m in metrics
+            ]
             conn.execute(insert(t.metric_history), rows)
-            latest: dict[tuple[str, str], MetricRow] = {}
-            for row in batch.metrics:
-                current = latest.get((row.run_id, row.key))
-                if current is None or (row.step, row.timestamp) >= (current.step, current.timestamp):
-                    latest[(row.run_id, row.key)] = row
-            _upsert_latest(conn, [row._asdict() for row in latest.values()])
-
-    def _check_param_conflicts(self, conn: Connection, params: dict[tuple[str, str], str]) -> None:
-        keys = {k for _, k in params}
-        runs = {r for r, _ in params}
-        query = select(t.params).where(t.params.c.run_id.in_(runs), t.params.c.key.in_(keys))
-        for row in conn.execute(query):
-            new = params.get((row.run_id, row.key))
-            if new is not None and new != row.value:
-                raise InvalidArgument(
-                    f"param {row.key!r} of run {row.run_id} is already {row.value!r}; params cannot change "
-                    f"(tried {new!r})"
-                )
+            latest: dict[str, dict[str, Any]] = {}
+            for row in rows:  # the latest value: highest step, then latest time, then logged last
+                current = latest.get(row["key"])
+                if current is None or (row["step"], row["timestamp"]) >= (current["step"], current["timestamp"]):
+                    latest[row["key"]] = row
+            _upsert_latest(conn, list(latest.values()))
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        self.flush()
         mh = t.metric_history.c
         with self.engine.connect() as conn:
             self._require_run_row(conn, run_id)
@@ -535,8 +436,6 @@ class SqlStore:
         return [Metric(r.key, float("nan") if r.is_nan else r.value, r.timestamp, r.step) for r in rows]
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self.flush()
-
         def work(conn: Connection) -> None:
             self._require_run_row(conn, run_id)
             deleted = conn.execute(t.tags.delete().where(t.tags.c.run_id == run_id, t.tags.c.key == key)).rowcount
@@ -556,16 +455,11 @@ class SqlStore:
         order_by: Sequence[str] | str | None = None,
         page_token: str | None = None,
     ) -> tuple[list[Run], str | None]:
-        """Runs of the given experiments that match ``filter_string``, one page at a time.
-
-        Returns the page and a token for the next one (None after the last page).
-        """
         if not isinstance(max_results, int) or not 0 < max_results <= SEARCH_MAX_RESULTS:
             raise InvalidArgument(f"max_results must be an integer from 1 to {SEARCH_MAX_RESULTS}, got {max_results!r}")
         expression = parse_filter(filter_string)
         orders = parse_order_by(order_by)
         offset = _decode_page_token(page_token)
-        self.flush()
         condition = and_(
             t.runs.c.experiment_id.in_([_experiment_pk(e) for e in experiment_ids]),
             _lifecycle_condition(t.runs.c.lifecycle_stage, ViewType(view_type)),
@@ -580,53 +474,31 @@ class SqlStore:
             runs = self._load_runs(conn, rows[:max_results])
         return runs, _encode_page_token(offset + max_results) if more else None
 
-    # ---- flushing in the background ----------------------------------------------------------
-
-    def _ensure_flusher(self) -> None:
-        if self._flusher is None or not self._flusher.is_alive():
-            self._flusher = threading.Thread(target=self._flush_loop, name="evalkit-flush", daemon=True)
-            self._flusher.start()
-        self._wake.set()
-
-    def _flush_loop(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            while True:
-                with self._lock:
-                    if not len(self._pending):
-                        break
-                    wait = FLUSH_MAX_AGE_SECONDS - self._pending.age()
-                if wait > 0:
-                    time.sleep(wait)
-                    continue
-                try:
-                    self.flush()
-                except BaseException as exc:  # raised again from the next call in the caller's thread
-                    self._background_error = exc
-                    break
-
-    def _raise_background_error(self) -> None:
-        error, self._background_error = self._background_error, None
-        if error is not None:
-            raise error
-
     def close(self) -> None:
-        """Flush, copy the SQLite write-ahead log into the database file, then release the
-        database connections."""
+        """Copy the SQLite write-ahead log into the database file (so the .db file alone holds
+        every committed run), then release the database connections."""
+        with self._lock:
+            self._closed = True
+            if self._checkpoint_timer is not None:
+                self._checkpoint_timer.cancel()
+                self._checkpoint_timer = None
         try:
-            self.flush()
+            checkpoint_wal(self.engine)
         finally:
-            with self._lock:
-                self._closed = True
-                if self._checkpoint_timer is not None:
-                    self._checkpoint_timer.cancel()
-                    self._checkpoint_timer = None
-            try:
-                checkpoint_wal(self.engine)
-            finally:
-                self.engine.dispose()
-                _live_stores.discard(self)
+            self.engine.dispose()
+
+
+def _checked_batch(
+    run_id: str, metrics: Sequence[Metric], params: Sequence[Param], tags: Sequence[RunTag]
+) -> tuple[list[Metric], dict[str, str], dict[str, str]]:
+    """The batch's values checked, params and tags by key; a param given twice must agree."""
+    metric_list = [checked_metric(m) for m in metrics]
+    param_values: dict[str, str] = {}
+    for param in map(checked_param, params):
+        previous = param_values.setdefault(param.key, param.value)
+        if previous != param.value:
+            raise param_change_error(run_id, param.key, previous, param.value)
+    return metric_list, param_values, {tag.key: tag.value for tag in map(checked_tag, tags)}
 
 
 def _user_id() -> str | None:
@@ -634,20 +506,6 @@ def _user_id() -> str | None:
         return getpass.getuser()
     except Exception:  # no user name in some containers; the field is optional
         return None
-
-
-def _status(status: RunStatus | str) -> RunStatus:
-    try:
-        return RunStatus(status.upper() if isinstance(status, str) else status)
-    except ValueError:
-        raise InvalidArgument(
-            f"unknown run status {status!r}: use one of {', '.join(s.value for s in RunStatus)}"
-        ) from None
-
-
-def _check_experiment_name(name: Any) -> None:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidArgument(f"experiment name must be a non-empty string, got {name!r}")
 
 
 def _experiment_pk(experiment_id: str | int) -> int:
@@ -739,17 +597,3 @@ def _decode_page_token(token: str | None) -> int:
     except (ValueError, KeyError, TypeError):
         pass
     raise InvalidArgument(f"invalid page token {token!r}")
-
-
-_live_stores: "weakref.WeakSet[SqlStore]" = weakref.WeakSet()
-
-
-@atexit.register
-def _close_all_at_exit() -> None:
-    # Closing checkpoints the WAL: after any evalkit process (a script, the CLI) the .db file
-    # alone holds everything it committed.
-    for store in list(_live_stores):
-        try:
-            store.close()
-        except Exception as exc:  # noqa: BLE001 - at exit, say what was lost and carry on with the others
-            print(f"evalkit: could not flush logged values to {store.location.display_uri}: {exc}", file=sys.stderr)
