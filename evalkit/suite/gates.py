@@ -255,6 +255,10 @@ def _tolerance(rule: Comparison, metric: str, current: RunScores, baseline: RunS
     if metric not in baseline.metrics:
         return GateResult(rule.name, "tolerance", metric, ERROR, f"the baseline run {baseline.run_id} has no {metric}")
     now, before = current.metrics[metric], baseline.metrics[metric]
+    if not (math.isfinite(now) and math.isfinite(before)):
+        # NaN compares false with everything: left alone, it would pass the gate.
+        return GateResult(rule.name, "tolerance", metric, ERROR, f"{metric} is {now} vs baseline {before}",
+                          observed=now, baseline=before)
     allowed = rule.tolerance * abs(before) if rule.relative else rule.tolerance
     worse_by = (before - now) if better else (now - before)
     status = FAILED if worse_by > allowed + 1e-12 else PASSED

@@ -1,0 +1,152 @@
+"""Guards for the runner with more than one request in flight, measured on the fake OpenAI
+server: a 429's Retry-After holds the other rows too, and in-flight requests hold their share of
+max_cost_usd. Also what a resumed run must match, and which rows ``latency_total/*`` counts.
+Each test fails on a small bug planted in the source (see bench/mutation-survivors.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pandas as pd
+import pytest
+
+import evalkit as ek
+from evalkit.models.resolve import build_model, parse_model_uri
+from evalkit.pricing import PriceTable
+from evalkit.runner.records import RowJob, RowOutcome, RowStatus
+from evalkit.runner.runner import Runner, RunnerConfig
+from evalkit.testing.fake_openai import FakeConfig, FakeOpenAIServer
+
+CONCURRENCY = 4
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("EVALKIT_HTTP_TRANSPORT", raising=False)
+
+
+def jobs(n: int) -> list[RowJob]:
+    # Same token count on every row, so every row's cost estimate is the same.
+    return [RowJob(i, messages=[{"role": "user", "content": f"question {i % 10}{i // 10}"}], input=f"q{i}")
+            for i in range(n)]
+
+
+def run_against(server: FakeOpenAIServer, rows: list[RowJob], config: RunnerConfig,
+                params: dict | None = None) -> tuple[Runner, dict[int, RowOutcome]]:
+    model = build_model(parse_model_uri(f"openai:/gpt-4o?base_url={server.base_url}"))
+    runner = Runner(model, params or {}, config, PriceTable.load())
+
+    async def go() -> dict[int, RowOutcome]:
+        try:
+            return await runner.run(rows)
+        finally:
+            await model.aclose()
+
+    return runner, asyncio.run(go())
+
+
+def only_first_request_refused(requests: int) -> tuple[int, float]:
+    """A (seed, rate_429) for which the server's fault draws refuse the first request it gets
+    and none of the next ``requests``: the draws are one ``random.Random(seed)`` per request."""
+    for seed in range(10_000):
+        rng = random.Random(seed)
+        draws = [rng.random() for _ in range(requests + 1)]
+        if draws[0] < min(draws[1:]):
+            return seed, (draws[0] + min(draws[1:])) / 2
+    raise AssertionError("no seed found")
+
+
+def test_a_429_with_retry_after_holds_the_other_rows_in_flight_too():
+    rows = jobs(16)
+    seed, rate = only_first_request_refused(len(rows) + 4)
+    config = FakeConfig(latency=0.05, seed=seed, rate_429=rate, retry_after=1.0)
+    with FakeOpenAIServer(config) as server:
+        _, outcomes = run_against(server, rows, RunnerConfig(concurrency=CONCURRENCY, max_attempts=3,
+                                                             backoff_base=0.001, backoff_max=0.01))
+        times = sorted(server.stats.as_dict()["chat_request_times"])
+        assert server.stats.faults["429"] == 1
+    assert all(o.status is RowStatus.OK for o in outcomes.values())
+    assert len(times) == len(rows) + 1  # one retry
+    refused_at = times[0]
+    # Only the requests already on their way when the 429 came back went out within the pause;
+    # every later one, from every row, waited for the server's Retry-After.
+    during_pause = [t for t in times if t - refused_at < 0.95]
+    assert len(during_pause) <= CONCURRENCY, [round(t - refused_at, 3) for t in times]
+    assert len(times) - len(during_pause) >= len(rows) - CONCURRENCY + 1
+
+
+def test_in_flight_requests_reserve_their_cost_against_max_cost_usd():
+    rows = jobs(12)
+    with FakeOpenAIServer(FakeConfig(latency=0.3)) as server:
+        model = build_model(parse_model_uri(f"openai:/gpt-4o?base_url={server.base_url}"))
+        probe = Runner(model, {"max_tokens": 50}, RunnerConfig(), PriceTable.load())
+        estimates = {probe.caller.estimate_cost(job.messages) for job in rows}
+        asyncio.run(model.aclose())
+        assert len(estimates) == 1 and next(iter(estimates)) > 0
+        budget = 3.5 * estimates.pop()  # three rows fit the budget, a fourth would not
+        runner, outcomes = run_against(server, rows, RunnerConfig(concurrency=16, max_cost_usd=budget),
+                                       params={"max_tokens": 50})
+        sent = server.stats.requests
+    # All twelve could start at once (concurrency 16) before any answer was priced: only the three
+    # whose estimates fit went out.
+    assert sent == 3, f"{sent} requests sent for a budget of three"
+    assert sum(o.status is RowStatus.OK for o in outcomes.values()) == 3
+    assert sum(o.status is RowStatus.SKIPPED for o in outcomes.values()) == 9
+    assert runner.stopped_reason == "max_cost_usd"
+    assert runner.spent <= budget
+
+
+def test_evaluate_max_cost_usd_holds_at_concurrency_above_one(tmp_path):
+    data = pd.DataFrame({"inputs": [f"question {i % 10}{i // 10}" for i in range(12)]})
+    with FakeOpenAIServer(FakeConfig(latency=0.3)) as server:
+        uri = f"openai:/gpt-4o?base_url={server.base_url}"
+        model = build_model(parse_model_uri(uri))
+        probe = Runner(model, {"max_tokens": 50}, RunnerConfig(), PriceTable.load())
+        estimate = probe.caller.estimate_cost([{"role": "user", "content": "question 00"}])
+        asyncio.run(model.aclose())
+        result = ek.evaluate(model=uri, data=data, inference_params={"max_tokens": 50}, prompt="{inputs}",
+                             evaluators=[], concurrency=16, max_cost_usd=3.5 * estimate, cache="off",
+                             progress=False, report=False)
+        sent = server.stats.requests
+    assert sent == 3
+    assert result.metrics["rows/answered"] == 3 and result.metrics["rows/skipped"] == 9
+
+
+# ---- resume and cached rows --------------------------------------------------------------------
+
+
+def test_resume_is_refused_when_the_inference_params_differ(tmp_path):
+    data = pd.DataFrame({"inputs": [f"question {i}" for i in range(4)]})
+    with FakeOpenAIServer() as server:
+        uri = f"openai:/gpt-4o?base_url={server.base_url}"
+        first = ek.evaluate(model=uri, data=data, inference_params={"temperature": 0.0}, evaluators=[],
+                            cache="off", progress=False, report=False)
+        before = server.stats.requests
+        with pytest.raises(ek.InvalidArgument, match="inference_params"):
+            ek.evaluate(model=uri, data=data, inference_params={"temperature": 0.7}, evaluators=[], cache="off",
+                        progress=False, report=False, resume=first.run_id)
+        assert server.stats.requests == before  # refused before any call
+        again = ek.evaluate(model=uri, data=data, inference_params={"temperature": 0.0}, evaluators=[],
+                            cache="off", progress=False, report=False, resume=first.run_id)
+    assert again.run_id == first.run_id
+
+
+def test_latency_total_leaves_cached_rows_out(tmp_path):
+    first_rows = pd.DataFrame({"inputs": [f"question {i}" for i in range(6)]})
+    more_rows = pd.DataFrame({"inputs": [f"question {i}" for i in range(8)]})
+    cache_path = tmp_path / "cache.db"
+    with FakeOpenAIServer(FakeConfig(latency=0.0)) as server:
+        uri = f"openai:/gpt-4o?base_url={server.base_url}"
+        ek.evaluate(model=uri, data=first_rows, evaluators=[], cache="on", cache_path=cache_path,
+                    progress=False, report=False)
+        server.config.latency = 0.25  # only the two new rows are sent, and each takes 250 ms
+        result = ek.evaluate(model=uri, data=more_rows, evaluators=[], cache="on", cache_path=cache_path,
+                             progress=False, report=False)
+    metrics = result.metrics
+    assert metrics["cache/hits"] == 6 and metrics["cache/misses"] == 2
+    # Six cached rows answered in a few ms when first asked; counted, they would pull p50 down.
+    for name in ("latency_total/p50_ms", "latency_total/mean_ms", "latency_total/max_ms"):
+        assert metrics[name] >= 250, (name, metrics[name])
