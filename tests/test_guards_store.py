@@ -1,0 +1,82 @@
+"""Guards for the SQLite writer: every write transaction starts with ``BEGIN IMMEDIATE``.
+
+The retry loop of ``write_transaction`` hides the "database is locked" errors that a deferred
+BEGIN causes under contention, so the multi-process test passes without it; here the SQL that
+SQLite itself executes is traced instead."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+
+import pytest
+from sqlalchemy import event
+
+import evalkit as ek
+
+_WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+_BEGIN = re.compile(r"^\s*BEGIN\b(.*)$", re.IGNORECASE)
+
+
+@pytest.fixture
+def traced(tmp_path):
+    """A client on a fresh SQLite store, and the list of statements SQLite runs from now on."""
+    client = ek.TrackingClient(f"sqlite:///{tmp_path / 'store.db'}")
+    engine = client.store.engine
+    statements: list[str] = []
+    lock = threading.Lock()
+
+    def trace(sql: str) -> None:
+        with lock:
+            statements.append(sql)
+
+    @event.listens_for(engine, "connect")
+    def _trace(dbapi_connection: sqlite3.Connection, _record) -> None:  # noqa: ANN001
+        dbapi_connection.set_trace_callback(trace)
+
+    engine.dispose()  # connections made from now on are traced
+    yield client, statements
+    event.remove(engine, "connect", _trace)
+
+
+def write_transactions(statements: list[str]) -> list[tuple[str, list[str]]]:
+    """(the BEGIN statement, the writes it covered) for every transaction that wrote."""
+    found: list[tuple[str, list[str]]] = []
+    begin: str | None = None
+    writes: list[str] = []
+    for sql in statements:
+        if _BEGIN.match(sql):
+            begin, writes = sql.strip(), []
+        elif re.match(r"^\s*(COMMIT|ROLLBACK|END)\b", sql, re.IGNORECASE):
+            if writes:
+                found.append((begin or "(autocommit)", writes))
+            begin, writes = None, []
+        elif _WRITE.match(sql):
+            if begin is None:
+                found.append(("(autocommit)", [sql]))
+            else:
+                writes.append(sql)
+    return found
+
+
+def test_every_sqlite_write_transaction_begins_immediate(traced):
+    client, statements = traced
+    experiment = client.create_experiment("guards")
+    run = client.create_run(experiment).info.run_id
+    client.log_param(run, "p", "1")
+    client.log_metric(run, "m", 1.0)
+    client.set_tag(run, "t", "x")
+    client.flush()
+    client.set_terminated(run)
+    client.flush()
+
+    transactions = write_transactions(statements)
+    assert len(transactions) >= 3, statements  # experiment, run, batch, end of run
+    for begin, writes in transactions:
+        assert begin.upper().split() == ["BEGIN", "IMMEDIATE"], (begin, writes[:2])
+    # Reads do not queue behind writers: their transactions stay deferred.
+    before = len(statements)
+    assert client.get_run(run).data.metrics == {"m": 1.0}
+    begins = [sql.strip().upper() for sql in statements[before:] if _BEGIN.match(sql)]
+    assert begins and all(b == "BEGIN" for b in begins), begins
