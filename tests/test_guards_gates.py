@@ -304,3 +304,129 @@ def test_paired_regression_test_direction():
     worse = paired_regression_test(base - 0.1, base, higher_is_better=True)
     better = paired_regression_test(base - 0.1, base, higher_is_better=False)
     assert worse.p_value < 0.01 < 0.99 < better.p_value
+
+
+# ---- what a gate reports ---------------------------------------------------------------------
+
+
+def test_gate_json_has_no_nan():
+    gate = GateResult("g", "threshold", "m", ERROR, "m is nan", observed=math.nan, baseline=1.5, delta=math.inf)
+    data = gate.to_json()
+    assert data["observed"] is None and data["delta"] is None and data["baseline"] == 1.5
+    assert data["name"] == "g" and data["worst_rows"] == []
+
+
+def test_comparison_names():
+    assert Comparison("faithfulness/mean", "paired").name == "faithfulness/mean: no significant regression vs baseline"
+    assert Comparison("m", "paired", min_effect=0.02).name == "m: no significant regression vs baseline, by more than 0.02"
+    assert Comparison("m", "tolerance", 0.1, relative=True).name == "m: within 10% of baseline"
+    assert Comparison("m", "tolerance", 5.0).name == "m: within 5 of baseline"
+
+
+def test_worst_row_summaries_are_short_single_line_text():
+    long_input = "word  \n " * 100
+    table = pd.DataFrame({"row": [7, 8], "inputs": [long_input, "short"], "outputs": [math.nan, "x\ty"],
+                          "error": [None, "boom"], "faithfulness/score": [0.1, 0.2],
+                          "faithfulness/justification": ["because", None]})
+    first, second = worst_rows(table, "faithfulness/v1/mean")
+    assert first["row"] == 7 and first["output"] is None and first["justification"] == "because"
+    assert first["input"] == ("word " * 32)[:160] + "…" and len(first["input"]) == 161
+    assert second == {"row": 8, "value": 0.2, "input": "short", "output": "x y", "error": "boom",
+                      "justification": None}
+    exactly = pd.DataFrame({"inputs": ["a" * 160], "faithfulness/score": [0.5]})
+    only = worst_rows(exactly, "faithfulness/v1/mean")[0]
+    assert only["input"] == "a" * 160 and only["row"] == 0 and "baseline" not in only
+
+
+def test_worst_rows_limit_and_rows_without_a_value():
+    table = scored("faithfulness/score", [0.5, np.nan, 0.1, 0.9, 0.3, 0.2, 0.4, 0.8])
+    assert [r["row"] for r in worst_rows(table, "faithfulness/v1/mean", limit=3)] == [2, 5, 4]
+    assert worst_rows(table, "rows/total") == []  # no per-row form
+    assert worst_rows(table, "answer_correctness/v1/mean") == []  # no such column
+
+
+def test_worst_rows_against_a_baseline_are_the_biggest_drops_only():
+    before = scored("faithfulness/score", [0.5, 0.5, 0.5, 0.5, 0.5])
+    now = scored("faithfulness/score", [0.4, 0.9, 0.0, np.nan, 0.45])
+    pairs = (np.arange(5), np.arange(5))
+    rows = worst_rows(now, "faithfulness/v1/mean", baseline=before, pairs=pairs)
+    assert [(r["row"], r["value"], r["baseline"]) for r in rows] == [(2, 0.0, 0.5), (0, 0.4, 0.5), (4, 0.45, 0.5)]
+    assert worst_rows(now, "faithfulness/v1/mean", baseline=before.drop(columns="faithfulness/score"),
+                      pairs=pairs) == []
+    # Latency: the rows that got slower.
+    slow_before = scored("latency/score", [100.0, 100.0, 100.0])
+    slow_now = scored("latency/score", [150.0, 50.0, 300.0])
+    rows = worst_rows(slow_now, "latency/mean_ms", baseline=slow_before, pairs=(np.arange(3), np.arange(3)))
+    assert [r["row"] for r in rows] == [2, 0]
+
+
+def test_threshold_against_the_metric_direction_lists_no_worst_rows():
+    # "latency at least 500 ms" is odd but legal: the slowest rows would not explain a failure.
+    table = scored("latency/score", [100.0, 200.0])
+    gate = check_threshold(parse_threshold("latency/mean_ms >= 500"), run({"latency/mean_ms": 150.0}, table))
+    assert gate.status == FAILED and gate.worst_rows == []
+    assert gate.message == "latency/mean_ms = 150, not >= 500"
+    passed = check_threshold(parse_threshold("latency/mean_ms <= 500"), run({"latency/mean_ms": 150.0}, table))
+    assert passed.message == "latency/mean_ms = 150, within <= 500" and passed.worst_rows == []
+
+
+@pytest.mark.parametrize(("metric", "expected"), [
+    ("faithfulness/v1/mean", [0.2, 0.4, 0.9]),
+    ("faithfulness/v1/p50", [0.2, 0.4, 0.9]),
+    ("latency/p99.9_ms", None),
+    ("cost/per_query_usd", None),
+    ("faithfulness/v1/rows_scored", None),
+])
+def test_row_values_statistics(metric, expected):
+    table = pd.DataFrame({"faithfulness/score": [0.2, "x", 0.4, 0.9], "inputs": list("abcd")})
+    found = row_values(table, metric)
+    if expected is None:
+        assert found is None
+        return
+    values, statistic = found
+    assert list(values[~np.isnan(values)]) == expected and np.isnan(values[1])
+    sample = np.array([[1.0, 2.0, 10.0]])
+    want = 13 / 3 if metric.endswith("mean") else 2.0
+    assert float(statistic(sample)[0]) == pytest.approx(want)
+
+
+def test_row_values_percentiles_and_costs():
+    table = pd.DataFrame({"latency/score": [1.0, 2.0, 3.0, 4.0], "cost/score": [0.1, 0.2, 0.3, 0.4], "inputs": list("abcd")})
+    sample = np.arange(101, dtype=float)[np.newaxis, :]
+    for metric, want in (("latency/p99.9_ms", 99.9), ("latency/p95_ms", 95.0), ("latency/p50", 50.0),
+                         ("latency/mean_ms", 50.0), ("cost/per_query_usd", 50.0)):
+        values, statistic = row_values(table, metric)
+        assert float(statistic(sample)[0]) == pytest.approx(want), metric
+    assert row_values(table, "latency/p100_ms") is None  # two digits at most
+    assert row_values(table, "latency/max_ms") is None
+
+
+def test_score_column_of_prefixed_evaluators():
+    from evalkit.suite.gates import score_column
+
+    columns = ["inputs", "ragas:faithfulness/score", "faithfulness/score", "answer_correctness/score"]
+    assert score_column(columns, "ragas/faithfulness/mean") == "ragas:faithfulness/score"
+    assert score_column(columns, "faithfulness/judge-v1/mean") == "faithfulness/score"
+    assert score_column(columns, "answer/mean") is None
+    assert score_column(pd.DataFrame(columns=columns), "answer_correctness/v1/mean") == "answer_correctness/score"
+
+
+def test_paired_gate_errors_and_pairing_by_input():
+    current = RunScores("now", {"rows/total": 3.0, "faithfulness/v1/mean": 0.5},
+                        scored("faithfulness/score", [0.5, 0.5, 0.5]), "d1")
+    baseline = RunScores("before", {}, scored("faithfulness/score", [0.6, 0.6, 0.6]), "d1")
+    no_rows = compare(Comparison("rows/total", "paired"), current, baseline)
+    assert no_rows.status == ERROR and "no per-row values to pair" in no_rows.message
+    empty = RunScores("before", {}, scored("faithfulness/score", [np.nan] * 3), "d1")
+    none = compare(Comparison("faithfulness/mean", "paired"), current, empty)
+    assert none.status == ERROR and "no row has faithfulness/v1/mean in both runs" in none.message
+    missing = compare(Comparison("answer_correctness/mean", "paired"), current, baseline)
+    assert missing.status == ERROR and "answer_correctness/mean" in missing.message
+    # Other data: rows pair by their input, and the gate says how many found a partner.
+    other = RunScores("before", {}, scored("faithfulness/score", [0.6, 0.7]).assign(inputs=["q2", "zz"]), "d2")
+    gate = compare(Comparison("faithfulness/mean", "paired"), current, other)
+    assert gate.n_pairs == 1 and gate.baseline == 0.6 and gate.observed == 0.5
+    assert gate.message == "the baseline used other data; 1 of 3 rows paired by input"
+    same = compare(Comparison("faithfulness/mean", "paired"), current, baseline)
+    assert same.message == "" and same.n_pairs == 3 and same.method == "permutation"
+    assert same.delta == pytest.approx(-0.1) and same.p_value == pytest.approx(1 / 8)
