@@ -430,3 +430,105 @@ def test_paired_gate_errors_and_pairing_by_input():
     same = compare(Comparison("faithfulness/mean", "paired"), current, baseline)
     assert same.message == "" and same.n_pairs == 3 and same.method == "permutation"
     assert same.delta == pytest.approx(-0.1) and same.p_value == pytest.approx(1 / 8)
+
+
+def test_align_rows_pairs_by_first_matching_key_and_may_pair_none():
+    from evalkit.stats import align_rows
+
+    current, baseline = align_rows(["b", "x", "a", "b"], ["a", "b", "a", "b"])
+    assert current.tolist() == [0, 2, 3] and baseline.tolist() == [1, 0, 1]
+    none = align_rows(["x"], ["y"])
+    assert [a.shape for a in none] == [(0,), (0,)]
+    assert all(a.dtype.kind == "i" for a in none)
+    values = np.array([1.0, 2.0])
+    assert values[none[0]].size == 0 and values[none[1]].size == 0  # usable as indices
+
+
+def test_tolerance_gate_results_in_full():
+    metric = "latency/p95_ms"
+    rule = Comparison(metric, "tolerance", 100.0)
+    table = scored("latency/score", [900.0, 1500.0, 1200.0])
+    slower = compare(rule, run({metric: 1300.0}, table), run({metric: 1000.0}))
+    assert slower == GateResult(
+        rule.name, "tolerance", metric, FAILED, "latency/p95_ms = 1300 vs baseline 1000: 300 worse, allowed 100 worse",
+        observed=1300.0, baseline=1000.0, delta=300.0, worst_rows=worst_rows(table, metric))
+    assert [r["row"] for r in slower.worst_rows] == [1, 2, 0]
+    same = compare(rule, run({metric: 1000.0}, table), run({metric: 1000.0}))
+    assert same == GateResult(rule.name, "tolerance", metric, PASSED,
+                              "latency/p95_ms = 1000 vs baseline 1000: 0 better, allowed 100 worse",
+                              observed=1000.0, baseline=1000.0, delta=0.0)
+    nan = compare(rule, run({metric: math.nan}), run({metric: 1000.0}))
+    assert nan == GateResult(rule.name, "tolerance", metric, ERROR, "latency/p95_ms is nan vs baseline 1000.0",
+                             observed=nan.observed, baseline=1000.0)
+    assert math.isnan(nan.observed)
+    absent = compare(rule, run({metric: 1.0}), RunScores("base-run", {}, pd.DataFrame()))
+    assert absent == GateResult(rule.name, "tolerance", metric, ERROR, "the baseline run base-run has no latency/p95_ms")
+
+
+def test_threshold_results_in_full():
+    threshold = parse_threshold("faithfulness/mean >= 0.8")
+    table = scored("faithfulness/score", [0.5, 0.9])
+    metrics = {"faithfulness/v1/mean": 0.7}
+    failed = check_threshold(threshold, run(metrics, table))
+    assert failed == GateResult("faithfulness/mean >= 0.8", "threshold", "faithfulness/v1/mean", FAILED,
+                                "faithfulness/v1/mean = 0.7, not >= 0.8", observed=0.7,
+                                worst_rows=worst_rows(table, "faithfulness/v1/mean"))
+    passed = check_threshold(parse_threshold("faithfulness/mean >= 0.5"), run(metrics, table))
+    assert passed == GateResult("faithfulness/mean >= 0.5", "threshold", "faithfulness/v1/mean", PASSED,
+                                "faithfulness/v1/mean = 0.7, within >= 0.5", observed=0.7)
+    nan = check_threshold(threshold, run({"faithfulness/v1/mean": math.nan}))
+    assert (nan.name, nan.kind, nan.metric, nan.status, nan.message) == (
+        "faithfulness/mean >= 0.8", "threshold", "faithfulness/v1/mean", ERROR, "faithfulness/v1/mean is nan")
+    assert math.isnan(nan.observed)
+    unreliable = check_threshold(threshold, run({**metrics, "faithfulness/v1/rows_failed": 3.0,
+                                                 "faithfulness/v1/rows_scored": 1.0}))
+    assert unreliable == GateResult(
+        "faithfulness/mean >= 0.8", "threshold", "faithfulness/v1/mean", ERROR,
+        "faithfulness/v1/mean is not reliable: 3 of 4 rows could not be scored (see the faithfulness/v1 errors in "
+        "the report)", observed=0.7)
+    missing = check_threshold(threshold, run({}))
+    assert (missing.name, missing.kind, missing.metric, missing.status) == (
+        "faithfulness/mean >= 0.8", "threshold", "faithfulness/mean", ERROR)
+    assert missing.message == "no metric 'faithfulness/mean'; the run logged no metrics"
+
+
+# ---- the report's paired deltas and intervals (evalkit.stats) ---------------------------------
+
+
+def test_paired_delta_is_the_percentile_bootstrap_of_the_paired_change():
+    from evalkit.stats import paired_delta
+
+    rng = np.random.default_rng(5)
+    before = rng.uniform(0, 1, ROWS)
+    now = before + rng.normal(0.05, 0.2, ROWS)
+    delta = paired_delta(now, before)
+    assert delta == paired_delta(now, before, seed=0)  # reproducible: seed 0 by default
+    indices = np.random.default_rng(0).integers(0, ROWS, size=(1000, ROWS))
+    changes = now[indices].mean(axis=1) - before[indices].mean(axis=1)
+    low, high = np.quantile(changes, [0.025, 0.975])
+    assert (delta.low, delta.high) == pytest.approx((low, high))
+    assert (delta.current, delta.baseline, delta.n_pairs) == pytest.approx((now.mean(), before.mean(), ROWS))
+    assert delta.delta == pytest.approx(now.mean() - before.mean())
+    assert delta.verdict == ("improved" if low > 0 else "no significant change")
+
+
+def test_paired_delta_verdicts_at_zero_and_with_one_pair():
+    from evalkit.stats import paired_delta
+
+    base = np.full(ROWS, 0.5)
+    one_up = base.copy()
+    one_up[0] = 1.5  # most resamples miss that row: the interval's low end is exactly 0
+    up = paired_delta(one_up, base)
+    assert up.low == 0.0 and up.high > 0 and up.verdict == "no significant change"
+    down = paired_delta(2 * base - one_up, base)
+    assert down.high == 0.0 and down.verdict == "no significant change"
+    assert paired_delta(base + 0.1, base).verdict == "improved"
+    assert paired_delta(base + 0.1, base, higher_is_better=False).verdict == "regressed"
+    assert paired_delta(base - 0.1, base).verdict == "regressed"
+    single = paired_delta([0.9, np.nan], [0.5, 0.2])
+    assert (single.current, single.baseline, single.n_pairs) == (0.9, 0.5, 1)
+    assert single.low == single.high == single.delta == pytest.approx(0.4)
+    assert single.verdict == "improved"
+    two = paired_delta([0.9, 0.8], [0.5, 0.5])
+    assert two.n_pairs == 2 and two.low == pytest.approx(0.3) and two.high == pytest.approx(0.4)
+    assert paired_delta([np.nan], [1.0]) is None

@@ -80,3 +80,36 @@ def test_every_sqlite_write_transaction_begins_immediate(traced):
     assert client.get_run(run).data.metrics == {"m": 1.0}
     begins = [sql.strip().upper() for sql in statements[before:] if _BEGIN.match(sql)]
     assert begins and all(b == "BEGIN" for b in begins), begins
+
+
+def test_write_transaction_retries_lock_errors_only(traced, monkeypatch):
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from evalkit.tracking.sql import engine as engine_module
+
+    client, _ = traced
+    engine = client.store.engine
+    calls: list[int] = []
+
+    def flaky(message: str, failures: int):
+        def work(conn):
+            calls.append(1)
+            if len(calls) <= failures:
+                raise OperationalError("INSERT ...", {}, sqlite3.OperationalError(message))
+            return conn.execute(text("SELECT 7")).scalar()
+        return work
+
+    for message in ("database is locked", "Database is BUSY", "deadlock detected"):
+        calls.clear()
+        assert engine_module.write_transaction(engine, flaky(message, 2)) == 7
+        assert len(calls) == 3, message
+    calls.clear()
+    with pytest.raises(OperationalError, match="no such table"):
+        engine_module.write_transaction(engine, flaky("no such table: runs", 1))
+    assert len(calls) == 1  # not a lock error: never retried
+    monkeypatch.setattr(engine_module, "WRITE_RETRY_SECONDS", -1.0)
+    calls.clear()
+    with pytest.raises(OperationalError, match="locked"):
+        engine_module.write_transaction(engine, flaky("database is locked", 5))
+    assert len(calls) == 1  # past its deadline: the lock error is raised
