@@ -150,3 +150,41 @@ def test_latency_total_leaves_cached_rows_out(tmp_path):
     # Six cached rows answered in a few ms when first asked; counted, they would pull p50 down.
     for name in ("latency_total/p50_ms", "latency_total/mean_ms", "latency_total/max_ms"):
         assert metrics[name] >= 250, (name, metrics[name])
+
+
+# ---- batch callables: failures and latency ----------------------------------------------------
+
+
+def test_a_batch_that_times_out_or_raises_fails_its_rows_with_the_reason():
+    from evalkit.models.callables import BatchCallableModel, batch
+
+    async def slow_or_broken(inputs: list[str]) -> list[str]:
+        if "q3" in inputs:
+            await asyncio.sleep(5)
+        if "q0" in inputs:
+            raise ValueError("bad batch")
+        await asyncio.sleep(0.05)
+        return [text.upper() for text in inputs]
+
+    rows = [RowJob(i, messages=[{"role": "user", "content": f"q{i}"}], input=f"q{i}") for i in range(6)]
+    model = BatchCallableModel(batch(slow_or_broken, size=3))
+    outcomes = asyncio.run(Runner(model, {}, RunnerConfig(timeout=0.5), PriceTable.load()).run(rows))
+    for i in (0, 1, 2):
+        assert outcomes[i].status is RowStatus.FAILED and outcomes[i].error == "ValueError: bad batch"
+        assert (outcomes[i].error_type, outcomes[i].attempts) == ("exception", 1)
+    for i in (3, 4, 5):
+        assert outcomes[i].error == "no answer within the 0.5 s timeout"
+        assert (outcomes[i].error_type, outcomes[i].attempts) == ("exception", 1)
+
+    def fine(inputs: list[str]) -> list[str]:
+        import time
+
+        time.sleep(0.05)
+        return list(inputs)
+
+    outcomes = asyncio.run(Runner(BatchCallableModel(batch(fine, size=3)), {}, RunnerConfig(),
+                                  PriceTable.load()).run(rows))
+    # Every row of a batch waited for the whole batch.
+    for outcome in outcomes.values():
+        assert outcome.status is RowStatus.OK
+        assert 0.05 <= outcome.latency_s < 60 and outcome.total_latency_s == outcome.latency_s
