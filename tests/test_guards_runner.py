@@ -188,3 +188,32 @@ def test_a_batch_that_times_out_or_raises_fails_its_rows_with_the_reason():
     for outcome in outcomes.values():
         assert outcome.status is RowStatus.OK
         assert 0.05 <= outcome.latency_s < 60 and outcome.total_latency_s == outcome.latency_s
+
+
+# ---- the cache key and failed rows ------------------------------------------------------------
+
+
+def test_the_cache_key_is_stable_across_versions():
+    """A changed key silently empties every user's cache: these values are pinned on purpose."""
+    from evalkit.cache import cache_key
+
+    messages = [{"role": "user", "content": "Grüße, 東京"}]
+    key = cache_key("openai:/gpt-4o", "http://h/v1", {"temperature": 0, "seed": None}, messages)
+    assert key == "ec6b6f19036c1cd210f84c6693d088771f71aa0b42dd9edcee95500a438b09a9"
+    assert key == cache_key("openai:/gpt-4o", "http://h/v1", {"temperature": 0}, messages)
+    # A lone surrogate in decoded user text still hashes.
+    lone = cache_key("openai:/gpt-4o", None, {}, [{"role": "user", "content": "a\ud800b"}])
+    assert lone == "1bd350a2dcfdf500919a41610f98b204a668f13d1ac9e83b7ef4cadf556392d0"
+    with pytest.raises(ek.InvalidArgument, match="JSON-serializable"):
+        cache_key("openai:/gpt-4o", None, {"temperature": object()}, messages)
+
+
+def test_a_row_that_runs_out_of_retries_records_its_attempts_and_time():
+    rows = jobs(2)
+    with FakeOpenAIServer(FakeConfig(rate_500=1.0)) as server:
+        _, outcomes = run_against(server, rows, RunnerConfig(concurrency=2, max_attempts=3, backoff_base=0.01,
+                                                             backoff_max=0.02))
+    for outcome in outcomes.values():
+        assert (outcome.status, outcome.error_type, outcome.attempts) == (RowStatus.FAILED, "transient", 3)
+        assert "HTTP 500" in outcome.error or "500" in outcome.error
+        assert 0 < outcome.total_latency_s < 30

@@ -113,3 +113,38 @@ def test_write_transaction_retries_lock_errors_only(traced, monkeypatch):
     with pytest.raises(OperationalError, match="locked"):
         engine_module.write_transaction(engine, flaky("database is locked", 5))
     assert len(calls) == 1  # past its deadline: the lock error is raised
+
+
+def test_experiment_tags_lifecycle_and_run_tag_deletion(traced):
+    client, _ = traced
+    experiment = client.create_experiment("tagged")
+    client.set_experiment_tag(experiment, "team", "search")
+    client.set_experiment_tag(experiment, "team", "ranking")  # overwritten, not duplicated
+    client.set_experiment_tag(experiment, "owner", 42)
+    assert client.get_experiment(experiment).tags == {"team": "ranking", "owner": "42"}
+
+    before = client.get_experiment(experiment).last_update_time
+    client.delete_experiment(experiment)
+    deleted = client.get_experiment(experiment)
+    assert deleted.lifecycle_stage == "deleted" and deleted.last_update_time >= before
+    with pytest.raises(ek.InvalidState, match="is deleted; restore it first"):
+        client.set_experiment_tag(experiment, "team", "x")
+    client.restore_experiment(experiment)
+    assert client.get_experiment(experiment).lifecycle_stage == "active"
+    client.set_experiment_tag(experiment, "team", "x")
+    assert client.get_experiment(experiment).tags["team"] == "x"
+    with pytest.raises(ek.NotFound, match="no experiment with id '999'"):
+        client.set_experiment_tag("999", "team", "x")
+    with pytest.raises(ek.NotFound):
+        client.delete_experiment("999")
+
+    run = client.create_run(experiment).info.run_id
+    client.set_tag(run, "keep", "1")
+    client.set_tag(run, "drop", "2")
+    client.delete_tag(run, "drop")  # flushes the queued tags first
+    assert client.get_run(run).data.tags.get("drop") is None
+    assert client.get_run(run).data.tags["keep"] == "1"
+    with pytest.raises(ek.NotFound, match=f"run {run} has no tag 'drop'"):
+        client.delete_tag(run, "drop")
+    with pytest.raises(ek.NotFound):
+        client.delete_tag("0" * 32, "keep")
