@@ -217,3 +217,44 @@ def test_a_row_that_runs_out_of_retries_records_its_attempts_and_time():
         assert (outcome.status, outcome.error_type, outcome.attempts) == (RowStatus.FAILED, "transient", 3)
         assert "HTTP 500" in outcome.error or "500" in outcome.error
         assert 0 < outcome.total_latency_s < 30
+
+
+def test_a_failed_cache_write_is_logged_and_raised_by_the_next_flush_once(tmp_path, caplog):
+    import logging
+    import sqlite3
+
+    from evalkit.cache import CachedResponse, ResponseCache
+    from evalkit.models.base import Usage
+
+    answer = CachedResponse("text", Usage(3, 4), "snap", 0.5, 0.001, 1.0)
+    path = tmp_path / "deep" / "er" / "cache.db"  # missing folders are created
+    cache = ResponseCache(path)
+    cache.put("k1", answer)
+    cache.flush()
+    assert cache.get("k1") == answer
+    with sqlite3.connect(path) as other:
+        other.execute("DROP TABLE responses")
+    caplog.set_level(logging.WARNING, logger="evalkit.cache")
+    cache.put("k2", answer)
+    cache.put("k3", answer)
+    with pytest.raises(ek.StoreUnavailable, match=f"could not write to response cache {path}: no such table"):
+        cache.flush()
+    assert f"response cache {path}: could not write 2 answers: no such table: responses" in caplog.text
+    cache.flush()  # reported once; the writer thread lives on
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE responses (key TEXT PRIMARY KEY NOT NULL, text TEXT NOT NULL, input_tokens "
+                      "INTEGER, output_tokens INTEGER, cached_input_tokens INTEGER, usage_estimated INTEGER, "
+                      "model_snapshot TEXT, latency_s REAL NOT NULL, cost_usd REAL, created_at REAL NOT NULL)")
+    cache.put("k4", answer)
+    cache.flush()
+    assert cache.get("k4") == answer
+    cache.close()
+    with pytest.raises(ek.InvalidState, match=f"response cache {path} is closed"):
+        cache.get("k4")
+    with pytest.raises(ek.InvalidArgument, match="put expects a CachedResponse, got str"):
+        cache.put("k5", "text")
+    read_only = ResponseCache(path, mode="read-only")
+    assert read_only.get("k4") == answer
+    read_only.put("k6", answer)  # a no-op
+    assert read_only.get("k6") is None
+    read_only.close()
