@@ -532,3 +532,114 @@ def test_paired_delta_verdicts_at_zero_and_with_one_pair():
     two = paired_delta([0.9, 0.8], [0.5, 0.5])
     assert two.n_pairs == 2 and two.low == pytest.approx(0.3) and two.high == pytest.approx(0.4)
     assert paired_delta([np.nan], [1.0]) is None
+
+
+# ---- survivors of `make mutate`, killed ------------------------------------------------------
+
+
+def test_compare_error_results_in_full():
+    table = scored("faithfulness/score", [0.5, 0.5, 0.5])
+    rule = Comparison("faithfulness/mean", "paired")
+    unreliable = {"faithfulness/v1/mean": 0.5, "faithfulness/v1/rows_failed": 1.0, "faithfulness/v1/rows_scored": 0.0}
+    gate = compare(rule, RunScores("now", unreliable, table, "d"), RunScores("b", {}, table, "d"))
+    assert gate == GateResult(rule.name, "paired", "faithfulness/v1/mean", ERROR,
+                              "faithfulness/v1/mean is not reliable: 1 of 1 rows could not be scored "
+                              "(see the faithfulness/v1 errors in the report)")
+    missing = compare(rule, RunScores("now", {}, table, "d"), RunScores("b", {}, table, "d"))
+    assert missing == GateResult(rule.name, "paired", "faithfulness/mean", ERROR,
+                                 "no metric 'faithfulness/mean'; the run logged no metrics")
+    metrics = {"faithfulness/v1/mean": 0.5}
+    no_column = compare(rule, RunScores("now", metrics, table, "d"), RunScores("b", {}, table[["inputs"]], "d"))
+    assert no_column == GateResult(rule.name, "paired", "faithfulness/v1/mean", ERROR,
+                                   "faithfulness/v1/mean has no per-row values to pair; compare it with test: tolerance")
+    empty = RunScores("b", {}, scored("faithfulness/score", [np.nan] * 3), "d")
+    assert compare(rule, RunScores("now", metrics, table, "d"), empty) == GateResult(
+        rule.name, "paired", "faithfulness/v1/mean", ERROR, "no row has faithfulness/v1/mean in both runs")
+
+
+@pytest.mark.parametrize(("failed", "scored_rows", "reliable"), [(1.0, 0.0, False), (1.0, None, True), (None, 5.0, True),
+                                                                  (0.0, 0.0, True)])
+def test_unreliable_needs_both_counts(failed, scored_rows, reliable):
+    metrics = {"faithfulness/v1/mean": 0.9}
+    if failed is not None:
+        metrics["faithfulness/v1/rows_failed"] = failed
+    if scored_rows is not None:
+        metrics["faithfulness/v1/rows_scored"] = scored_rows
+    gate = check_threshold(parse_threshold("faithfulness/mean >= 0.5"), run(metrics))
+    assert gate.status == (PASSED if reliable else ERROR), gate.message
+
+
+def test_paired_compare_is_deterministic_uses_the_statistic_and_pairs_rows_by_input():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0, 1, ROWS)
+    now = base - rng.uniform(0, 0.1, ROWS)
+    current, baseline = paired_runs("faithfulness/score", list(base), list(now))
+    current.metrics["faithfulness/v1/p50"] = float(np.median(now))
+    rule = Comparison("faithfulness/p50", "paired")
+    first, second = compare(rule, current, baseline), compare(rule, current, baseline)
+    assert first.p_value == second.p_value and first.method == "bootstrap"
+    assert first.observed == pytest.approx(np.median(now)) and first.baseline == pytest.approx(np.median(base))
+    # Other data, rows in another order: each row is compared with its own input's baseline row.
+    cur = RunScores("now", {"faithfulness/v1/mean": 0.0}, scored("faithfulness/score", [0.1, 0.2, 0.3]), "d1")
+    other = scored("faithfulness/score", [0.9, 0.5, 0.9]).assign(inputs=["zz", "q0", "q2"])
+    gate = compare(Comparison("faithfulness/mean", "paired"), cur, RunScores("b", {}, other, "d2"))
+    assert gate.n_pairs == 2 and gate.observed == pytest.approx(0.2) and gate.baseline == pytest.approx(0.7)
+    rows = worst_rows(cur.table, "faithfulness/v1/mean", baseline=other, pairs=(np.array([0, 2]), np.array([1, 2])))
+    assert [(r["row"], r["value"], r["baseline"]) for r in rows] == [(2, 0.3, 0.9), (0, 0.1, 0.5)]
+    mixed = scored("faithfulness/score", [0.1, 0.6, 0.3])
+    rows = worst_rows(mixed, "faithfulness/v1/mean", baseline=other, pairs=(np.array([0, 2]), np.array([1, 2])))
+    assert [r["row"] for r in rows] == [2, 0]
+    # Close to no change: the p-value is in the middle, and the same on every call (seeded).
+    noisy = RunScores("now", {"faithfulness/v1/mean": 0.5},
+                      scored("faithfulness/score", list(base + rng.normal(0, 0.05, ROWS))), "d1")
+    rule = Comparison("faithfulness/mean", "paired")
+    p_values = {compare(rule, noisy, baseline).p_value for _ in range(3)}
+    assert len(p_values) == 1 and 0.05 < p_values.pop() < 0.95
+
+
+def test_decide_paired_messages_and_drop_in_full():
+    noted = paired_gate("noted", 0.01)
+    noted.message = "the baseline used other data; 40 of 40 rows paired by input"
+    plain = paired_gate("plain", 0.5)
+    decide_paired([noted, plain], rules_for(noted, plain), alpha=0.05, correction="none")
+    assert noted.message == ("significant regression: faithfulness/v1/mean = 0.7 vs baseline 0.8 on 40 paired rows "
+                             "(change -0.1, one-sided bootstrap p = 0.0100, alpha 0.05); the baseline used other data; "
+                             "40 of 40 rows paired by input")
+    assert plain.message == ("no regression (not significant): faithfulness/v1/mean = 0.7 vs baseline 0.8 on 40 paired "
+                             "rows (change -0.1, one-sided bootstrap p = 0.5000, alpha 0.05)")
+    quiet = paired_gate("quiet", 0.01)
+    quiet.message = "a note"
+    decide_paired([quiet], rules_for(quiet), alpha=0.05, correction="holm")
+    assert quiet.status == FAILED and quiet.message.endswith("alpha 0.05); a note")
+    within = paired_gate("within", 0.01, delta=-0.03)
+    within.message = "a note"
+    decide_paired([within], {"within": Comparison(within.metric, "paired", min_effect=0.05)}, 0.05, "none")
+    assert within.status == PASSED and within.message.endswith("alpha 0.05); a note")
+    assert "significant but within min_effect 0.05" in within.message
+    unchanged = paired_gate("unchanged", 0.001, metric="latency/mean_ms", delta=0.0)
+    decide_paired([unchanged], rules_for(unchanged), alpha=0.05, correction="none")
+    assert unchanged.status == PASSED
+
+
+def test_row_values_of_a_score_ignore_the_latency_column():
+    table = scored("faithfulness/score", [0.2, 0.4]).assign(total_latency_ms=[100.0, 200.0])
+    values, _ = row_values(table, "faithfulness/v1/mean")
+    assert list(values) == [0.2, 0.4]
+
+
+def test_worst_rows_ties_keep_row_order_and_unchanged_rows_are_not_drops():
+    levels = np.random.default_rng(0).choice([0.1, 0.2, 0.3], 50)
+    ranked = [r["row"] for r in worst_rows(scored("faithfulness/score", list(levels)), "faithfulness/v1/mean")]
+    assert ranked == [int(i) for i in np.flatnonzero(levels == 0.1)[:5]]
+    pairs = (np.arange(50), np.arange(50))
+    ranked = [r["row"] for r in worst_rows(scored("faithfulness/score", list(levels)), "faithfulness/v1/mean",
+                                           baseline=scored("faithfulness/score", [0.5] * 50), pairs=pairs)]
+    assert ranked == [int(i) for i in np.flatnonzero(levels == 0.1)[:5]]
+    table = scored("faithfulness/score", [0.5] * 100)
+    assert [r["row"] for r in worst_rows(table, "faithfulness/v1/mean")] == [0, 1, 2, 3, 4]
+    before = scored("faithfulness/score", [0.6] * 100)
+    pairs = (np.arange(100), np.arange(100))
+    assert [r["row"] for r in worst_rows(table, "faithfulness/v1/mean", baseline=before, pairs=pairs)] == [0, 1, 2, 3, 4]
+    assert worst_rows(table, "faithfulness/v1/mean", baseline=table, pairs=pairs) == []
+    # A baseline without pairs: rows are ranked by their own value.
+    assert [r["row"] for r in worst_rows(table, "faithfulness/v1/mean", baseline=before)] == [0, 1, 2, 3, 4]
