@@ -643,3 +643,56 @@ def test_worst_rows_ties_keep_row_order_and_unchanged_rows_are_not_drops():
     assert worst_rows(table, "faithfulness/v1/mean", baseline=table, pairs=pairs) == []
     # A baseline without pairs: rows are ranked by their own value.
     assert [r["row"] for r in worst_rows(table, "faithfulness/v1/mean", baseline=before)] == [0, 1, 2, 3, 4]
+
+
+def test_small_samples_use_the_exact_swap_test_and_its_p_values():
+    base = np.linspace(0.5, 0.9, 12)
+    worse = base - np.linspace(0.01, 0.12, 12)
+    exact = paired_regression_test(worse, base)
+    assert (exact.method, exact.resamples, exact.n_pairs) == ("permutation", 4096, 12)
+    assert exact.p_value == 1 / 4096  # only the observed pattern is as bad
+    eight = paired_regression_test(worse[:8], base[:8])
+    assert eight.p_value == 1 / 256 and eight.resamples == 256
+    base20 = np.linspace(0.5, 0.9, 20)
+    sampled = paired_regression_test(base20 - np.linspace(0.01, 0.2, 20), base20)
+    assert (sampled.method, sampled.resamples) == ("permutation", 10_000)
+    assert sampled.p_value == 1 / 10_001  # none of 10,000 random swaps is as bad, plus one
+    same = paired_regression_test(base20, base20)
+    assert same.p_value == 1.0
+
+
+def test_bootstrap_interval_is_the_seeded_percentile_bootstrap():
+    from evalkit.stats import bootstrap_interval
+
+    values = np.random.default_rng(9).uniform(0, 1, ROWS)
+    interval = bootstrap_interval(list(values) + [None])  # None is a row without a score
+    assert interval == bootstrap_interval(values, seed=0)
+    estimates = values[np.random.default_rng(0).integers(0, ROWS, size=(1000, ROWS))].mean(axis=1)
+    low, high = np.quantile(estimates, [0.025, 0.975])
+    assert (interval.low, interval.high, interval.n) == pytest.approx((low, high, ROWS))
+    assert interval.value == pytest.approx(values.mean())
+    assert bootstrap_interval([None, np.nan]) is None
+    one = bootstrap_interval([0.3])
+    assert (one.value, one.low, one.high, one.n) == (0.3, 0.3, 0.3, 1)
+    from evalkit.stats import paired_delta
+
+    assert paired_delta([0.9, None], [0.5, 0.4]).n_pairs == 1
+
+
+def test_pacing_limiter_interval_and_burst():
+    import asyncio
+    import time
+
+    from evalkit.runner.ratelimit import PacingLimiter
+
+    assert PacingLimiter(600).interval == pytest.approx(0.1 * 1.002)
+    assert PacingLimiter(0.5).interval == pytest.approx(120 * 1.002)  # under one a minute is fine
+    with pytest.raises(ValueError, match="rate must be positive"):
+        PacingLimiter(0)
+
+    async def first_wait(limiter: PacingLimiter) -> float:
+        start = time.monotonic()
+        await limiter.acquire()
+        return time.monotonic() - start
+
+    assert asyncio.run(first_wait(PacingLimiter(60, burst_seconds=1.0))) < 0.5
