@@ -258,3 +258,22 @@ def test_a_failed_cache_write_is_logged_and_raised_by_the_next_flush_once(tmp_pa
     read_only.put("k6", answer)  # a no-op
     assert read_only.get("k6") is None
     read_only.close()
+
+
+def test_a_tokens_per_minute_budget_paces_requests_by_their_tokens():
+    import time
+
+    from evalkit.runner.ratelimit import RateLimits
+
+    limits = RateLimits(tpm=6000)  # 100 tokens a second
+
+    async def three_requests() -> float:
+        start = time.monotonic()
+        for tokens in (100, 100, 50):
+            await limits.acquire(tokens)
+        return time.monotonic() - start
+
+    # The first request goes at once; each next one waits for the previous one's tokens (1 s each).
+    elapsed = asyncio.run(three_requests())
+    assert 1.9 <= elapsed < 4.0, elapsed
+    assert RateLimits().tokens is None and RateLimits().requests is None
