@@ -696,3 +696,46 @@ def test_pacing_limiter_interval_and_burst():
         return time.monotonic() - start
 
     assert asyncio.run(first_wait(PacingLimiter(60, burst_seconds=1.0))) < 0.5
+
+
+def _bootstrap_p_by_hand(a: np.ndarray, b: np.ndarray, sign: float, chunk: int) -> float:
+    rng, not_worse = np.random.default_rng(0), 0
+    for start in range(0, 10_000, chunk):
+        indices = rng.integers(0, a.size, size=(min(chunk, 10_000 - start), a.size))
+        not_worse += int(np.count_nonzero((a[indices].mean(axis=1) - b[indices].mean(axis=1)) * sign >= -1e-12))
+    return (not_worse + 1) / 10_001
+
+
+@pytest.mark.parametrize("rows", [40, 500])  # 500 rows: the resamples come in two chunks
+def test_bootstrap_p_value_is_reproduced_by_hand(rows):
+    rng = np.random.default_rng(rows)
+    base = rng.uniform(0, 1, rows)
+    now = base + rng.normal(-0.01, 0.1, rows)
+    chunk = max(1, 4_000_000 // rows)
+    for higher, sign in ((True, 1.0), (False, -1.0)):
+        result = paired_regression_test(now, base, higher_is_better=higher)
+        assert result.p_value == pytest.approx(_bootstrap_p_by_hand(now, base, sign, chunk), abs=1e-12)
+        assert result == paired_regression_test(now, base, higher_is_better=higher, seed=0)
+
+
+def test_exact_swap_p_value_is_reproduced_by_hand():
+    import itertools
+
+    rng = np.random.default_rng(4)
+    base = rng.uniform(0, 1, 7)
+    now = base + rng.normal(-0.05, 0.1, 7)  # some rows better, some worse
+    observed = now.mean() - base.mean()
+    as_bad = 0
+    for pattern in itertools.product([False, True], repeat=7):
+        swap = np.array(pattern)
+        a, b = np.where(swap, base, now), np.where(swap, now, base)
+        as_bad += a.mean() - b.mean() <= observed + 1e-12
+    assert paired_regression_test(now, base).p_value == as_bad / 128
+    assert 0.05 < as_bad / 128 < 0.95
+    # The median, which unlike the mean does not split into a sum over the swapped pairs.
+    from evalkit.stats import percentile_statistic
+
+    observed = np.median(now) - np.median(base)
+    as_bad = sum(np.median(np.where(s, base, now)) - np.median(np.where(s, now, base)) <= observed + 1e-12
+                 for s in map(np.array, itertools.product([False, True], repeat=7)))
+    assert paired_regression_test(now, base, statistic=percentile_statistic(50)).p_value == as_bad / 128
