@@ -607,6 +607,9 @@ def test_decide_paired_messages_and_drop_in_full():
                              "40 of 40 rows paired by input")
     assert plain.message == ("no regression (not significant): faithfulness/v1/mean = 0.7 vs baseline 0.8 on 40 paired "
                              "rows (change -0.1, one-sided bootstrap p = 0.5000, alpha 0.05)")
+    bare = paired_gate("bare", 0.01)
+    decide_paired([bare], rules_for(bare), alpha=0.05, correction="none")
+    assert bare.message.endswith("p = 0.0100, alpha 0.05)")
     quiet = paired_gate("quiet", 0.01)
     quiet.message = "a note"
     decide_paired([quiet], rules_for(quiet), alpha=0.05, correction="holm")
