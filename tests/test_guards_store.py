@@ -32,7 +32,7 @@ def traced(tmp_path):
             statements.append(sql)
 
     @event.listens_for(engine, "connect")
-    def _trace(dbapi_connection: sqlite3.Connection, _record) -> None:  # noqa: ANN001
+    def _trace(dbapi_connection: sqlite3.Connection, _record) -> None:
         dbapi_connection.set_trace_callback(trace)
 
     engine.dispose()  # connections made from now on are traced
