@@ -176,14 +176,18 @@ def test_a_read_waits_for_a_flush_under_way(inner):
     assert seen == [{"loss": 0.0}]
 
 
-def test_values_are_flushed_at_exit_and_on_close(inner):
+def test_values_are_flushed_and_the_store_closed_at_exit(inner):
     store, run_id = make(inner)
     store.log_batch(run_id, metrics=[metric(0)])
-    buffered._flush_all_at_exit()
-    assert len(inner.batches) == 1
+    buffered._close_all_at_exit()
+    assert len(inner.batches) == 1 and inner.closed  # closing is what checkpoints a SQLite store
+
+
+def test_values_are_flushed_on_close(inner):
+    store, run_id = make(inner)
     store.log_batch(run_id, metrics=[metric(1)])
     flusher = store._flusher
     store.close()
-    assert len(inner.batches) == 2 and inner.closed
+    assert len(inner.batches) == 1 and inner.closed
     flusher.join(5)
     assert not flusher.is_alive()  # closing stops the background thread

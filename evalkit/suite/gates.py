@@ -265,7 +265,9 @@ def _tolerance(rule: Comparison, metric: str, current: RunScores, baseline: RunS
     if metric not in baseline.metrics:
         return GateResult(rule.name, "tolerance", metric, ERROR, f"the baseline run {baseline.run_id} has no {metric}")
     now, before = current.metrics[metric], baseline.metrics[metric]
-    if not (math.isfinite(now) and math.isfinite(before)):  # e.g. the latency of a run served from the cache
+    if not (math.isfinite(now) and math.isfinite(before)):
+        # NaN compares false with everything: left alone, it would pass the gate (e.g. the latency
+        # of a run served from the cache).
         return GateResult(rule.name, "tolerance", metric, ERROR,
                           f"{metric} = {now} vs baseline {before}: cannot be compared", observed=now, baseline=before,
                           higher_is_better=better)

@@ -187,11 +187,12 @@ class SqlStore(TrackingStore):
         write_transaction(self.engine, work)
 
     def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Give an active experiment another name, unique like the names ``create_experiment`` takes."""
         validate_experiment_name(new_name)
         pk = _experiment_pk(experiment_id)
 
         def work(conn: Connection) -> None:
-            self._require_experiment(conn, pk, active=None)
+            self._require_experiment(conn, pk, active=True)
             taken = conn.execute(
                 select(t.experiments.c.experiment_id).where(
                     t.experiments.c.name == new_name, t.experiments.c.experiment_id != pk
