@@ -42,12 +42,12 @@ MUTATE_JOBS ?= 2
 STORE := evalkit.tracking.sql.store
 # The store's write path only: its reads and search are covered by other suites.
 MUTATE_STORE_WRITES := "$(STORE).*create_experiment*" "$(STORE).*set_experiment_tag*" "$(STORE).*_stage*" \
-	"$(STORE).*create_run*" "$(STORE).*update_run*" "$(STORE).*log_batch*" "$(STORE).*writable*" \
-	"$(STORE).*flush*" "$(STORE).*_write_batch*" "$(STORE).*param_conflicts*" "$(STORE).*delete_tag*" \
-	"$(STORE).*upsert*" "$(STORE).*close*"
+	"$(STORE).*create_run*" "$(STORE).*update_run*" "$(STORE).*log_batch*" "$(STORE).*_write*" \
+	"$(STORE).*_checked_batch*" "$(STORE).*delete_tag*" "$(STORE).*upsert*" "$(STORE).*checkpoint*" \
+	"$(STORE).*close*" "evalkit.tracking.buffered.*"
 MUTATE_TARGETS ?= "evalkit.suite.gates.*" "evalkit.stats.*" "evalkit.runner.runner.*" "evalkit.runner.caller.*" \
-	"evalkit.runner.ratelimit.*" "evalkit.cache.*" "evalkit.tracking.sql.engine.*" $(MUTATE_STORE_WRITES)
-# The redaction module: add "evalkit.redaction.*" above (and its file to [tool.mutmut]) when it lands.
+	"evalkit.runner.ratelimit.*" "evalkit.cache.*" "evalkit.tracking.sql.engine.*" "evalkit.redaction.*" \
+	$(MUTATE_STORE_WRITES)
 
 mutate: $(BIN)/.installed-dev
 	$(BIN)/pip install --quiet 'mutmut==$(MUTMUT_VERSION)'

@@ -134,13 +134,26 @@ class Runner:
         # at the first such answer (none of them is billed) instead of recording it N times.
         semaphore = asyncio.Semaphore(self.config.concurrency)
         queued_at = time.monotonic()
-        tasks = [asyncio.ensure_future(self._run_job(job, queued_at, semaphore)) for job in pending]
+
+        async def answer(job: RowJob) -> tuple[RowOutcome, bool]:
+            async with semaphore:
+                outcome = await self._run_job(job, queued_at)
+                # Recorded (journalled) before the slot goes to the next row: at a Ctrl-C, no
+                # answered row is left unjournalled while more than `concurrency` were asked for.
+                if outcome.error_type == "permanent" and not self._answered_any:
+                    return outcome, False
+                record(outcome)
+                return outcome, True
+
+        tasks = [asyncio.ensure_future(answer(job)) for job in pending]
         try:
             for finished in asyncio.as_completed(tasks):
-                outcome = await finished
-                if outcome.error_type == "permanent" and not self._answered_any:
+                outcome, recorded = await finished
+                if recorded:
+                    continue
+                if not self._answered_any:
                     raise PermanentModelError(outcome.error or "the model refused the request")
-                record(outcome)
+                record(outcome)  # another row was answered meanwhile: this one is a row's failure
         finally:
             for task in tasks:
                 task.cancel()
@@ -158,16 +171,15 @@ class Runner:
         self._reserved += estimate
         return estimate
 
-    async def _run_job(self, job: RowJob, queued_at: float, semaphore: asyncio.Semaphore) -> RowOutcome:
+    async def _run_job(self, job: RowJob, queued_at: float) -> RowOutcome:
         try:
-            async with semaphore:
-                # Booked when the request is about to go, so the decision sees every answer so far.
-                reserved = self._reserve(job)
-                try:
-                    result = await self.caller.call(job.messages, request=RowCall(job.input, job.contexts, job.row, job.messages),
-                                                    use_cache=False)
-                finally:
-                    self._reserved -= reserved
+            # Booked when the request is about to go, so the decision sees every answer so far.
+            reserved = self._reserve(job)
+            try:
+                result = await self.caller.call(job.messages, request=RowCall(job.input, job.contexts, job.row, job.messages),
+                                                use_cache=False)
+            finally:
+                self._reserved -= reserved
         except BudgetExceeded:
             return RowOutcome(job.index, RowStatus.SKIPPED, error_type="budget",
                               error=f"not sent: the run stopped at max_cost_usd={self.config.max_cost_usd}")
