@@ -2,7 +2,8 @@
 
     EvalkitError                 INTERNAL_ERROR      500
     ├── InvalidArgument          INVALID_ARGUMENT    400  (also a ValueError)
-    │   └── FilterSyntaxError                        400  a search filter that cannot be parsed
+    │   ├── FilterSyntaxError                        400  a search filter that cannot be parsed
+    │   └── MissingExtra                             400  an optional dependency is not installed
     ├── NotFound                 NOT_FOUND           404  (also a LookupError)
     ├── AlreadyExists            ALREADY_EXISTS      409
     ├── InvalidState             INVALID_STATE       409
@@ -98,6 +99,16 @@ class EvaluationFailed(EvalkitError):
             f" ({counts.get('failed', 0)} failed, {counts.get('skipped', 0)} not sent).{where}"
             f" Resume with: {resume_command}"
         )
+
+
+class MissingExtra(InvalidArgument):
+    """A feature whose optional dependencies are not installed; the message names the extra that
+    brings them (``pip install 'evalkit[<extra>]'``)."""
+
+    def __init__(self, what: str, extra: str, module: str) -> None:
+        self.extra = extra
+        super().__init__(f"{what} needs the {extra!r} extra, which is not installed (no module {module!r}): "
+                         f"pip install 'evalkit[{extra}]'")
 
 
 def error_from_code(code: str | None, message: str) -> EvalkitError:

@@ -159,7 +159,8 @@ def evaluate(
     judge_rpm, judge_tpm = parse_rate_limit(judge_rate_limit)
     available = {name for name, present in (("targets", dataset.target_column), ("contexts", dataset.context_column),
                                             ("judge", judge), ("model_run", model is not None)) if present}
-    chosen = resolve_evaluators(evaluators, model_type, extra_metrics, evaluator_config, available)
+    skipped: list[str] = []
+    chosen = resolve_evaluators(evaluators, model_type, extra_metrics, evaluator_config, available, skipped)
     infos = [evaluator_info(e) for e in chosen]
     price_table = PriceTable.load(prices)
     chat_model = _build_model(model, timeout, concurrency) if model is not None else None
@@ -277,7 +278,7 @@ def evaluate(
         unscored=_unscored(infos, metrics),
         evaluators=infos,
     )
-    result.warnings = _row_failures(outcomes if runner is not None else [])
+    result.warnings = [*skipped, *_row_failures(outcomes if runner is not None else [])]
     for message in [*result.warnings, *result.unscored.values()]:
         warnings.warn(f"evalkit: {message}", EvaluationWarning, stacklevel=2)
     return result

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalkit import plugins
-from evalkit.errors import InvalidArgument
+from evalkit.errors import InvalidArgument, MissingExtra
 from evalkit.scoring import (
     Evaluator,
     evaluator_info,
@@ -96,9 +96,13 @@ def resolve_evaluators(
     extra_metrics: Sequence[Any] | None,
     evaluator_config: dict[str, dict[str, Any]] | None,
     available_data: set[str],
+    skipped: list[str] | None = None,
 ) -> list[Evaluator]:
     """The evaluators a run uses. ``"default"`` picks the model type's defaults whose data is
-    present; an evaluator asked for by name whose data is missing is an error naming both."""
+    present; an evaluator asked for by name whose data is missing is an error naming both.
+
+    A default whose optional dependencies are not installed (``MissingExtra``) is left out, and
+    why (with the extra to install) is appended to ``skipped``; asked for by name, it is an error."""
     if model_type not in DEFAULTS:
         raise InvalidArgument(f"unknown model_type {model_type!r}; use one of {', '.join(DEFAULTS)}")
     if model_type == "retrieval-augmented" and "contexts" not in available_data:
@@ -123,7 +127,12 @@ def resolve_evaluators(
     for name in defaults:
         if name in explicit_names or name in chosen:
             continue
-        evaluator = create_evaluator(name, config.get(name), judge, found, families)
+        try:
+            evaluator = create_evaluator(name, config.get(name), judge, found, families)
+        except MissingExtra as exc:
+            if skipped is not None:  # evaluate() warns with it, the CLI prints it: never silent
+                skipped.append(f"the default evaluator {name} is skipped: {exc}")
+            continue
         if all(need in available_data for need in evaluator_info(evaluator).requires):
             chosen[name] = evaluator  # a default that does not fit the data is left out
     for spec, name in zip(explicit, explicit_names, strict=True):

@@ -9,13 +9,24 @@
 
 from __future__ import annotations
 
+import importlib.util
 from importlib.metadata import EntryPoint, entry_points
+
+from evalkit.errors import MissingExtra
 
 EVALUATORS = "evalkit.evaluators"
 EVALUATOR_FAMILIES = "evalkit.evaluator_families"
 REPORTS = "evalkit.reports"
 MODELS = "evalkit.models"
 GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODELS)
+
+
+def require_extra(module: str, extra: str, what: str) -> None:
+    """Raise :class:`MissingExtra` naming ``extra`` unless ``module`` can be imported. Nothing is
+    imported: plugins call this when they are configured, so a missing package is reported
+    before any model call, not in the middle of scoring."""
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtra(what, extra, module)
 
 
 def find_plugins(group: str) -> dict[str, EntryPoint]:

@@ -28,6 +28,7 @@ from evalkit.scoring import (
 )
 from evaluators.answer_correctness_offline import OfflineAnswerCorrectness
 from evaluators.base import NO_OUTPUT
+from evaluators.embeddings import require_model
 from evaluators.embeddings import similarity as offline_similarity
 from evaluators.endpoint_embeddings import endpoint_similarity
 from evaluators.statements import split_statements
@@ -77,6 +78,8 @@ class JudgedAnswerCorrectness:
         total = sum(weights)
         self.weights = (weights[0] / total, weights[1] / total)
         self.embeddings = embeddings
+        if embeddings is None:
+            require_model("answer_correctness")
 
     async def _factuality(self, judge: Judge, row: EvalRow) -> tuple[float, str, str] | Score:
         try:

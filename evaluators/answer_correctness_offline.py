@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
 from evaluators.base import NO_OUTPUT
-from evaluators.embeddings import similarity
+from evaluators.embeddings import require_model, similarity
 from evaluators.text import token_f1
 
 F1_WEIGHT = 0.75
@@ -35,6 +35,9 @@ class OfflineAnswerCorrectness:
     metric_prefix = None  # answer_correctness/f1sim-v1/...
     stage = "score"
     higher_is_better = True
+
+    def __init__(self) -> None:
+        require_model("answer_correctness")
 
     async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         pairs = [(row.output, row.target) for row in rows if row.output is not None and row.target is not None]

@@ -27,6 +27,7 @@ from evalkit.scoring import (
     ScoringContext,
     mean_with_denominators,
 )
+from evaluators import embeddings as embeddings_module
 from evaluators.answer_relevancy_offline import OfflineAnswerRelevancy
 from evaluators.base import NO_OUTPUT
 from evaluators.embedder import Embedder
@@ -75,6 +76,8 @@ class JudgedAnswerRelevancy:
         self.embeddings = embeddings
         if embeddings is not None:
             parse_embeddings_uri(embeddings)  # a bad URI is an error now, before any call
+        else:
+            embeddings_module.require_model("answer_relevancy")
 
     async def _generate(self, judge: Judge, row: EvalRow) -> tuple[list[str], bool, str] | Score:
         try:

@@ -19,7 +19,7 @@ import re
 
 from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
 from evaluators.base import NO_OUTPUT
-from evaluators.embeddings import similarity
+from evaluators.embeddings import require_model, similarity
 from evaluators.text import tokens
 
 NONCOMMITTAL = re.compile(
@@ -52,6 +52,9 @@ class OfflineAnswerRelevancy:
     name = "answer_relevancy"
     version = "offline-v1"
     requires: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        require_model("answer_relevancy")
 
     async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         answered = [row for row in rows if row.output is not None]

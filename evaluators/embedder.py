@@ -20,7 +20,9 @@ from evaluators.endpoint_embeddings import EndpointEmbedder
 class Embedder:
     """``await embedder.embed(texts)``: unit-length float64 rows, one per text."""
 
-    def __init__(self, uri: str | None = None) -> None:
+    def __init__(self, uri: str | None = None, what: str = "this evaluator") -> None:
+        if uri is None:
+            embeddings.require_model(what)
         self.uri = uri
         self._endpoint: EndpointEmbedder | None = None
         self._vectors: dict[str, asyncio.Future[np.ndarray]] = {}

@@ -18,8 +18,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evalkit.plugins import require_extra
+
+OFFLINE_SCORERS = "offline-scorers"  # the extra that installs the offline models
+
 if TYPE_CHECKING:
     from wordllama import WordLlamaInference
+
+
+def require_model(what: str) -> None:
+    """Raise MissingExtra unless the offline embedding model's package is installed."""
+    require_extra("wordllama", OFFLINE_SCORERS, f"{what} (the offline embedding model)")
 
 
 @functools.cache

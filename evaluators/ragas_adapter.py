@@ -49,6 +49,7 @@ from evalkit.scoring import (
     ScoringContext,
     mean_with_denominators,
 )
+from evaluators import embeddings as embeddings_module
 from evaluators.base import NO_OUTPUT
 from evaluators.embedder import Embedder
 from evaluators.endpoint_embeddings import parse_embeddings_uri
@@ -183,6 +184,8 @@ class RagasMetric:
         self.embeddings = embeddings
         if embeddings is not None:
             parse_embeddings_uri(embeddings)  # a bad URI is an error now, before any call
+        elif self.spec.embeddings:
+            embeddings_module.require_model(f"ragas:{metric}")
         self.metric_kwargs = metric_kwargs
 
     def _build(self, collections: Any, judge: Judge, embedder: Embedder) -> Any:

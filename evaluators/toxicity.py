@@ -31,6 +31,7 @@ import numpy as np
 import openai
 
 from evalkit.errors import InvalidArgument
+from evalkit.plugins import require_extra
 from evalkit.scoring import (
     EvalRow,
     JudgeError,
@@ -40,6 +41,7 @@ from evalkit.scoring import (
     mean_with_denominators,
 )
 from evaluators.base import NO_OUTPUT
+from evaluators.embeddings import OFFLINE_SCORERS
 
 METHODS = ("offline", "moderation", "judge")
 # The moderation endpoint takes up to 32 texts per request.
@@ -119,6 +121,8 @@ class Toxicity:
         if (isinstance(threshold, bool) or not isinstance(threshold, int | float)
                 or math.isnan(threshold) or not 0 <= threshold <= 1):
             raise InvalidArgument(f"toxicity threshold must be a number from 0 to 1, got {threshold!r}")
+        if method == "offline":
+            require_extra("profanity_check", OFFLINE_SCORERS, "toxicity's offline classifier")
         self.method = method
         self.threshold = float(threshold)
         self.version = f"{method}-v1"

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from evalkit.errors import StoreUnavailable
+from evalkit.plugins import require_extra
 from evalkit.tracking.uri import StoreLocation
 
 T = TypeVar("T")
@@ -59,6 +60,7 @@ def create_store_engine(location: StoreLocation, create: bool = True) -> Engine:
         )
         _make_sqlite_transactional(engine)
     else:
+        require_extra("psycopg", "postgres", "a PostgreSQL tracking store")
         engine = create_engine(
             location.sqlalchemy_url,
             pool_pre_ping=True,

@@ -1,0 +1,37 @@
+"""Where evalkit finds what other packages plug into it: one entry-point group per kind of plugin.
+
+- ``evalkit.evaluators``: an evaluator factory per name (``exact_match = "pkg.mod:ExactMatch"``);
+- ``evalkit.evaluator_families``: a factory for evaluators named ``<family>:<metric>``
+  (``ragas:faithfulness``), called with ``metric=`` and the evaluator's config;
+- ``evalkit.reports``: the HTML report renderer (``html``);
+- ``evalkit.models``: a ChatModel factory per model URI scheme.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from importlib.metadata import EntryPoint, entry_points
+
+from evalkit.errors import MissingExtra
+
+EVALUATORS = "evalkit.evaluators"
+EVALUATOR_FAMILIES = "evalkit.evaluator_families"
+REPORTS = "evalkit.reports"
+MODELS = "evalkit.models"
+GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODELS)
+
+
+def require_extra(module: str, extra: str, what: str) -> None:
+    """Raise :class:`MissingExtra` naming ``extra`` unless ``module`` can be imported. Nothing is
+    imported: plugins call this when they are configured, so a missing package is reported
+    before any model call, not in the middle of scoring."""
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtra(what, extra, module)
+
+
+def find_plugins(group: str) -> dict[str, EntryPoint]:
+    """The entry points installed under ``group`` (one of ``GROUPS``), by name. Nothing is
+    imported until the caller loads one."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown plugin group {group!r}; evalkit reads {', '.join(GROUPS)}")
+    return {ep.name: ep for ep in entry_points(group=group)}

@@ -1,0 +1,1 @@
+"""The SQL tracking store: one code path for SQLite and PostgreSQL, on SQLAlchemy Core."""

@@ -1,0 +1,102 @@
+"""Tables of the SQL tracking store.
+
+Times are integer milliseconds since the epoch. Metric values are stored with an ``is_nan`` flag
+and a NULL value for NaN, because SQLite turns NaN into NULL anyway and PostgreSQL sorts NaN above
+every number: NULL gives both backends the same search semantics (NaN never matches).
+Changing this file needs a new migration in ``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("experiment_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(500), nullable=False, unique=True),
+    Column("artifact_location", Text, nullable=False),
+    Column("lifecycle_stage", String(32), nullable=False, default="active"),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("run_name", String(250), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger),
+    Column("lifecycle_stage", String(32), nullable=False, default="active"),
+    Column("artifact_uri", Text, nullable=False),
+    Column("parent_run_id", String(32)),
+    Column("user_id", String(250)),
+    Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+)
+
+def _run_key_values(name: str) -> Table:
+    """Params and tags: one text value per run and key."""
+    return Table(
+        name,
+        metadata,
+        Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+        Column("key", String(250), primary_key=True),
+        Column("value", Text, nullable=False),
+        Index(f"ix_{name}_key_value", "key", "value"),
+    )
+
+
+params = _run_key_values("params")
+tags = _run_key_values("tags")
+
+# Full history: one row per logged value.
+metric_history = Table(
+    "metric_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Float),
+    Column("is_nan", Boolean, nullable=False, default=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_metric_history_run_key", "run_id", "key", "step", "timestamp"),
+)
+
+# The value search and get_run see: the one with the highest step, then the latest timestamp.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Float),
+    Column("is_nan", Boolean, nullable=False, default=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Index("ix_latest_metrics_key_value", "key", "value"),
+)

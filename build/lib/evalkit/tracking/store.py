@@ -1,0 +1,261 @@
+"""``TrackingStore``: every operation ``TrackingClient`` needs from a place that keeps runs.
+
+A store holds experiments, runs, params, metrics (with their history) and tags. The SQL store
+(SQLite, PostgreSQL) implements it; the REST store that talks to an evalkit server will too.
+Stores are chosen by the tracking URI's scheme (``evalkit.tracking.schemes``) and wrapped in a
+``BufferedStore``, which batches writes for any of them.
+
+The contract every implementation keeps, so callers behave the same whatever the backend:
+
+- **Validation happens in the store.** Keys, values, lengths, run state and param immutability
+  are checked by the store itself with ``evalkit.validation`` (same rules, same messages), and a
+  ``log_batch`` is all-or-nothing: if any value is refused, none is written. A wrapper may check
+  earlier (``BufferedStore`` checks when a value is logged), never instead.
+- **Errors are evalkit errors**: ``InvalidArgument`` for a bad value, key, status, filter or page
+  token; ``NotFound`` for an unknown experiment or run id; ``AlreadyExists`` for a taken
+  experiment name; ``InvalidState`` for a write to a deleted experiment or to a run that is not
+  RUNNING or is deleted; ``StoreUnavailable`` when the store cannot be reached or opened. Their
+  codes map to HTTP statuses (``evalkit.errors``), so a remote store raises the same classes.
+- **Ids are strings**; times are integer milliseconds since the epoch (``evalkit.tracking.clock``).
+- **Stores do not buffer** unless they say so: after a call returns, the value is stored and
+  visible to every reader. ``flush`` exists for those that do, and is a no-op otherwise.
+
+Registered models get their own abstract store beside this one when the model registry lands, so
+one backend can implement both without this interface growing registry methods.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from evalkit.entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
+from evalkit.errors import AlreadyExists, InvalidArgument, InvalidState
+
+DEFAULT_EXPERIMENT_NAME = "Default"
+SEARCH_MAX_RESULTS = 50_000
+
+
+class TrackingStore(ABC):
+    """The operations of a tracking store; see the module docstring for the rules all of them keep.
+
+    A store registered under the ``evalkit.tracking_stores`` entry-point group is opened with
+    :meth:`from_uri`, after :meth:`normalize_uri` has checked and normalised the URI. Stores are
+    shared by every client of the same URI in a process, so they must be thread-safe.
+    """
+
+    # ---- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def normalize_uri(cls, uri: str) -> str:
+        """The canonical form of ``uri`` (one store is opened per canonical URI), or
+        ``InvalidArgument`` saying what is wrong with it. Must not connect to anything."""
+        return uri
+
+    @classmethod
+    def from_uri(cls, uri: str, create: bool = True) -> TrackingStore:
+        """Open the store that the normalised ``uri`` names; ``StoreUnavailable`` if it cannot be
+        reached or opened, or if it does not exist yet and ``create`` is False (read-only use).
+        Stores registered by URI scheme implement this."""
+        raise NotImplementedError(f"{cls.__name__} is not opened from a tracking URI")
+
+    @property
+    @abstractmethod
+    def display_uri(self) -> str:
+        """Where the store is, safe to print: no password or token in it."""
+
+    # ---- experiments -------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
+    ) -> str:
+        """Create an active experiment and return its id. ``AlreadyExists`` if the name is taken
+        (deleted experiments keep their names); ``InvalidArgument`` for an empty name or a bad tag.
+        Without ``artifact_location``, the store picks one under its default artifact root."""
+
+    @abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """The experiment, deleted or not; ``NotFound`` for an unknown id."""
+
+    @abstractmethod
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        """The experiment called ``name`` (deleted or not), or None."""
+
+    @abstractmethod
+    def search_experiments(
+        self, view_type: ViewType = ViewType.ACTIVE_ONLY, name_like: str | None = None, max_results: int = 1000
+    ) -> list[Experiment]:
+        """Experiments by deleted flag, in creation order; ``name_like`` is a case-sensitive SQL
+        LIKE pattern (``%`` any text, ``_`` one character)."""
+
+    @abstractmethod
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        """Set (or replace) a tag of an active experiment; ``InvalidState`` if it is deleted."""
+
+    @abstractmethod
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """Give an experiment a new name; ``AlreadyExists`` if another experiment has it,
+        ``InvalidArgument`` for an empty name, ``NotFound`` for an unknown id."""
+
+    @abstractmethod
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Mark the experiment deleted (kept, hidden from active searches; no new runs)."""
+
+    @abstractmethod
+    def restore_experiment(self, experiment_id: str) -> None:
+        """Mark a deleted experiment active again."""
+
+    def get_or_create_default_experiment(self) -> str:
+        """The id of the experiment called "Default", created if missing (safe if another
+        process creates it at the same time)."""
+        experiment = self.get_experiment_by_name(DEFAULT_EXPERIMENT_NAME)
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            return self.create_experiment(DEFAULT_EXPERIMENT_NAME)
+        except AlreadyExists:
+            return self.get_experiment_by_name(DEFAULT_EXPERIMENT_NAME).experiment_id  # type: ignore[union-attr]
+
+    # ---- runs --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_run(
+        self,
+        experiment_id: str,
+        run_name: str | None = None,
+        tags: dict[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        start_time: int | None = None,
+    ) -> Run:
+        """Start a RUNNING run in an active experiment and return it (its tags included).
+
+        A made-up name is given when ``run_name`` is None. ``NotFound`` for an unknown experiment
+        or parent run, ``InvalidState`` for a deleted experiment, ``InvalidArgument`` for a name
+        over 250 characters or a bad tag."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> Run:
+        """The run's info, params, tags and latest metric values; ``NotFound`` for an unknown id."""
+
+    @abstractmethod
+    def update_run(self, run_id: str, status: RunStatus | str, end_time: int | None = None) -> RunInfo:
+        """Set a run's status and return its new info. Any status but RUNNING ends the run (its
+        end time is ``end_time`` or now) and it stops accepting writes; RUNNING reopens it.
+        ``InvalidArgument`` for an unknown status, ``InvalidState`` if the run is deleted."""
+
+    def log_batch_and_update_run(
+        self,
+        run_id: str,
+        status: RunStatus | str,
+        end_time: int | None = None,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> RunInfo:
+        """``log_batch`` then ``update_run``: how a buffered run ends (its last values, then its
+        status). Stores that can do both in one transaction override this (the SQL store does, so
+        ending a run costs one commit, not two, and a refused value leaves the run RUNNING)."""
+        self.log_batch(run_id, metrics, params, tags)
+        return self.update_run(run_id, status, end_time)
+
+    @abstractmethod
+    def delete_run(self, run_id: str) -> None:
+        """Mark the run deleted: searches skip it unless asked for deleted runs, and it refuses writes."""
+
+    @abstractmethod
+    def restore_run(self, run_id: str) -> None:
+        """Mark a deleted run active again."""
+
+    def check_writable(self, run_id: str) -> None:
+        """Return if the run accepts writes; else ``NotFound`` (unknown run) or ``InvalidState``
+        (deleted, or not RUNNING), with the message a refused write gives."""
+        require_writable(self.get_run(run_id).info)
+
+    # ---- params, metrics, tags ---------------------------------------------------------------
+
+    @abstractmethod
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        """Write metrics (appended to their history), params and tags (replaced) to a RUNNING run,
+        all or nothing.
+
+        Every value is checked with ``evalkit.validation`` (``InvalidArgument`` names the key and
+        the problem). Params are immutable: logging a param again with the same value is allowed,
+        with another value (already stored, or earlier in the same batch) raises
+        ``InvalidArgument``. Writes to an unknown run raise ``NotFound``, to a deleted or ended run
+        ``InvalidState``. The latest value of a metric is the one with the highest step, then the
+        latest timestamp."""
+
+    @abstractmethod
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every logged value of a metric, by step then timestamp then logging order (empty for a
+        key never logged); ``NotFound`` for an unknown run."""
+
+    @abstractmethod
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """Remove a tag from a run; ``NotFound`` if the run has no such tag."""
+
+    # ---- search ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        order_by: Sequence[str] | str | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[Run], str | None]:
+        """One page of the runs of ``experiment_ids`` that match ``filter_string`` (the README's
+        grammar, parsed by ``evalkit.tracking.filter``), sorted by ``order_by``, and the opaque
+        token of the next page (None after the last). Pages are stable while no run is added.
+
+        ``InvalidArgument`` for ``max_results`` outside 1..``SEARCH_MAX_RESULTS`` or a bad page
+        token; ``FilterSyntaxError`` (an ``InvalidArgument``) for a bad filter or order."""
+
+    # ---- lifetime ----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every value the store holds back; a no-op for stores that do not buffer."""
+
+    def close(self) -> None:
+        """Flush, then release connections. The store is not used after this."""
+
+
+def require_writable(info: RunInfo) -> None:
+    """Raise ``InvalidState`` unless the run is active and RUNNING: the rule for every write."""
+    if info.lifecycle_stage is not LifecycleStage.ACTIVE:
+        raise InvalidState(f"run {info.run_id} is deleted: restore it before logging to it")
+    if info.status is not RunStatus.RUNNING:
+        raise InvalidState(
+            f"run {info.run_id} is {info.status.value}: only RUNNING runs accept writes "
+            "(reopen it with start_run(run_id=...))"
+        )
+
+
+def run_status(status: RunStatus | str) -> RunStatus:
+    """``status`` as a RunStatus (any case), or ``InvalidArgument`` listing the statuses."""
+    try:
+        return RunStatus(status.upper() if isinstance(status, str) else status)
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown run status {status!r}: use one of {', '.join(s.value for s in RunStatus)}"
+        ) from None

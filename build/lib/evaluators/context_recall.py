@@ -1,0 +1,72 @@
+"""context_recall: do the retrieved contexts hold what the reference answer says?
+
+- ``judge-v1`` (when a judge is configured): the judge splits the reference (target) into
+  standalone statements, then gives each a 0/1 verdict against the contexts. Score = attributed
+  statements / statements. The two steps are faithfulness's, applied to the reference instead
+  of the answer (``evaluators.statements``): answer correctness splits the same reference with
+  the same request, so a run with both pays for one split. ragas does both steps in one request.
+- ``offline-v1`` (no judge): the share of the reference's content tokens found in the contexts
+  (``context_recall_offline.py``).
+
+A row with no context, or no target, is not applicable; so is a reference with no statements.
+The model's answer is not used, so a row whose model call failed is still scored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from evalkit.errors import InvalidArgument
+from evalkit.scoring import (
+    EvalRow,
+    Judge,
+    JudgeError,
+    Score,
+    ScoringContext,
+    mean_with_denominators,
+)
+from evaluators.base import retrieval_not_applicable
+from evaluators.context_recall_offline import OfflineContextRecall
+from evaluators.statements import split_statements, verify_statements
+
+
+class JudgedContextRecall:
+    name = "context_recall"
+    version = "judge-v1"
+    requires = ("contexts", "targets", "judge")
+
+    async def _one(self, judge: Judge, row: EvalRow) -> Score:
+        if reason := retrieval_not_applicable(row):
+            return Score(None, applicable=False, justification=reason)
+        try:
+            statements, split_raw = await split_statements(judge, row.index, row.input, row.target or "")
+            if not statements:
+                return Score(None, applicable=False, justification="the reference makes no checkable claim",
+                             raw=split_raw)
+            verdicts, verify_raw = await verify_statements(judge, row.index, row.contexts, statements)
+        except JudgeError as exc:
+            return Score(None, error=str(exc), raw=exc.raw)
+        attributed = sum(v for v, _ in verdicts)
+        missing = [f"{s!r} ({reason})" for s, (v, reason) in zip(statements, verdicts, strict=True) if not v]
+        justification = f"{attributed} of {len(statements)} reference statements found in the contexts"
+        if missing:
+            justification += "; missing: " + "; ".join(missing)
+        return Score(attributed / len(statements), justification, raw=f"{split_raw}\n---\n{verify_raw}")
+
+    async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
+        if context is None or context.judge is None:
+            raise InvalidArgument("the judged context_recall needs a judge: pass judge='openai:/...'")
+        return list(await asyncio.gather(*(self._one(context.judge, row) for row in rows)))
+
+    def aggregate(self, scores: list[Score]) -> dict[str, float]:
+        return mean_with_denominators(scores)
+
+
+def ContextRecall(method: str = "auto", judge_available: bool = False) -> Any:  # noqa: N802 - factory
+    """``method``: "judge", "offline", or "auto" (the judge when one is configured)."""
+    if method not in ("auto", "judge", "offline"):
+        raise InvalidArgument(f"context_recall method must be 'auto', 'judge' or 'offline', got {method!r}")
+    if method == "judge" or (method == "auto" and judge_available):
+        return JudgedContextRecall()
+    return OfflineContextRecall()

@@ -1,0 +1,66 @@
+"""The embeddings an evaluator is configured with, for one run: the offline model
+(``embeddings.py``, the default) or an endpoint (``embeddings="openai:/<model>[?base_url=...]"``,
+``endpoint_embeddings.py``).
+
+Each distinct text is embedded once per run, and the texts asked for by calls made in the same
+turn of the event loop (e.g. many rows at once) go out together, in batched requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import numpy as np
+
+from evaluators import embeddings
+from evaluators.endpoint_embeddings import EndpointEmbedder
+
+
+class Embedder:
+    """``await embedder.embed(texts)``: unit-length float64 rows, one per text."""
+
+    def __init__(self, uri: str | None = None, what: str = "this evaluator") -> None:
+        if uri is None:
+            embeddings.require_model(what)
+        self.uri = uri
+        self._endpoint: EndpointEmbedder | None = None
+        self._vectors: dict[str, asyncio.Future[np.ndarray]] = {}
+        self._queue: list[str] = []
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        for text in texts:
+            if text not in self._vectors:
+                self._vectors[text] = loop.create_future()
+                if not self._queue:
+                    loop.call_soon(self._flush)
+                self._queue.append(text)
+        if not texts:
+            return np.zeros((0, 0))
+        return np.stack([await self._vectors[text] for text in texts])
+
+    def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        asyncio.ensure_future(self._send(batch))
+
+    async def _send(self, batch: list[str]) -> None:
+        try:
+            if self.uri is None:
+                vectors = await asyncio.to_thread(embeddings.embed, batch)
+            else:
+                self._endpoint = self._endpoint or EndpointEmbedder(self.uri)
+                vectors = await self._endpoint.embed(batch)
+        except Exception as exc:  # noqa: BLE001 - every caller waiting on this batch gets the error
+            for text in batch:
+                future = self._vectors.pop(text)
+                future.set_exception(exc)
+                future.exception()  # retrieved: callers that gave up on an earlier text log nothing
+            return
+        for text, vector in zip(batch, vectors, strict=True):
+            self._vectors[text].set_result(vector)
+
+    async def aclose(self) -> None:
+        if self._endpoint is not None:
+            await self._endpoint.aclose()
+            self._endpoint = None

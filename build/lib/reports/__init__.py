@@ -1,0 +1,1 @@
+"""HTML evaluation reports, rendered from runs and evaluation results."""

@@ -1,0 +1,295 @@
+"""What a report shows, gathered from the tracking store: the run, its per-row results table,
+and optionally a baseline run aligned row by row."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evalkit import Run, TrackingClient
+from evalkit.errors import InvalidArgument, NotFound
+from evalkit.run_evaluators import load_evaluators
+from evalkit.scoring import EvaluatorInfo
+from evalkit.stats import (
+    Delta,
+    Interval,
+    align_rows,
+    bootstrap_interval,
+    paired_delta,
+)
+from evalkit.suite.expressions import resolve_metric
+from evalkit.suite.history import HistoryPoint, metrics_history
+from evalkit.suite.tags import DATASET, GATES_FILE, MODEL, SUITE
+
+RESULTS_TABLE = "eval_results_table.parquet"
+TEXT_LIMIT = 4000  # characters of one input, output, context or justification embedded per row
+RAW_LIMIT = 8000
+LOW_SCORE = 0.5
+MIN_CHANGE = 0.001  # a mean score change smaller than this is not listed as regressed or improved
+HISTORY_RUNS = 30  # the pair's runs a history chart covers
+GATE_KINDS = ("threshold", "paired", "tolerance")
+PANELS = ("latency", "cost")  # evaluators (by metric prefix) shown in panels of their own, not as score cards
+
+
+@dataclass
+class RunView:
+    run: Run
+    experiment: str
+    table: pd.DataFrame
+    evaluators: list[EvaluatorInfo]  # those with per-row scores in the table, in the run's order
+
+    @property
+    def params(self) -> dict[str, str]:
+        return self.run.data.params
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.run.data.metrics
+
+    @functools.cached_property
+    def records(self) -> list[dict[str, Any]]:
+        # One conversion up front: row-by-row .iloc costs ~200 µs a row.
+        return self.table.to_dict(orient="records")
+
+    def scores(self, name: str) -> np.ndarray:
+        """The evaluator's per-row scores, NaN where a row has none (or a non-finite one)."""
+        values = pd.to_numeric(self.table[f"{name}/score"], errors="coerce").to_numpy(dtype=float)
+        return np.where(np.isfinite(values), values, np.nan)
+
+
+@dataclass
+class MetricCard:
+    name: str
+    label: str
+    interval: Interval | None
+    denominators: dict[str, int]
+    delta: Delta | None = None
+    higher_is_better: bool = True
+
+
+@dataclass
+class History:
+    metric: str  # as resolved on this run
+    points: list[HistoryPoint]  # oldest first
+
+
+@dataclass
+class SuiteView:
+    """What a suite job recorded on one of its pair runs: the gates.json artifact (every field
+    optional, so an older or hand-edited file still renders) and the history of the gated metrics."""
+
+    suite: str | None
+    dataset: str | None
+    model: str | None
+    status: str | None
+    error: str | None
+    baseline_run_id: str | None
+    gates: list[dict[str, Any]]
+    history: list[History]
+
+
+@dataclass
+class Report:
+    current: RunView
+    baseline: RunView | None
+    cards: list[MetricCard]
+    rows: list[dict[str, Any]]
+    total_rows: int
+    row_cap_note: str | None
+    digest_warning: str | None
+    changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    table_path: str | None = None
+    suite: SuiteView | None = None
+
+
+def load_run(client: TrackingClient, run_id: str) -> RunView:
+    run = client.get_run(run_id)
+    try:
+        table = client.load_table(run_id, RESULTS_TABLE)
+    except NotFound:
+        raise NotFound(f"run {run_id} has no {RESULTS_TABLE}: only runs logged by evaluate() have a report") from None
+    experiment = client.get_experiment(run.info.experiment_id).name
+    evaluators = [info for info in load_evaluators(client, run) if f"{info.name}/score" in table.columns]
+    return RunView(run, experiment, table, evaluators)
+
+
+def _text(value: Any, limit: int = TEXT_LIMIT) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + f"… [{len(text) - limit} more characters in the results table]"
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, else None: JSON has no NaN or infinity, and neither can be charted."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def load_suite_view(client: TrackingClient, view: RunView) -> SuiteView | None:
+    """The gates and metric history of a run made by ``evalkit.suite.run_suite``; None for any other run."""
+    run_id = view.run.info.run_id
+    try:
+        payload = json.loads(client.load_text(run_id, GATES_FILE))
+    except NotFound:
+        return None
+    except ValueError as exc:  # truncated or hand-edited: say so rather than lose the whole report
+        payload = {"status": "error", "error": f"{GATES_FILE} could not be read: {exc}"}
+    if not isinstance(payload, dict):
+        payload = {"status": "error", "error": f"{GATES_FILE} does not hold a JSON object"}
+    listed = payload.get("gates")
+    gates = [_gate(g) for g in listed if isinstance(g, dict)] if isinstance(listed, list) else []
+    tags = view.run.data.tags
+    suite, dataset, model = tags.get(SUITE), tags.get(DATASET), tags.get(MODEL)
+    history = _history(client, view, gates, suite, dataset, model) if suite and dataset and model else []
+    return SuiteView(suite, dataset, model, _text(payload.get("status")), _text(payload.get("error")),
+                     _text(payload.get("baseline_run_id")), gates, history)
+
+
+def _gate(raw: dict[str, Any]) -> dict[str, Any]:
+    gate: dict[str, Any] = {key: _text(raw.get(key)) for key in ("name", "kind", "metric", "status", "message")}
+    gate.update({key: _number(raw.get(key)) for key in ("observed", "baseline", "delta", "p_value", "p_adjusted")})
+    return gate
+
+
+def _history(client: TrackingClient, view: RunView, gates: list[dict[str, Any]], suite: str, dataset: str,
+             model: str) -> list[History]:
+    metrics: list[str] = []
+    for gate in gates:
+        if gate["kind"] not in GATE_KINDS or not gate["metric"]:
+            continue
+        try:
+            metric = resolve_metric(gate["metric"], view.metrics)
+        except InvalidArgument:
+            metric = gate["metric"]  # this run lacks it (an error gate); earlier runs may have it
+        if metric not in metrics:  # a threshold and a baseline rule often gate the same metric
+            metrics.append(metric)
+    # Up to this run: a report rendered again later still shows the history as of its night.
+    until = view.run.info.start_time
+    histories = metrics_history(client, suite, metrics, HISTORY_RUNS, dataset, model, until)
+    return [History(m, histories[m]) for m in metrics]
+
+
+def _contexts(value: Any) -> list[str]:
+    if value is None or isinstance(value, float):
+        return []
+    return [_text(c) or "" for c in list(value)]
+
+
+def diff_segments(before: str, after: str) -> list[list[str]]:
+    """Word-level diff as ``[op, text]`` pairs (op: "=", "-", "+"); the page inserts them as text."""
+    a, b = before.split(" "), after.split(" ")
+    segments: list[list[str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            segments.append(["=", " ".join(a[i1:i2])])
+        else:
+            if i2 > i1:
+                segments.append(["-", " ".join(a[i1:i2])])
+            if j2 > j1:
+                segments.append(["+", " ".join(b[j1:j2])])
+    return segments
+
+
+def _cards(current: RunView, baseline: RunView | None, pairs: tuple[np.ndarray, np.ndarray] | None) -> list[MetricCard]:
+    cards = []
+    for info in score_evaluators(current):
+        name, prefix, metrics = info.name, info.metric_prefix, current.metrics
+        denominators = {key: int(metrics.get(f"{prefix}/{key}", 0)) for key in ("rows_scored", "rows_failed", "rows_not_applicable")}
+        card = MetricCard(name, prefix + "/mean", bootstrap_interval(current.scores(name)), denominators, None,
+                          info.higher_is_better)
+        if baseline is not None and pairs is not None and f"{name}/score" in baseline.table.columns:
+            now, before = current.scores(name)[pairs[0]], baseline.scores(name)[pairs[1]]
+            card.delta = paired_delta(now, before, higher_is_better=info.higher_is_better)
+        cards.append(card)
+    return cards
+
+
+def _row_record(view: RunView, position: int) -> dict[str, Any]:
+    row = view.records[position]
+    record: dict[str, Any] = {
+        "row": int(row["row"]), "status": row.get("status", "ok"), "error": _text(row.get("error")),
+        "input": _text(row.get("inputs")), "output": _text(row.get("outputs")), "target": _text(row.get("targets")),
+        "contexts": _contexts(row.get("contexts")), "latency_ms": _number(row.get("latency_ms")),
+        "cost_usd": _number(row.get("cost_usd")), "cached": bool(row.get("cached", False)),
+        "input_tokens": _number(row.get("input_tokens")), "output_tokens": _number(row.get("output_tokens")),
+        "scores": {}, "justifications": {}, "raw": {}, "score_status": {},
+    }
+    for name in (info.name for info in view.evaluators):
+        record["scores"][name] = _number(row.get(f"{name}/score"))
+        record["justifications"][name] = _text(row.get(f"{name}/justification"))
+        record["score_status"][name] = row.get(f"{name}/status", "scored")
+        raw = _text(row.get(f"{name}/raw"), RAW_LIMIT)
+        if raw:
+            record["raw"][name] = raw
+    return record
+
+
+def score_evaluators(view: RunView) -> list[EvaluatorInfo]:
+    """The evaluators shown as score cards, distributions and row scores (all but the panels')."""
+    return [info for info in view.evaluators if info.metric_prefix not in PANELS]
+
+
+def build_report(client: TrackingClient, run_id: str, baseline_run_id: str | None = None, row_cap: int = 2000) -> Report:
+    current = load_run(client, run_id)
+    baseline = load_run(client, baseline_run_id) if baseline_run_id else None
+    digest_warning = pairs = None
+    if baseline is not None:
+        same_data = current.params.get("dataset_digest") == baseline.params.get("dataset_digest")
+        if same_data:
+            positions = np.arange(min(len(current.table), len(baseline.table)))
+            pairs = (positions, positions)
+        else:
+            pairs = align_rows([str(x) for x in current.table["inputs"]], [str(x) for x in baseline.table["inputs"]])
+            digest_warning = (
+                f"The two runs used different data (dataset digest {current.params.get('dataset_digest')} vs "
+                f"{baseline.params.get('dataset_digest')}). Rows are paired by identical input: {len(pairs[0])} of "
+                f"{len(current.table)} rows have a partner; the comparison covers those only."
+            )
+
+    records = [_row_record(current, i) for i in range(len(current.table))]
+    names = [info.name for info in score_evaluators(current)]
+    directions = {info.name: info.higher_is_better for info in current.evaluators}
+    changes: dict[str, list[dict[str, Any]]] = {"regressed": [], "improved": []}
+    if baseline is not None and pairs is not None:
+        for i, j in zip(*pairs, strict=True):
+            before = _row_record(baseline, int(j))
+            record = records[int(i)]
+            record["baseline"] = {"output": before["output"], "scores": before["scores"], "status": before["status"]}
+            score_changed = any(record["scores"].get(n) != before["scores"].get(n) for n in names)
+            record["changed"] = record["output"] != before["output"] or score_changed
+            if record["changed"]:
+                record["diff"] = diff_segments(before["output"] or "", record["output"] or "")
+            # The mean change over the scores both runs have, each signed so that up is better.
+            deltas = [(record["scores"][n] - before["scores"][n]) * (1 if directions[n] else -1) for n in names
+                      if record["scores"].get(n) is not None and before["scores"].get(n) is not None]
+            record["delta"] = sum(deltas) / len(deltas) if deltas else 0.0
+        ranked = sorted((r for r in records if r.get("changed")), key=lambda r: r["delta"])
+        changes["regressed"] = [r for r in ranked if r["delta"] <= -MIN_CHANGE][:20]
+        changes["improved"] = [r for r in reversed(ranked) if r["delta"] >= MIN_CHANGE][:20]
+
+    row_cap_note = None
+    total = len(records)
+    if total > row_cap:
+        def priority(record: dict[str, Any]) -> tuple[int, float]:
+            failing = record["status"] != "ok" or "failed" in record["score_status"].values()
+            worst = min((v for v in record["scores"].values() if v is not None), default=1.0)
+            return (0 if failing else 1 if record.get("changed") else 2, worst)
+
+        keep = sorted(sorted(records, key=priority)[:row_cap], key=lambda r: r["row"])
+        row_cap_note = (f"This report embeds {row_cap:,} of {total:,} rows: the failed, changed and lowest-scoring ones. "
+                        f"The full table is the run's {RESULTS_TABLE} artifact.")
+        records = keep
+    table_path = f"{current.run.info.artifact_uri}/{RESULTS_TABLE}"
+    return Report(current, baseline, _cards(current, baseline, pairs), records, total, row_cap_note, digest_warning,
+                  changes, table_path, load_suite_view(client, current))
