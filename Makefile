@@ -29,6 +29,7 @@ bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/bench_offline_evaluators.py
 	$(BIN)/python bench/bench_judged.py
 	$(BIN)/python bench/bench_artifacts.py
+	$(BIN)/python bench/bench_evaluate_s3.py
 	$(BIN)/python bench/bench_rag.py
 	$(BIN)/python bench/bench_report.py
 	$(BIN)/python bench/bench_gate.py
