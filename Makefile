@@ -24,6 +24,7 @@ test: $(BIN)/.installed-dev
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 bench: $(BIN)/.installed-dev
+	$(BIN)/python bench/bench_import.py
 	$(BIN)/python bench/bench_tracking.py
 	$(BIN)/python bench/bench_runner.py
 	$(BIN)/python bench/bench_offline_evaluators.py

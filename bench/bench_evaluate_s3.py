@@ -18,9 +18,9 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
+from bench_artifacts import start_moto
 
 import evalkit as ek
-from bench_artifacts import start_moto
 
 GOAL = 1.2
 

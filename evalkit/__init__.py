@@ -4,7 +4,10 @@
 ``ek.search_runs``...), and ``ek.TrackingClient`` for working with explicit ids.
 """
 
-from evalkit import scoring
+from typing import TYPE_CHECKING, Any
+
+# Records and errors are cheap and always there; everything else (pandas, SQLAlchemy, the
+# evaluation engine) loads on first use, so `import evalkit` and `evalkit --help` stay fast.
 from evalkit.entities import (
     Experiment,
     FileInfo,
@@ -25,50 +28,94 @@ from evalkit.errors import (
     FilterSyntaxError,
     InvalidArgument,
     InvalidState,
+    MissingExtra,
     NotFound,
     StoreUnavailable,
 )
-from evalkit.evaluation import EvaluationResult, EvaluationWarning, evaluate
-from evalkit.models.callables import batch
-from evalkit.scoring import EvalRow, Score, evaluator
-from evalkit.tracking.client import TrackingClient
-from evalkit.tracking.fluent import (
-    ActiveRun,
-    active_run,
-    create_experiment,
-    delete_experiment,
-    delete_run,
-    end_run,
-    flush,
-    get_experiment,
-    get_experiment_by_name,
-    get_metric_history,
-    get_run,
-    log_artifact,
-    log_artifacts,
-    log_dict,
-    log_figure,
-    log_metric,
-    log_metrics,
-    log_param,
-    log_params,
-    log_table,
-    log_text,
-    restore_run,
-    search_experiments,
-    search_runs,
-    set_experiment,
-    set_tag,
-    set_tags,
-    start_run,
+
+_FLUENT = (
+    "ActiveRun", "active_run", "create_experiment", "delete_experiment", "delete_run", "end_run", "flush",
+    "get_experiment", "get_experiment_by_name", "get_metric_history", "get_run", "log_artifact", "log_artifacts",
+    "log_dict", "log_figure", "log_metric", "log_metrics", "log_param", "log_params", "log_table", "log_text",
+    "restore_run", "search_experiments", "search_runs", "set_experiment", "set_tag", "set_tags", "start_run",
 )
-from evalkit.tracking.stores import get_tracking_uri, set_tracking_uri
+# Public name -> the module that defines it, imported when the name is first read.
+_LAZY: dict[str, str] = {
+    **{name: "evalkit.tracking.fluent" for name in _FLUENT},
+    "EvaluationResult": "evalkit.evaluation",
+    "EvaluationWarning": "evalkit.evaluation",
+    "evaluate": "evalkit.evaluation",
+    "batch": "evalkit.models.callables",
+    "EvalRow": "evalkit.scoring",
+    "Score": "evalkit.scoring",
+    "evaluator": "evalkit.scoring",
+    "TrackingClient": "evalkit.tracking.client",
+    "get_tracking_uri": "evalkit.tracking.stores",
+    "set_tracking_uri": "evalkit.tracking.stores",
+}
+_SUBMODULES = ("scoring",)
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"evalkit.{name}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evalkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next read is a plain attribute lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from evalkit import scoring
+    from evalkit.evaluation import EvaluationResult, EvaluationWarning, evaluate
+    from evalkit.models.callables import batch
+    from evalkit.scoring import EvalRow, Score, evaluator
+    from evalkit.tracking.client import TrackingClient
+    from evalkit.tracking.fluent import (
+        ActiveRun,
+        active_run,
+        create_experiment,
+        delete_experiment,
+        delete_run,
+        end_run,
+        flush,
+        get_experiment,
+        get_experiment_by_name,
+        get_metric_history,
+        get_run,
+        log_artifact,
+        log_artifacts,
+        log_dict,
+        log_figure,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_table,
+        log_text,
+        restore_run,
+        search_experiments,
+        search_runs,
+        set_experiment,
+        set_tag,
+        set_tags,
+        start_run,
+    )
+    from evalkit.tracking.stores import get_tracking_uri, set_tracking_uri
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActiveRun", "AlreadyExists", "EvalRow", "EvaluationFailed", "EvaluationResult", "EvaluationWarning", "Score", "batch", "evaluate", "evaluator", "scoring", "EvalkitError", "Experiment", "FileInfo", "FilterSyntaxError",
-    "InvalidArgument", "InvalidState", "LifecycleStage", "Metric", "NotFound", "Param", "Run", "RunData",
+    "InvalidArgument", "InvalidState", "LifecycleStage", "Metric", "MissingExtra", "NotFound", "Param", "Run", "RunData",
     "RunInfo", "RunStatus", "RunTag", "StoreUnavailable", "TrackingClient", "ViewType", "__version__",
     "active_run", "create_experiment", "delete_experiment", "delete_run", "end_run", "flush",
     "get_experiment", "get_experiment_by_name", "get_metric_history", "get_run", "get_tracking_uri",

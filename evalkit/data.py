@@ -32,15 +32,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from evalkit.columns import (
+    CONTEXT_CANDIDATES,
+    DEFAULT_TARGET_COLUMN,
+    INPUT_CANDIDATES,
+    MAPPING_KEYS,
+)
 from evalkit.errors import InvalidArgument
 
 if TYPE_CHECKING:
     import datasets
 
-INPUT_CANDIDATES = ("inputs", "question", "input", "query", "prompt")
-CONTEXT_CANDIDATES = ("contexts", "context", "retrieved_contexts")
-DEFAULT_TARGET_COLUMN = "ground_truth"
-MAPPING_KEYS = ("inputs", "context", "targets", "predictions")
 SUPPORTED_EXTENSIONS = (".csv", ".jsonl", ".ndjson", ".json", ".parquet")
 
 _MAX_LISTED_ROWS = 5

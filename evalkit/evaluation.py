@@ -60,7 +60,7 @@ from evalkit.tracking import fluent, run_tags
 from evalkit.tracking.artifacts import ArtifactRepository, join_artifact_uri
 from evalkit.tracking.artifacts.local import LocalArtifactRepository
 from evalkit.tracking.client import TrackingClient
-from evalkit.tracking.sql.store import now_ms
+from evalkit.tracking.clock import now_ms
 from evalkit.tracking.uri import default_tracking_uri, parse_tracking_uri
 
 RESULTS_TABLE = "eval_results_table"

@@ -10,6 +10,7 @@ from typing import Any
 
 from evalkit import plugins
 from evalkit.errors import InvalidArgument, MissingExtra
+from evalkit.model_types import DEFAULTS
 from evalkit.scoring import (
     Evaluator,
     evaluator_info,
@@ -17,14 +18,6 @@ from evalkit.scoring import (
     registered_evaluators,
 )
 
-_QA = ("exact_match", "token_f1", "answer_correctness", "faithfulness", "toxicity", "latency", "cost")
-# The retrieval metrics need contexts and targets; answer_relevancy only the answers.
-_RAG = (*_QA[:4], "answer_relevancy", "context_precision", "context_recall", *_QA[4:])
-DEFAULTS = {
-    "question-answering": _QA,
-    "retrieval-augmented": _RAG,
-    "text": ("toxicity", "latency", "cost"),
-}
 _HOW_TO = {
     "targets": "pass targets='<column>' (or a ground_truth column)",
     "contexts": "add a contexts column (or col_mapping={'context': '<column>'})",

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
 from evalkit.cli.output import print_table
-from evalkit.data import MAPPING_KEYS
+from evalkit.columns import MAPPING_KEYS
 from evalkit.errors import InvalidArgument, NotFound
-from evalkit.evaluator_registry import DEFAULTS
-from evalkit.prompts import PromptTemplate, resolve_prompt
-from evalkit.tracking.client import TrackingClient
+from evalkit.model_types import DEFAULTS
+
+if TYPE_CHECKING:
+    from evalkit.prompts import PromptTemplate
 
 
 def _pairs(values: tuple[str, ...], option: str, example: str) -> dict[str, str]:
@@ -72,6 +72,9 @@ def _check_judge(_ctx: click.Context, _param: click.Parameter, uri: str | None) 
 
 
 def _load_prompt(_ctx: click.Context, _param: click.Parameter, path: Path | None) -> PromptTemplate | None:
+    import yaml
+
+    from evalkit.prompts import resolve_prompt
     """A prompt file: JSON or YAML holding a list of {role, content} messages, or any other
     file holding the user message, a jinja2 template."""
     if path is None:
@@ -136,6 +139,7 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
                      baseline: str | None, resume: str | None) -> None:
     """Run a model over a dataset, score it, and log the run."""
     from evalkit.evaluation import EvaluationWarning, evaluate
+    from evalkit.tracking.client import TrackingClient
 
     if resume:
         logged = TrackingClient(create=False).get_run(resume).data.params

@@ -8,9 +8,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from evalkit.entities import (
     Experiment,
@@ -30,6 +28,9 @@ from evalkit.tracking.artifacts import ArtifactRepository, get_artifact_reposito
 from evalkit.tracking.clock import now_ms
 from evalkit.tracking.store import TrackingStore
 from evalkit.tracking.stores import open_store
+
+if TYPE_CHECKING:
+    import pandas as pd  # loaded by the methods that read or write tables, not by `import evalkit`
 
 
 class TrackingClient:
@@ -232,6 +233,8 @@ class TrackingClient:
 
     def log_table(self, run_id: str, data: pd.DataFrame | dict[str, Any], artifact_file: str) -> None:
         """Save a table as .json (columns and rows), .parquet or .csv."""
+        import pandas as pd
+
         frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
         suffix = PurePosixPath(artifact_file).suffix.lower()
         if suffix == ".json":
@@ -248,6 +251,8 @@ class TrackingClient:
 
     def load_table(self, run_id: str, artifact_file: str) -> pd.DataFrame:
         """Read back a table saved with ``log_table``."""
+        import pandas as pd
+
         data = self.artifact_repository(run_id).read_bytes(artifact_file)
         suffix = PurePosixPath(artifact_file).suffix.lower()
         if suffix == ".json":

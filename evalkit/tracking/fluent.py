@@ -14,9 +14,7 @@ import sys
 from collections.abc import Sequence
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from evalkit.entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
 from evalkit.errors import (
@@ -30,6 +28,9 @@ from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.clock import now_ms
 from evalkit.tracking.store import SEARCH_MAX_RESULTS
 from evalkit.tracking.stores import get_tracking_uri
+
+if TYPE_CHECKING:
+    import pandas as pd  # loaded by the methods that read or write tables, not by `import evalkit`
 
 EXPERIMENT_NAME_ENV = "EVALKIT_EXPERIMENT_NAME"
 
@@ -352,6 +353,8 @@ _BASE_COLUMNS = ["run_id", "experiment_id", "status", "artifact_uri", "start_tim
 
 def runs_to_frame(runs: Sequence[Run]) -> pd.DataFrame:
     """The search_runs DataFrame for a list of runs (times as UTC timestamps)."""
+    import pandas as pd
+
     records = []
     for run in runs:
         record: dict[str, Any] = {
