@@ -3,6 +3,11 @@ night with artifacts on S3 (moto's server), on SQLite and on PostgreSQL, then re
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 import warnings
 
@@ -83,3 +88,50 @@ def test_a_suite_night_with_artifacts_on_s3(team_store, tmp_path):
     artifact_uri = ek.get_run(pair.run_id).info.artifact_uri
     assert artifact_uri.startswith(f"{team_store}/evalkit/")
     assert ek.TrackingClient().load_text(pair.run_id, "gates.json")
+
+
+CHILD = """
+import sys, evalkit as ek
+ek.set_tracking_uri(sys.argv[1])
+ek.evaluate(model=f"openai:/gpt-4o?base_url={sys.argv[2]}", data=sys.argv[3], targets="ground_truth",
+            concurrency=4, cache="off", progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_with_artifacts_on_s3_and_the_report_read_back(team_store, tmp_path, monkeypatch):
+    """The team configuration end to end: a run killed mid-way resumes without asking again for
+    the rows it had, and `evalkit report` renders it back from S3."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-team-0000000000")
+    monkeypatch.setenv("EVALKIT_CACHE_PATH", str(tmp_path / "cache" / "responses.db"))
+    rows = 120
+    data = tmp_path / "qa.jsonl"
+    frame(rows).to_json(data, orient="records", lines=True)
+    uri = ek.get_tracking_uri()
+    with FakeOpenAIServer(FakeConfig(latency=0.05)) as server:
+        child = subprocess.Popen([sys.executable, "-c", CHILD, uri, server.base_url, str(data)], env=os.environ.copy())
+        spool = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            runs = ek.search_runs(output_format="list")
+            if runs:
+                spool = tmp_path / "cache" / "journals" / f"{runs[0].info.run_id}.jsonl"
+                if spool.exists() and len(spool.read_text().splitlines()) >= rows // 3:
+                    break
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        run_id = runs[0].info.run_id
+        answered = len(spool.read_text().splitlines())
+        assert 0 < answered < rows
+        server.reset_stats()
+        result = ek.evaluate(model=f"openai:/gpt-4o?base_url={server.base_url}", data=str(data),
+                             targets="ground_truth", resume=run_id, cache="off", progress=False)
+        assert server.stats.requests <= rows - answered + 4  # the rows left, and at most those in flight
+    assert result.metrics["rows/answered"] == rows
+    assert ek.get_run(run_id).info.artifact_uri.startswith(f"{team_store}/evalkit/")
+    out = tmp_path / "report.html"
+    process = subprocess.run([sys.executable, "-c", "from evalkit.cli.main import main; main()", "--tracking-uri", uri,
+                              "report", run_id, "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr
+    assert "lamp 119" in out.read_text()
