@@ -1,3 +1,0 @@
-from evalkit.cli.main import main
-
-main()

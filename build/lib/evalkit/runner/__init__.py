@@ -1,1 +1,0 @@
-"""Runs a model over many rows concurrently: rate limits, retries, cache, budget, progress."""

@@ -1,1 +1,0 @@
-"""The SQL tracking store: one code path for SQLite and PostgreSQL, on SQLAlchemy Core."""

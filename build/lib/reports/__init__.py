@@ -1,1 +1,0 @@
-"""HTML evaluation reports, rendered from runs and evaluation results."""
