@@ -21,14 +21,13 @@ from evalkit.errors import InvalidArgument
 from evalkit.scoring import (
     EvalRow,
     Judge,
-    JudgeError,
     Score,
     ScoringContext,
     mean_with_denominators,
 )
 from evaluators.base import retrieval_not_applicable
 from evaluators.context_recall_offline import OfflineContextRecall
-from evaluators.statements import split_statements, verify_statements
+from evaluators.statements import share_supported
 
 
 class JudgedContextRecall:
@@ -39,20 +38,9 @@ class JudgedContextRecall:
     async def _one(self, judge: Judge, row: EvalRow) -> Score:
         if reason := retrieval_not_applicable(row):
             return Score(None, applicable=False, justification=reason)
-        try:
-            statements, split_raw = await split_statements(judge, row.index, row.input, row.target or "")
-            if not statements:
-                return Score(None, applicable=False, justification="the reference makes no checkable claim",
-                             raw=split_raw)
-            verdicts, verify_raw = await verify_statements(judge, row.index, row.contexts, statements)
-        except JudgeError as exc:
-            return Score(None, error=str(exc), raw=exc.raw)
-        attributed = sum(v for v, _ in verdicts)
-        missing = [f"{s!r} ({reason})" for s, (v, reason) in zip(statements, verdicts, strict=True) if not v]
-        justification = f"{attributed} of {len(statements)} reference statements found in the contexts"
-        if missing:
-            justification += "; missing: " + "; ".join(missing)
-        return Score(attributed / len(statements), justification, raw=f"{split_raw}\n---\n{verify_raw}")
+        return await share_supported(judge, row.index, row.input, row.target or "", row.contexts,
+                                     no_claim="the reference makes no checkable claim",
+                                     counted="reference statements found in the contexts", lacking="missing")
 
     async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         if context is None or context.judge is None:

@@ -18,14 +18,13 @@ from evalkit.errors import InvalidArgument
 from evalkit.scoring import (
     EvalRow,
     Judge,
-    JudgeError,
     Score,
     ScoringContext,
     mean_with_denominators,
 )
 from evaluators.base import NO_OUTPUT
 from evaluators.faithfulness_offline import OfflineFaithfulness
-from evaluators.statements import split_statements, verify_statements
+from evaluators.statements import share_supported
 
 
 class JudgedFaithfulness:
@@ -41,19 +40,9 @@ class JudgedFaithfulness:
             return NO_OUTPUT
         if not row.contexts:
             return Score(None, applicable=False, justification="no retrieved context to check against")
-        try:
-            statements, split_raw = await split_statements(judge, row.index, row.input, row.output)
-            if not statements:
-                return Score(None, applicable=False, justification="the answer makes no checkable claim", raw=split_raw)
-            verdicts, verify_raw = await verify_statements(judge, row.index, row.contexts, statements)
-        except JudgeError as exc:
-            return Score(None, error=str(exc), raw=exc.raw)
-        supported = sum(v for v, _ in verdicts)
-        unsupported = [f"{s!r} ({reason})" for s, (v, reason) in zip(statements, verdicts, strict=True) if not v]
-        justification = f"{supported} of {len(statements)} statements supported by the contexts"
-        if unsupported:
-            justification += "; unsupported: " + "; ".join(unsupported)
-        return Score(supported / len(statements), justification, raw=f"{split_raw}\n---\n{verify_raw}")
+        return await share_supported(judge, row.index, row.input, row.output, row.contexts,
+                                     no_claim="the answer makes no checkable claim",
+                                     counted="statements supported by the contexts", lacking="unsupported")
 
     async def score(self, rows: list[EvalRow], context: ScoringContext | None = None) -> list[Score]:
         if context is None or context.judge is None:

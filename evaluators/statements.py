@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evalkit.scoring import Judge
+from evalkit.scoring import Judge, JudgeError, Score
 
 SPLIT_SCHEMA = {
     "type": "object",
@@ -105,3 +105,24 @@ async def verify_statements(judge: Judge, row_index: int, contexts: Sequence[str
         {"role": "user", "content": f"Passages:\n{numbered_passages(contexts)}\n\nStatements:\n{numbered}"},
     ], verdicts_validator(len(statements)), VERDICT_SCHEMA)
     return reply.value, reply.raw
+
+
+async def share_supported(judge: Judge, row_index: int, question: str, text: str, contexts: Sequence[str], *,
+                          no_claim: str, counted: str, lacking: str) -> Score:
+    """Split ``text`` into statements and check each against ``contexts``; the score is the share
+    supported (faithfulness: of the answer's statements; context recall: of the reference's).
+    ``no_claim`` justifies a text without statements (not applicable), ``counted`` names what the
+    share counts and ``lacking`` the statements that were not supported."""
+    try:
+        statements, split_raw = await split_statements(judge, row_index, question, text)
+        if not statements:
+            return Score(None, applicable=False, justification=no_claim, raw=split_raw)
+        verdicts, verify_raw = await verify_statements(judge, row_index, contexts, statements)
+    except JudgeError as exc:
+        return Score(None, error=str(exc), raw=exc.raw)
+    supported = sum(v for v, _ in verdicts)
+    unsupported = [f"{s!r} ({reason})" for s, (v, reason) in zip(statements, verdicts, strict=True) if not v]
+    justification = f"{supported} of {len(statements)} {counted}"
+    if unsupported:
+        justification += f"; {lacking}: " + "; ".join(unsupported)
+    return Score(supported / len(statements), justification, raw=f"{split_raw}\n---\n{verify_raw}")
