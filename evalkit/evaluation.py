@@ -24,7 +24,7 @@ from evalkit.data import EvalDataset, load_dataset
 from evalkit.entities import Metric, Param, RunStatus
 from evalkit.errors import EvaluationFailed, InvalidArgument, InvalidState
 from evalkit.evaluator_registry import resolve_evaluators
-from evalkit.journal import Journal, JournalLocation, read_journal
+from evalkit.journal import JournalLocation, read_journal
 from evalkit.judge import LLMJudge
 from evalkit.models.base import ModelError, PermanentModelError
 from evalkit.models.callables import BatchCallableModel, CallableModel, batch
@@ -213,7 +213,7 @@ def evaluate(
         context = ScoringContext(judge_client, concurrency,
                                  judge_client.cost_by_row if judge_client is not None else {})
         jobs = [job for job in _jobs(dataset, template) if _needs_answer(previous.get(job.index))] if runner else []
-        done = _run_async(_execute(dataset, runner, jobs, previous, journal.path, progress, chosen, context,
+        done = _run_async(_execute(dataset, runner, jobs, previous, journal, progress, chosen, context,
                                    chat_model, judge_model))
         outcomes, scores = done.outcomes, done.scores
         if runner is not None and runner.snapshot:
@@ -355,7 +355,7 @@ CANARY_ROWS = 3  # answered rows the judge is tried on before the model answers 
 
 
 async def _execute(dataset: EvalDataset, runner: Runner | None, jobs: list[RowJob], previous: dict[int, RowOutcome],
-                   journal_path: Path, progress: bool | None, chosen: list[Evaluator], context: ScoringContext,
+                   location: JournalLocation, progress: bool | None, chosen: list[Evaluator], context: ScoringContext,
                    chat_model: Any, judge_model: Any) -> _Executed:
     """Answer the rows, then score them, in one event loop (the clients belong to it).
 
@@ -367,7 +367,7 @@ async def _execute(dataset: EvalDataset, runner: Runner | None, jobs: list[RowJo
     try:
         if runner is not None:
             kept = {i: o for i, o in previous.items() if o.status is RowStatus.OK}
-            journal = Journal(journal_path)
+            journal = location.open()
             try:
                 with RunProgress(len(jobs) + len(kept), "evaluating", enabled=progress) as bar:
                     bar.advance(len(kept))

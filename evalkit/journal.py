@@ -13,6 +13,8 @@ journal is written to a local spool file and uploaded when the evaluation ends, 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -25,14 +27,27 @@ JOURNAL_FILE = "journal/rows.jsonl"
 
 
 class Journal:
-    def __init__(self, path: Path) -> None:
+    """Appends outcomes to ``path``. With ``publish``, also calls it at most every
+    ``publish_every`` seconds (after an append), so that a spooled journal reaches the artifact
+    store during a long run too: a run killed on one machine resumes on another with all but the
+    last interval's rows."""
+
+    def __init__(self, path: Path, publish: Callable[[], None] | None = None, publish_every: float = 30.0) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = path.open("a", encoding="utf-8")
+        self._publish = publish
+        self._publish_every = publish_every
+        self._published_at = time.monotonic()
 
     def append(self, outcome: RowOutcome) -> None:
         self._handle.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
         self._handle.flush()
+        if self._publish is not None and time.monotonic() - self._published_at >= self._publish_every:
+            # One upload of the whole file per interval (on the event loop: a short pause for the
+            # rows in flight), never a request per row.
+            self._published_at = time.monotonic()
+            self._publish()
 
     def close(self) -> None:
         self._handle.close()
@@ -80,3 +95,7 @@ class JournalLocation:
         """Upload the spooled journal to the run's artifacts (a no-op where it was written in place)."""
         if self.remote is not None and self.path.exists():
             self.remote.upload_file(self.path, JOURNAL_FILE)
+
+    def open(self) -> Journal:
+        """A journal to append to, which publishes itself now and then where it is spooled."""
+        return Journal(self.path, publish=self.publish if self.remote is not None else None)

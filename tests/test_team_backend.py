@@ -135,3 +135,23 @@ def test_sigkill_then_resume_with_artifacts_on_s3_and_the_report_read_back(team_
                               "report", run_id, "-o", str(out)], capture_output=True, text=True, timeout=120)
     assert process.returncode == 0, process.stderr
     assert "lamp 119" in out.read_text()
+
+
+def test_a_spooled_journal_reaches_s3_during_a_long_run_not_once_per_row(s3_bucket, tmp_path, monkeypatch):
+    from evalkit.journal import JOURNAL_FILE, JournalLocation, read_journal
+    from evalkit.runner.records import RowOutcome, RowStatus
+    from evalkit.tracking.artifacts import get_artifact_repository
+
+    monkeypatch.setenv("EVALKIT_CACHE_PATH", str(tmp_path / "cache" / "responses.db"))
+    repository = get_artifact_repository(f"{s3_bucket}/exp/run-1/artifacts")
+    uploads = []
+    monkeypatch.setattr(repository, "upload_file", lambda *args: uploads.append(args))
+    location = JournalLocation(repository, "run-1")
+    clock = iter([0.0, 1.0, 2.0, 31.0, 31.0, 32.0, 33.0])  # opened, then five appends (one uploads)
+    monkeypatch.setattr("evalkit.journal.time.monotonic", lambda: next(clock))
+    journal = location.open()
+    for i in range(5):
+        journal.append(RowOutcome(i, RowStatus.OK, output=f"a{i}"))
+    journal.close()
+    assert len(uploads) == 1  # the append at 31 s, not one per row
+    assert uploads[0][1] == JOURNAL_FILE and len(read_journal(location.path)) == 5
