@@ -178,9 +178,10 @@ def evaluate(
         client.get_run(baseline)  # an unknown baseline fails now, before any request
     run_id, owns_run = _open_run(client, resume, experiment, run_name, tags)
     response_cache = ResponseCache(cache_path, cache_mode) if cache_mode is not CacheMode.OFF else None
-    artifacts = client.artifact_repository(run_id)
-    journal = JournalLocation(artifacts, run_id)
+    journal: JournalLocation | None = None
     try:
+        artifacts = client.artifact_repository(run_id)
+        journal = JournalLocation(artifacts, run_id)
         run_params = _run_params(dataset, chat_model, template, params, chosen, model_type, data, cache_mode,
                                  concurrency, rpm, tpm, price_table)
         if judge_model is not None:
@@ -249,7 +250,7 @@ def evaluate(
             raise EvaluationFailed(failure, run_id, _endpoint(chat_model), _counts(outcomes),
                                    resume_command(client, run_id, data))
     except KeyboardInterrupt:
-        answered = sum(o.status is RowStatus.OK for o in read_journal(journal.path).values())
+        answered = sum(o.status is RowStatus.OK for o in read_journal(journal.path).values()) if journal else 0
         command = resume_command(client, run_id, data)
         if owns_run:
             client.set_terminated(run_id, RunStatus.KILLED, reason=(
@@ -262,7 +263,8 @@ def evaluate(
             client.set_terminated(run_id, RunStatus.FAILED, reason=failure_text(exc))
         raise
     finally:
-        journal.publish()
+        if journal is not None:
+            journal.publish()
         if response_cache is not None:
             response_cache.close()
     if owns_run:
