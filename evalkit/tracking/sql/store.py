@@ -60,7 +60,7 @@ from evalkit.validation import (
 # A run that ended is folded from the SQLite log into the .db file within this delay (and at once
 # when the store is closed, which the process does at exit).
 CHECKPOINT_DELAY_SECONDS = 1.0
-__all__ = ["SqlStore", "now_ms"]  # now_ms is kept here for callers being moved to evalkit.tracking.clock
+__all__ = ["SqlStore"]
 
 
 class SqlStore(TrackingStore):
