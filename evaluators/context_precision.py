@@ -30,23 +30,9 @@ from evalkit.scoring import (
 from evaluators.base import retrieval_not_applicable
 from evaluators.context_precision_offline import OfflineContextPrecision
 from evaluators.ranking import average_precision
-from evaluators.statements import numbered_passages, verdicts_validator
+from evaluators.statements import numbered_passages, verdicts_schema, verdicts_validator
 
-USEFULNESS_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "verdicts": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"passage": {"type": "integer"}, "reason": {"type": "string"},
-                               "verdict": {"type": "integer", "enum": [0, 1]}},
-                "required": ["passage", "reason", "verdict"],
-            },
-        }
-    },
-    "required": ["verdicts"],
-}
+USEFULNESS_SCHEMA = verdicts_schema("passage", "integer")
 
 _INSTRUCTIONS = (
     "You grade the passages a search system retrieved for a question whose correct answer is known. For each "

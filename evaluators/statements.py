@@ -29,21 +29,16 @@ _SPLIT_INSTRUCTIONS = (
     'Reply with JSON only: {"statements": ["...", "..."]}'
 )
 
-VERDICT_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "verdicts": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"statement": {"type": "string"}, "reason": {"type": "string"},
-                               "verdict": {"type": "integer", "enum": [0, 1]}},
-                "required": ["statement", "reason", "verdict"],
-            },
-        }
-    },
-    "required": ["verdicts"],
-}
+def verdicts_schema(per: str, per_type: str = "string") -> dict[str, Any]:
+    """The JSON schema of a list of 0/1 verdicts, one per ``per`` (a statement, a passage number)."""
+    item = {"type": "object",
+            "properties": {per: {"type": per_type}, "reason": {"type": "string"},
+                           "verdict": {"type": "integer", "enum": [0, 1]}},
+            "required": [per, "reason", "verdict"]}
+    return {"type": "object", "properties": {"verdicts": {"type": "array", "items": item}}, "required": ["verdicts"]}
+
+
+VERDICT_SCHEMA = verdicts_schema("statement")
 
 _VERDICT_INSTRUCTIONS = (
     "You check claims against source passages. For each numbered statement, decide whether the passages "
