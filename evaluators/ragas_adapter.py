@@ -40,8 +40,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalkit.evaluators import embeddings as embeddings_module
+from evalkit.evaluators.base import NO_OUTPUT
+from evalkit.evaluators.embedder import Embedder
+from evalkit.evaluators.endpoint_embeddings import parse_embeddings_uri
+
 from evalkit.errors import InvalidArgument
-from evalkit.scoring import (
+from evalkit.evaluation.scoring import (
     EvalRow,
     Judge,
     JudgeError,
@@ -49,10 +54,6 @@ from evalkit.scoring import (
     ScoringContext,
     mean_with_denominators,
 )
-from evaluators import embeddings as embeddings_module
-from evaluators.base import NO_OUTPUT
-from evaluators.embedder import Embedder
-from evaluators.endpoint_embeddings import parse_embeddings_uri
 
 _INSTALL_HINT = "pip install 'evalkit[ragas]'"
 # instructor-style errors run to kilobytes; their end says what went wrong.

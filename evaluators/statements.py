@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evalkit.scoring import Judge, JudgeError, Score
+from evalkit.evaluation.scoring import Judge, JudgeError, Score
 
 SPLIT_SCHEMA = {
     "type": "object",

@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 import openai
+from evalkit.evaluators.base import NO_OUTPUT
+from evalkit.evaluators.embeddings import OFFLINE_SCORERS
 
 from evalkit.errors import InvalidArgument
-from evalkit.plugins import require_extra
-from evalkit.scoring import (
+from evalkit.evaluation.scoring import (
     EvalRow,
     JudgeError,
     Message,
@@ -40,8 +41,7 @@ from evalkit.scoring import (
     ScoringContext,
     mean_with_denominators,
 )
-from evaluators.base import NO_OUTPUT
-from evaluators.embeddings import OFFLINE_SCORERS
+from evalkit.plugins import require_extra
 
 METHODS = ("offline", "moderation", "judge")
 # The moderation endpoint takes up to 32 texts per request.

@@ -13,7 +13,7 @@ import pytest
 
 import evalkit as ek
 from evalkit.errors import MissingExtra
-from evalkit.evaluation import EvaluationWarning
+from evalkit.evaluation.engine import EvaluationWarning
 
 
 def without(monkeypatch, *modules: str) -> None:
