@@ -25,6 +25,7 @@ from evalkit.errors import (
     AlreadyExists,
     EvalkitError,
     EvaluationFailed,
+    EvaluationWarning,
     FilterSyntaxError,
     InvalidArgument,
     InvalidState,
@@ -43,7 +44,6 @@ _FLUENT = (
 _LAZY: dict[str, str] = {
     **{name: "evalkit.tracking.fluent" for name in _FLUENT},
     "EvaluationResult": "evalkit.evaluation.engine",
-    "EvaluationWarning": "evalkit.evaluation.engine",
     "evaluate": "evalkit.evaluation.engine",
     "batch": "evalkit.inference.providers.callables",
     "EvalRow": "evalkit.evaluation.scoring",
@@ -76,7 +76,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from evalkit.evaluation import scoring
-    from evalkit.evaluation.engine import EvaluationResult, EvaluationWarning, evaluate
+    from evalkit.evaluation.engine import EvaluationResult, evaluate
     from evalkit.evaluation.scoring import EvalRow, Score, evaluator
     from evalkit.inference.providers.callables import batch
     from evalkit.tracking.client import TrackingClient

@@ -23,11 +23,10 @@ from evalkit.evaluators.embeddings import similarity as offline_similarity
 from evalkit.evaluators.endpoint_embeddings import endpoint_similarity
 from evalkit.evaluators.statements import split_statements
 
-from evalkit.errors import InvalidArgument
+from evalkit.errors import InvalidArgument, JudgeError
 from evalkit.evaluation.scoring import (
     EvalRow,
     Judge,
-    JudgeError,
     Score,
     ScoringContext,
     mean_with_denominators,

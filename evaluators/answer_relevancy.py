@@ -23,11 +23,10 @@ from evalkit.evaluators.base import NO_OUTPUT
 from evalkit.evaluators.embedder import Embedder
 from evalkit.evaluators.endpoint_embeddings import parse_embeddings_uri
 
-from evalkit.errors import InvalidArgument
+from evalkit.errors import InvalidArgument, JudgeError
 from evalkit.evaluation.scoring import (
     EvalRow,
     Judge,
-    JudgeError,
     Score,
     ScoringContext,
     mean_with_denominators,

@@ -27,11 +27,10 @@ from evalkit.evaluators.statements import (
     verdicts_validator,
 )
 
-from evalkit.errors import InvalidArgument
+from evalkit.errors import InvalidArgument, JudgeError
 from evalkit.evaluation.scoring import (
     EvalRow,
     Judge,
-    JudgeError,
     Score,
     ScoringContext,
     mean_with_denominators,

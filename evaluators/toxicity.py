@@ -32,10 +32,9 @@ import openai
 from evalkit.evaluators.base import NO_OUTPUT
 from evalkit.evaluators.embeddings import OFFLINE_SCORERS
 
-from evalkit.errors import InvalidArgument
+from evalkit.errors import InvalidArgument, JudgeError
 from evalkit.evaluation.scoring import (
     EvalRow,
-    JudgeError,
     Message,
     Score,
     ScoringContext,

@@ -138,7 +138,8 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
                      tpm: float | None, cache: str, max_cost_usd: float | None, timeout: float,
                      baseline: str | None, resume: str | None) -> None:
     """Run a model over a dataset, score it, and log the run."""
-    from evalkit.evaluation.engine import EvaluationWarning, evaluate
+    from evalkit.errors import EvaluationWarning
+    from evalkit.evaluation.engine import evaluate
     from evalkit.tracking.client import TrackingClient
 
     if resume:

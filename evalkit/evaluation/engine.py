@@ -20,7 +20,14 @@ import pandas as pd
 
 from evalkit import plugins
 from evalkit.entities import Metric, Param, RunStatus
-from evalkit.errors import EvaluationFailed, InvalidArgument, InvalidState
+from evalkit.errors import (
+    EvaluationFailed,
+    EvaluationWarning,
+    InvalidArgument,
+    InvalidState,
+    ModelError,
+    PermanentModelError,
+)
 from evalkit.evaluation.data import EvalDataset, load_dataset
 from evalkit.evaluation.journal import JournalLocation, read_journal
 from evalkit.evaluation.judge import LLMJudge
@@ -45,7 +52,6 @@ from evalkit.inference.params_check import (
     public_params,
 )
 from evalkit.inference.pricing import PriceTable
-from evalkit.inference.providers.base import ModelError, PermanentModelError
 from evalkit.inference.providers.callables import (
     BatchCallableModel,
     CallableModel,
@@ -288,10 +294,6 @@ def evaluate(
     for message in [*result.warnings, *result.unscored.values()]:
         warnings.warn(f"evalkit: {message}", EvaluationWarning, stacklevel=2)
     return result
-
-
-class EvaluationWarning(UserWarning):
-    """An evaluation that finished but deserves a look: some rows failed, or an evaluator scored no row."""
 
 
 def failure_text(exc: BaseException) -> str:

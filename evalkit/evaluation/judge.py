@@ -22,9 +22,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from evalkit.evaluation.scoring import JudgeError, JudgeReply, Message
-from evalkit.inference.providers.base import PermanentModelError
-from evalkit.inference.runner.caller import CallResult, ModelCaller, RetriesExhausted
+from evalkit.errors import JudgeError, PermanentModelError, RetriesExhausted
+from evalkit.evaluation.scoring import JudgeReply, Message
+from evalkit.inference.runner.caller import CallResult, ModelCaller
 
 T = TypeVar("T")
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
-from evalkit.errors import EvalkitError, InvalidArgument
+from evalkit.errors import InvalidArgument
 from evalkit.tracking.validation import validate_key
 
 T = TypeVar("T")
@@ -64,14 +64,6 @@ class Score:
     @property
     def scored(self) -> bool:
         return self.applicable and self.error is None and self.value is not None
-
-
-class JudgeError(EvalkitError):
-    """A judge call that gave no usable answer (garbage after re-asks, refusal, timeout)."""
-
-    def __init__(self, message: str, raw: str | None = None) -> None:
-        super().__init__(message)
-        self.raw = raw
 
 
 @dataclass(frozen=True)

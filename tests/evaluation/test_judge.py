@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import evalkit as ek
+from evalkit.errors import JudgeError
 from evalkit.evaluation.judge import LLMJudge, parse_json_loose
-from evalkit.evaluation.scoring import JudgeError
 from evalkit.inference.pricing import PriceTable
 from evalkit.inference.providers.resolve import build_model, parse_model_uri
 from evalkit.inference.runner.caller import ModelCaller, RetryPolicy

@@ -14,8 +14,8 @@ import pytest
 
 import evalkit as ek
 from evalkit.cli.main import cli
-from evalkit.errors import EvaluationFailed
-from evalkit.evaluation.engine import CANARY_ROWS, EvaluationWarning
+from evalkit.errors import EvaluationFailed, EvaluationWarning
+from evalkit.evaluation.engine import CANARY_ROWS
 from evalkit.testing.fake_judge import judge_responder
 from evalkit.testing.fake_openai import FakeConfig, FakeOpenAIServer
 from evalkit.tracking.run_tags import FAILURE_REASON

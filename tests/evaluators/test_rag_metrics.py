@@ -31,15 +31,9 @@ from evalkit.evaluators.embeddings import embed
 from evalkit.evaluators.ranking import average_precision
 
 import evalkit as ek
-from evalkit.errors import InvalidArgument
+from evalkit.errors import InvalidArgument, JudgeError
 from evalkit.evaluation.registry import DEFAULTS, resolve_evaluators
-from evalkit.evaluation.scoring import (
-    EvalRow,
-    JudgeError,
-    JudgeReply,
-    Score,
-    ScoringContext,
-)
+from evalkit.evaluation.scoring import EvalRow, JudgeReply, Score, ScoringContext
 from evalkit.suite.preflight import expected_metrics
 from evalkit.testing.fake_judge import judge_responder
 from evalkit.testing.fake_openai import FakeOpenAIServer

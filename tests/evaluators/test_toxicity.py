@@ -13,14 +13,8 @@ import profanity_check
 import pytest
 from evalkit.evaluators.toxicity import Toxicity, validate_verdict
 
-from evalkit.errors import InvalidArgument
-from evalkit.evaluation.scoring import (
-    EvalRow,
-    JudgeError,
-    JudgeReply,
-    Score,
-    ScoringContext,
-)
+from evalkit.errors import InvalidArgument, JudgeError
+from evalkit.evaluation.scoring import EvalRow, JudgeReply, Score, ScoringContext
 from evalkit.testing.fake_openai import FakeConfig, FakeOpenAIServer
 
 T = TypeVar("T")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.errors import PermanentModelError
 from evalkit.evaluation.data import load_dataset
 from evalkit.evaluation.prompts import resolve_prompt
-from evalkit.inference.providers.base import ChatModel, PermanentModelError
+from evalkit.inference.providers.base import ChatModel
 from evalkit.inference.providers.offline import (
     OfflineExtractiveModel,
     parse_prompt,

@@ -13,14 +13,9 @@ import httpx
 import pytest
 import respx
 
-from evalkit.errors import InvalidArgument
+from evalkit.errors import InvalidArgument, PermanentModelError, TransientModelError
 from evalkit.inference.providers import resolve
-from evalkit.inference.providers.base import (
-    ModelResponse,
-    PermanentModelError,
-    TransientModelError,
-    Usage,
-)
+from evalkit.inference.providers.base import ModelResponse, Usage
 from evalkit.inference.providers.openai_chat import (
     OPENAI_BASE_URL,
     OpenAIChatModel,

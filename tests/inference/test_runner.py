@@ -10,14 +10,10 @@ from typing import Any
 
 import pytest
 
+from evalkit.errors import PermanentModelError, TransientModelError
 from evalkit.inference.cache import ResponseCache
 from evalkit.inference.pricing import PriceTable
-from evalkit.inference.providers.base import (
-    ModelResponse,
-    PermanentModelError,
-    TransientModelError,
-    Usage,
-)
+from evalkit.inference.providers.base import ModelResponse, Usage
 from evalkit.inference.providers.callables import (
     BatchCallableModel,
     CallableModel,

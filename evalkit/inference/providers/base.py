@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from evalkit.errors import EvalkitError
-
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 
 
@@ -39,27 +37,6 @@ class ModelResponse:
     usage: Usage | None = None
     model_snapshot: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-class ModelError(EvalkitError):
-    """A model call that failed."""
-
-
-class TransientModelError(ModelError):
-    """Worth retrying. ``retry_after`` is the wait in seconds the server asked for, if any."""
-
-    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.status = status
-
-
-class PermanentModelError(ModelError):
-    """Retrying cannot help (404 unknown model, 400 bad parameters, 401 bad key...)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @runtime_checkable

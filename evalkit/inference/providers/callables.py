@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.errors import InvalidArgument
-from evalkit.inference.providers.base import ModelResponse, PermanentModelError, Usage
+from evalkit.errors import InvalidArgument, PermanentModelError
+from evalkit.inference.providers.base import ModelResponse, Usage
 
 
 @dataclass(frozen=True)

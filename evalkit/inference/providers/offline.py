@@ -16,12 +16,8 @@ from collections import Counter
 from functools import lru_cache
 from typing import Any
 
-from evalkit.inference.providers.base import (
-    Message,
-    ModelResponse,
-    PermanentModelError,
-    Usage,
-)
+from evalkit.errors import PermanentModelError
+from evalkit.inference.providers.base import Message, ModelResponse, Usage
 
 UNKNOWN_ANSWER = "I don't know."
 MODEL_SNAPSHOT = "evalkit-extractive-1"

@@ -22,14 +22,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 import openai
 
+from evalkit.errors import PermanentModelError, TransientModelError
 from evalkit.inference.params_check import CLIENT_OPTIONS, header_secrets
-from evalkit.inference.providers.base import (
-    Message,
-    ModelResponse,
-    PermanentModelError,
-    TransientModelError,
-    Usage,
-)
+from evalkit.inference.providers.base import Message, ModelResponse, Usage
 from evalkit.redaction import RedactingFilter, redact, redact_url, url_secrets
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"

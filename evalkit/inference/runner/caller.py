@@ -10,15 +10,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from evalkit.errors import RetriesExhausted, TransientModelError
 from evalkit.inference.cache import CachedResponse, ResponseCache, cache_key
 from evalkit.inference.params_check import public_params
 from evalkit.inference.pricing import PriceTable
-from evalkit.inference.providers.base import (
-    Message,
-    ModelResponse,
-    TransientModelError,
-    Usage,
-)
+from evalkit.inference.providers.base import Message, ModelResponse, Usage
 from evalkit.inference.providers.callables import (
     BatchCallableModel,
     CallableModel,
@@ -51,15 +47,6 @@ class CallResult:
     attempts: int
     cached: bool
     model_snapshot: str | None
-
-
-class RetriesExhausted(Exception):
-    """The last transient error, once the attempts or the run's retry budget ran out."""
-
-    def __init__(self, error: TransientModelError, attempts: int) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.attempts = attempts
 
 
 class ModelCaller:

@@ -13,16 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from evalkit.errors import BudgetExceeded, PermanentModelError, RetriesExhausted
 from evalkit.inference.cache import ResponseCache
 from evalkit.inference.pricing import PriceTable
-from evalkit.inference.providers.base import PermanentModelError
 from evalkit.inference.providers.callables import BatchCallableModel, RowCall
-from evalkit.inference.runner.caller import (
-    CallResult,
-    ModelCaller,
-    RetriesExhausted,
-    RetryPolicy,
-)
+from evalkit.inference.runner.caller import CallResult, ModelCaller, RetryPolicy
 from evalkit.inference.runner.progress import RunProgress
 from evalkit.inference.runner.ratelimit import RateLimits
 from evalkit.inference.runner.records import RowJob, RowOutcome, RowStatus
@@ -50,10 +45,6 @@ class RunnerConfig:
     def policy(self, rows: int) -> RetryPolicy:
         budget = self.retry_budget if self.retry_budget is not None else max(100, rows)
         return RetryPolicy(self.max_attempts, budget, self.timeout, self.backoff_base, self.backoff_max)
-
-
-class BudgetExceeded(Exception):
-    """Raised inside the runner when the next request would break max_cost_usd."""
 
 
 class Runner:
