@@ -239,3 +239,33 @@ def test_binding_beyond_loopback_needs_auth_or_the_explicit_flag():
             check_binding("0.0.0.0", False)
     else:
         assert check_binding("0.0.0.0", False) is True
+
+
+def test_the_sql_store_commits_a_request_key_with_its_write_and_replays_it(tmp_path):
+    from sqlalchemy import func, select
+
+    from evalkit.tracking.request_scope import request_scope
+    from evalkit.tracking.sql import schema
+    from evalkit.tracking.sql.engine import write_transaction
+    from evalkit.tracking.sql.idempotency import KEEP_KEYS_MS, forget_old_keys
+
+    store = SqlStore.from_uri(f"sqlite:///{tmp_path / 'k.db'}")
+    experiment_id = store.create_experiment("k")
+    with request_scope("ana", "create-1"):
+        first = store.create_run(experiment_id, run_name="a")
+    with request_scope("ana", "create-1"):  # the retry of a request whose answer was lost
+        again = store.create_run(experiment_id, run_name="b")
+    assert again.info.run_id == first.info.run_id and again.info.run_name == "a" and first.info.user_id == "ana"
+    for _ in range(2):
+        with request_scope(None, "batch-1"):
+            store.log_batch(first.info.run_id, [Metric("m", 1.0, 1, 0)])
+        with request_scope(None, "end-1"):
+            info = store.log_batch_and_update_run(first.info.run_id, "FINISHED", None, [Metric("m", 2.0, 2, 1)])
+        assert info.status is ek.RunStatus.FINISHED
+    assert len(store.get_metric_history(first.info.run_id, "m")) == 2
+    assert len(store.search_runs([experiment_id])[0]) == 1
+    with store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.request_keys)).scalar() == 3
+    deleted = write_transaction(store.engine, lambda conn: forget_old_keys(conn, now=10**13 + KEEP_KEYS_MS))
+    assert deleted == 3
+    store.close()

@@ -8,6 +8,7 @@ after the requests in flight have finished.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
 import importlib.util
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from evalkit import __version__
 from evalkit.errors import InvalidArgument
@@ -24,9 +26,12 @@ from evalkit.server.config import ServerConfig
 from evalkit.server.errors import install_error_handlers
 from evalkit.server.middleware import AccessLog, BodySizeLimit
 from evalkit.server.routes import artifacts, meta, tracking
+from evalkit.tracking.sql.engine import write_transaction
+from evalkit.tracking.sql.idempotency import forget_old_keys
 from evalkit.tracking.sql.store import SqlStore
 from evalkit.tracking.uri import parse_tracking_uri
 
+KEY_CLEANUP_SECONDS = 3600
 DESCRIPTION = """The evalkit tracking server: experiments, runs, params, metrics, tags and artifacts.
 
 Errors are JSON `{"error_code": ..., "message": ...}` with evalkit's codes (INVALID_ARGUMENT 400,
@@ -62,7 +67,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        cleaner = asyncio.create_task(_forget_old_keys_hourly(store))
         yield
+        cleaner.cancel()
         store.close()  # uvicorn has let the requests in flight finish: every write is committed
 
     app = FastAPI(title="evalkit tracking server", version=__version__, description=DESCRIPTION,
@@ -85,6 +92,15 @@ def create_app(config: ServerConfig) -> FastAPI:
     if config.access_log:
         app.add_middleware(AccessLog)
     return app
+
+
+async def _forget_old_keys_hourly(store: SqlStore) -> None:
+    while True:
+        await asyncio.sleep(KEY_CLEANUP_SECONDS)
+        try:
+            await run_in_threadpool(write_transaction, store.engine, forget_old_keys)
+        except Exception:  # noqa: BLE001 - a store outage: try again next hour, the log says why
+            logging.getLogger("evalkit.server").warning("could not delete old idempotency keys", exc_info=True)
 
 
 def app_from_env() -> FastAPI:

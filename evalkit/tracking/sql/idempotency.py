@@ -21,7 +21,7 @@ from evalkit.tracking.clock import now_ms
 from evalkit.tracking.sql import schema as t
 
 T = TypeVar("T")
-KEEP_KEYS_MS = 7 * 24 * 3600 * 1000  # a client retries for minutes; a week is ample
+KEEP_KEYS_MS = 24 * 3600 * 1000  # a client retries for minutes; a day is ample
 
 
 def run_once(conn: Connection, key: str | None, work: Callable[[Connection], T]) -> T:
@@ -38,7 +38,7 @@ def run_once(conn: Connection, key: str | None, work: Callable[[Connection], T])
 
 
 def forget_old_keys(conn: Connection, now: int | None = None) -> int:
-    """Delete keys older than ``KEEP_KEYS_MS`` (the server does at start); the number deleted."""
+    """Delete keys older than ``KEEP_KEYS_MS`` (the server does at start, then hourly); the number deleted."""
     cutoff = (now if now is not None else now_ms()) - KEEP_KEYS_MS
     return conn.execute(delete(t.request_keys).where(t.request_keys.c.created_time < cutoff)).rowcount
 
