@@ -76,14 +76,14 @@ def create_app(config: ServerConfig) -> FastAPI:
                   lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
     app.state.config = config
     app.state.store = store
-    app.state.default_artifact_root = config.default_artifact_root
+    app.state.default_artifact_root = app.state.artifact_root = config.default_artifact_root
     app.state.artifact_repository_for = artifacts.artifact_repository_for
     install_error_handlers(app)
     app.include_router(meta.router)
     app.include_router(tracking.router)
     app.include_router(artifacts.router)
     if auth is not None:
-        auth.install_auth(app, engine_or_store_uri=config.backend_store_uri, enabled=config.auth_enabled)
+        auth.install_auth(app, engine_or_store_uri=store.engine, enabled=config.auth_enabled)
     ui = optional_module("evalkit.ui")
     if ui is not None:
         ui.mount_ui(app)  # last: it serves "/"
