@@ -269,3 +269,23 @@ def test_the_sql_store_commits_a_request_key_with_its_write_and_replays_it(tmp_p
     deleted = write_transaction(store.engine, lambda conn: forget_old_keys(conn, now=10**13 + KEEP_KEYS_MS))
     assert deleted == 3
     store.close()
+
+
+def test_the_server_command_checks_its_options_before_binding(tmp_path):
+    from click.testing import CliRunner
+
+    from evalkit.cli.main import cli
+    from evalkit.server.app import optional_module
+
+    missing = CliRunner().invoke(cli, ["server"])
+    assert missing.exit_code == 2 and "--backend-store-uri" in missing.output
+    remote = CliRunner().invoke(cli, ["server", "--backend-store-uri", "http://other:5000"])
+    assert remote.exit_code == 2 and "not another server" in remote.output
+    helped = CliRunner().invoke(cli, ["server", "--help"])
+    assert all(word in helped.output for word in ("PostgreSQL", "S3", "token", "reverse proxy", "--insecure-no-auth"))
+    if optional_module("evalkit.server.auth") is None:
+        from evalkit.errors import InvalidArgument
+
+        refused = CliRunner().invoke(cli, ["server", "--backend-store-uri", str(tmp_path / "s.db"), "--host", "0.0.0.0"])
+        assert isinstance(refused.exception, InvalidArgument) and "--insecure-no-auth" in str(refused.exception)
+        assert not (tmp_path / "s.db").exists()  # refused before anything was created
