@@ -289,3 +289,26 @@ def test_the_server_command_checks_its_options_before_binding(tmp_path):
         refused = CliRunner().invoke(cli, ["server", "--backend-store-uri", str(tmp_path / "s.db"), "--host", "0.0.0.0"])
         assert isinstance(refused.exception, InvalidArgument) and "--insecure-no-auth" in str(refused.exception)
         assert not (tmp_path / "s.db").exists()  # refused before anything was created
+
+
+def test_streamed_bodies_over_the_limits_are_413_and_leave_nothing(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from evalkit.server.app import create_app
+    from evalkit.server.config import ServerConfig
+
+    config = ServerConfig(f"sqlite:///{tmp_path / 's.db'}", str(tmp_path / "artifacts"), max_request_bytes=1000,
+                          max_artifact_bytes=5000)
+
+    def chunks():  # no Content-Length: the limit is found while the body streams in
+        for _ in range(10):
+            yield b"x" * 1000
+
+    with TestClient(create_app(config)) as http:
+        experiment_id = http.post("/api/v1/experiments", json={"name": "limits"}).json()["experiment_id"]
+        run_id = http.post("/api/v1/runs", json={"experiment_id": experiment_id}).json()["info"]["run_id"]
+        upload = http.put(f"/api/v1/runs/{run_id}/artifacts/files/a.bin", content=chunks())
+        batch = http.post(f"/api/v1/runs/{run_id}/log-batch", content=chunks(), headers={"content-type": "application/json"})
+        assert (upload.status_code, batch.status_code) == (413, 413)
+        assert batch.json()["message"] == "request body over the server's limit of 1000 bytes"
+        assert http.get(f"/api/v1/runs/{run_id}/artifacts/list").json() == {"files": []}

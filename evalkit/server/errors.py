@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evalkit.errors import EvalkitError
+from evalkit.server.middleware import RequestTooLarge
 
 log = logging.getLogger("evalkit.server")
 
@@ -39,6 +40,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, RequestTooLarge):  # FastAPI wraps errors met while reading a JSON body
+            return error_response(413, "REQUEST_TOO_LARGE", str(exc.__cause__))
         return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "INTERNAL_ERROR"), str(exc.detail))
 
     @app.exception_handler(Exception)
