@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from postgres_cluster import PostgresCluster, find_pg_bin, start_cluster
+from server_fixture import ServerProcess, start_server
 
 import evalkit as ek
 from evalkit.tracking import fluent
@@ -109,3 +110,19 @@ def tracking_uri(request, tmp_path) -> str:
     os.environ["EVALKIT_ARTIFACT_ROOT"] = str(tmp_path / "artifacts")
     ek.set_tracking_uri(uri)
     return uri
+
+
+@pytest.fixture(scope="session")
+def tracking_server(tmp_path_factory) -> Iterator[ServerProcess]:
+    """ONE evalkit server for the session (uvicorn in a subprocess on 127.0.0.1, SQLite, local
+    artifacts, no auth): tests share it, each with its own experiment names."""
+    server = start_server(tmp_path_factory.mktemp("tracking-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server_uri(tracking_server) -> str:
+    """The shared server's URL, set as this test's tracking URI."""
+    ek.set_tracking_uri(tracking_server.url)
+    return tracking_server.url

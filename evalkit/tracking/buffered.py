@@ -35,7 +35,7 @@ from evalkit.entities import (
     RunTag,
     ViewType,
 )
-from evalkit.tracking.store import TrackingStore, run_status
+from evalkit.tracking.store import HISTORY_PAGE_MAX, TrackingStore, run_status
 from evalkit.tracking.validation import (
     checked_metric,
     checked_param,
@@ -295,6 +295,12 @@ class BufferedStore(TrackingStore):
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         self.flush()
         return self.inner.get_metric_history(run_id, key)
+
+    def get_metric_history_page(
+        self, run_id: str, key: str, max_results: int = HISTORY_PAGE_MAX, page_token: str | None = None
+    ) -> tuple[list[Metric], str | None]:
+        self.flush()
+        return self.inner.get_metric_history_page(run_id, key, max_results, page_token)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self.flush()

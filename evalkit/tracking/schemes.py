@@ -72,7 +72,8 @@ def _entry_point(scheme: str, uri: str) -> EntryPoint:
         )
     raise InvalidArgument(
         f"unsupported tracking URI scheme {scheme!r} in {redact(uri)!r}: use a file path, "
-        "sqlite:///path/to/file.db or postgresql://user@host:5432/dbname (registered schemes: "
+        "sqlite:///path/to/file.db, postgresql://user@host:5432/dbname or an evalkit server's "
+        "http(s)://host:5000 (registered schemes: "
         f"{', '.join(sorted(found))})"
     )
 

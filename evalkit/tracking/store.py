@@ -26,6 +26,8 @@ one backend can implement both without this interface growing registry methods.
 
 from __future__ import annotations
 
+import base64
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -45,6 +47,7 @@ from evalkit.errors import AlreadyExists, InvalidArgument, InvalidState
 
 DEFAULT_EXPERIMENT_NAME = "Default"
 SEARCH_MAX_RESULTS = 50_000
+HISTORY_PAGE_MAX = 25_000  # values of a metric history per page
 
 
 class TrackingStore(ABC):
@@ -208,6 +211,20 @@ class TrackingStore(ABC):
         """Every logged value of a metric, by step then timestamp then logging order (empty for a
         key never logged); ``NotFound`` for an unknown run."""
 
+    def get_metric_history_page(
+        self, run_id: str, key: str, max_results: int = HISTORY_PAGE_MAX, page_token: str | None = None
+    ) -> tuple[list[Metric], str | None]:
+        """One page of :meth:`get_metric_history` (same order) and the token of the next page (None
+        after the last), so a long history is read without holding all of it. This default slices
+        the whole history; the SQL store reads only the page. ``InvalidArgument`` for
+        ``max_results`` outside 1..``HISTORY_PAGE_MAX`` or a bad page token."""
+        check_page_size(max_results, HISTORY_PAGE_MAX)
+        offset = decode_offset_token(page_token)
+        history = self.get_metric_history(run_id, key)
+        page = history[offset:offset + max_results]
+        more = offset + max_results < len(history)
+        return page, encode_offset_token(offset + max_results) if more else None
+
     @abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag from a run; ``NotFound`` if the run has no such tag."""
@@ -259,3 +276,28 @@ def run_status(status: RunStatus | str) -> RunStatus:
         raise InvalidArgument(
             f"unknown run status {status!r}: use one of {', '.join(s.value for s in RunStatus)}"
         ) from None
+
+
+def check_page_size(max_results: Any, limit: int) -> int:
+    """``max_results`` if it is an integer from 1 to ``limit``, else ``InvalidArgument``."""
+    if isinstance(max_results, bool) or not isinstance(max_results, int) or not 0 < max_results <= limit:
+        raise InvalidArgument(f"max_results must be an integer from 1 to {limit}, got {max_results!r}")
+    return max_results
+
+
+def encode_offset_token(offset: int) -> str:
+    """An opaque page token holding a row offset."""
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode_offset_token(token: str | None) -> int:
+    """The offset of a token from :func:`encode_offset_token` (0 for None); ``InvalidArgument`` if malformed."""
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+        if isinstance(offset, int) and offset >= 0:
+            return offset
+    except (ValueError, KeyError, TypeError):
+        pass
+    raise InvalidArgument(f"invalid page token {token!r}")

@@ -379,7 +379,7 @@ def test_s3_without_boto3_says_which_extra(monkeypatch):
 def test_repository_chosen_by_scheme(tmp_path):
     assert isinstance(get_artifact_repository(str(tmp_path)), LocalArtifactRepository)
     assert isinstance(get_artifact_repository(f"file://{tmp_path}"), LocalArtifactRepository)
-    with pytest.raises(ek.InvalidArgument, match=r"no artifact repository for scheme 'ftp'.*file, s3"):
+    with pytest.raises(ek.InvalidArgument, match=r"no artifact repository for scheme 'ftp'.*file, http, https, s3"):
         get_artifact_repository("ftp://host/x")
     with pytest.raises(ek.InvalidArgument, match="names no valid bucket"):
         get_artifact_repository("s3:///prefix")

@@ -50,7 +50,7 @@ def test_an_unknown_scheme_is_refused_with_the_known_ones_listed(tmp_path, monke
         ek.set_tracking_uri("mysql://ana:secret@db/evalkit")
     message = str(info.value)
     assert message.startswith("unsupported tracking URI scheme 'mysql' in 'mysql://ana:***@db/evalkit': use a file path")
-    assert "(registered schemes: memory, postgres, postgresql, postgresql+psycopg, sqlite)" in message
+    assert "(registered schemes: http, https, memory, postgres, postgresql, postgresql+psycopg, sqlite)" in message
     assert "secret" not in message
 
 

@@ -19,10 +19,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from evalkit.errors import StoreUnavailable
 from evalkit.plugins import require_extra
+from evalkit.tracking.request_scope import request_key
+from evalkit.tracking.sql.idempotency import run_once
 from evalkit.tracking.uri import StoreLocation
 
 T = TypeVar("T")
@@ -101,16 +103,25 @@ def _make_sqlite_transactional(engine: Engine) -> None:
 def write_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     """Run ``work`` in one write transaction, retrying while another writer holds the lock.
 
-    All of ``work`` commits or none of it does.
+    All of ``work`` commits or none of it does. Inside a request served by the tracking server
+    with an idempotency key, the key is committed with the work and a retried request gets the
+    first attempt's result without running ``work`` again (``idempotency.run_once``).
     """
+    scope = request_key.get()
+    key = scope.next_key() if scope is not None else None  # outside the loop: the same key on each attempt
     deadline = time.monotonic() + WRITE_RETRY_SECONDS
     delay = 0.01
+    key_collided = False
     while True:
         try:
             with engine.connect() as conn:
                 conn.execution_options(**{_WRITE_OPTION: True})
                 with conn.begin():
-                    return work(conn)
+                    return run_once(conn, key, work)
+        except IntegrityError:
+            if key is None or key_collided:
+                raise
+            key_collided = True  # a concurrent attempt of the same request committed first: replay it
         except OperationalError as exc:
             if not _is_lock_error(exc) or time.monotonic() > deadline:
                 raise

@@ -100,3 +100,13 @@ latest_metrics = Table(
     Column("timestamp", BigInteger, nullable=False),
     Index("ix_latest_metrics_key_value", "key", "value"),
 )
+
+# Idempotency keys of client requests served by the tracking server (``idempotency.py``): one row
+# per write transaction of a request, committed with it, holding the result a retry gets back.
+request_keys = Table(
+    "request_keys",
+    metadata,
+    Column("request_key", String(100), primary_key=True),
+    Column("result", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False, index=True),
+)

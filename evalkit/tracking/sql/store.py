@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import getpass
-import json
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -32,6 +30,7 @@ from evalkit.tracking.artifacts import join_artifact_uri
 from evalkit.tracking.clock import now_ms
 from evalkit.tracking.filter import parse_filter, parse_order_by
 from evalkit.tracking.names import random_run_name
+from evalkit.tracking.request_scope import acting_user
 from evalkit.tracking.sql import schema as t
 from evalkit.tracking.sql.engine import (
     checkpoint_wal,
@@ -40,8 +39,12 @@ from evalkit.tracking.sql.engine import (
 )
 from evalkit.tracking.sql.search import compile_filter, order_clauses
 from evalkit.tracking.store import (
+    HISTORY_PAGE_MAX,
     SEARCH_MAX_RESULTS,
     TrackingStore,
+    check_page_size,
+    decode_offset_token,
+    encode_offset_token,
     require_writable,
     run_status,
 )
@@ -259,7 +262,7 @@ class SqlStore(TrackingStore):
         started = start_time if start_time is not None else now_ms()
         user = _user_id()
 
-        def work(conn: Connection) -> str:
+        def work(conn: Connection) -> tuple[str, str]:
             experiment = self._require_experiment(conn, pk, active=True)
             if parent_run_id is not None:
                 self._require_run_row(conn, parent_run_id)
@@ -273,9 +276,11 @@ class SqlStore(TrackingStore):
             )
             if tag_rows:
                 conn.execute(insert(t.tags), [{"run_id": run_id, "key": k, "value": v} for k, v in tag_rows.items()])
-            return artifact_uri
+            return run_id, artifact_uri
 
-        artifact_uri = write_transaction(self.engine, work)
+        created_id, artifact_uri = write_transaction(self.engine, work)
+        if created_id != run_id:  # a retried server request: the run its first attempt created
+            return self.get_run(created_id)
         info = RunInfo(run_id, str(pk), name, RunStatus.RUNNING, started, None, artifact_uri,
                        LifecycleStage.ACTIVE, parent_run_id, user)
         return Run(info, RunData(tags=dict(tag_rows)))
@@ -436,6 +441,24 @@ class SqlStore(TrackingStore):
             ).all()
         return [Metric(r.key, float("nan") if r.is_nan else r.value, r.timestamp, r.step) for r in rows]
 
+    def get_metric_history_page(
+        self, run_id: str, key: str, max_results: int = HISTORY_PAGE_MAX, page_token: str | None = None
+    ) -> tuple[list[Metric], str | None]:
+        """One page of the history, read with LIMIT/OFFSET on the (run, key, step, timestamp) index."""
+        check_page_size(max_results, HISTORY_PAGE_MAX)
+        offset = decode_offset_token(page_token)
+        mh = t.metric_history.c
+        with self.engine.connect() as conn:
+            self._require_run_row(conn, run_id)
+            rows = conn.execute(
+                select(mh.key, mh.value, mh.is_nan, mh.timestamp, mh.step)
+                .where(mh.run_id == run_id, mh.key == key)
+                .order_by(mh.step, mh.timestamp, mh.id)
+                .limit(max_results + 1).offset(offset)
+            ).all()
+        page = [Metric(r.key, float("nan") if r.is_nan else r.value, r.timestamp, r.step) for r in rows[:max_results]]
+        return page, encode_offset_token(offset + max_results) if len(rows) > max_results else None
+
     def delete_tag(self, run_id: str, key: str) -> None:
         def work(conn: Connection) -> None:
             self._require_run_row(conn, run_id)
@@ -456,11 +479,10 @@ class SqlStore(TrackingStore):
         order_by: Sequence[str] | str | None = None,
         page_token: str | None = None,
     ) -> tuple[list[Run], str | None]:
-        if not isinstance(max_results, int) or not 0 < max_results <= SEARCH_MAX_RESULTS:
-            raise InvalidArgument(f"max_results must be an integer from 1 to {SEARCH_MAX_RESULTS}, got {max_results!r}")
+        check_page_size(max_results, SEARCH_MAX_RESULTS)
         expression = parse_filter(filter_string)
         orders = parse_order_by(order_by)
-        offset = _decode_page_token(page_token)
+        offset = decode_offset_token(page_token)
         condition = and_(
             t.runs.c.experiment_id.in_([_experiment_pk(e) for e in experiment_ids]),
             _lifecycle_condition(t.runs.c.lifecycle_stage, ViewType(view_type)),
@@ -473,7 +495,7 @@ class SqlStore(TrackingStore):
             rows = conn.execute(query).all()
             more = len(rows) > max_results
             runs = self._load_runs(conn, rows[:max_results])
-        return runs, _encode_page_token(offset + max_results) if more else None
+        return runs, encode_offset_token(offset + max_results) if more else None
 
     def close(self) -> None:
         """Copy the SQLite write-ahead log into the database file (so the .db file alone holds
@@ -503,6 +525,8 @@ def _checked_batch(
 
 
 def _user_id() -> str | None:
+    if (user := acting_user.get()) is not None:  # a request served by the tracking server
+        return user
     try:
         return getpass.getuser()
     except Exception:  # no user name in some containers; the field is optional
@@ -582,19 +606,3 @@ def _upsert_latest(conn: Connection, rows: list[dict[str, Any]]) -> None:
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _encode_page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def _decode_page_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        if isinstance(offset, int) and offset >= 0:
-            return offset
-    except (ValueError, KeyError, TypeError):
-        pass
-    raise InvalidArgument(f"invalid page token {token!r}")

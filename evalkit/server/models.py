@@ -1,0 +1,105 @@
+"""Request bodies of the REST API (pydantic), as documented at ``/docs``.
+
+Values keep evalkit's wire format (``evalkit.entities``): a metric value is a number or one of the
+strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``. Keys and values are checked by the store with
+the same rules and messages as a local store; these models check only the shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evalkit.entities import Metric, Param, RunTag, ViewType, float_from_json
+from evalkit.errors import InvalidArgument
+from evalkit.tracking.rest.api import MAX_BATCH_ITEMS
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricIn(_Body):
+    key: str
+    value: float | str = Field(description='a number, or "NaN", "Infinity", "-Infinity"')
+    timestamp: int
+    step: int = 0
+
+    def entity(self, index: int) -> Metric:
+        try:
+            value = float_from_json(self.value)
+        except ValueError:
+            raise InvalidArgument(
+                f"metrics[{index}] ({self.key!r}): value {self.value!r} is not a number "
+                '(use a number, "NaN", "Infinity" or "-Infinity")'
+            ) from None
+        return Metric(self.key, value, self.timestamp, self.step)
+
+
+class KeyValue(_Body):
+    key: str
+    value: str
+
+
+class CreateExperiment(_Body):
+    name: str
+    artifact_location: str | None = None
+    tags: dict[str, Any] | None = None
+
+
+class ExperimentTag(_Body):
+    key: str
+    value: Any
+
+
+class RenameExperiment(_Body):
+    new_name: str
+
+
+class CreateRun(_Body):
+    experiment_id: str
+    run_name: str | None = None
+    tags: dict[str, Any] | None = None
+    parent_run_id: str | None = None
+    start_time: int | None = None
+
+
+class UpdateRun(_Body):
+    status: str
+    end_time: int | None = None
+
+
+class LogBatch(_Body):
+    metrics: list[MetricIn] = Field(default_factory=list)
+    params: list[KeyValue] = Field(default_factory=list)
+    tags: list[KeyValue] = Field(default_factory=list)
+
+    def entities(self) -> tuple[list[Metric], list[Param], list[RunTag]]:
+        count = len(self.metrics) + len(self.params) + len(self.tags)
+        if count > MAX_BATCH_ITEMS:
+            raise InvalidArgument(f"a batch holds at most {MAX_BATCH_ITEMS} values, this one {count}: split it")
+        return ([m.entity(i) for i, m in enumerate(self.metrics)], [Param(p.key, p.value) for p in self.params],
+                [RunTag(g.key, g.value) for g in self.tags])
+
+
+class LogBatchAndUpdateRun(LogBatch):
+    status: str
+    end_time: int | None = None
+
+
+class DeleteTag(_Body):
+    key: str
+
+
+class SearchRuns(_Body):
+    experiment_ids: list[str]
+    filter: str | None = None
+    view_type: ViewType = ViewType.ACTIVE_ONLY
+    max_results: int = 1000
+    order_by: list[str] | None = None
+    page_token: str | None = None
+
+
+class UploadRequest(_Body):
+    path: str

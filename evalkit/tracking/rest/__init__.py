@@ -1,0 +1,1 @@
+"""The REST store and artifact repository: evalkit's client side of an evalkit tracking server."""
