@@ -11,6 +11,7 @@ from evalkit.cli.evaluate import evaluate_command
 from evalkit.cli.experiments import experiments
 from evalkit.cli.report import report_command
 from evalkit.cli.runs import runs
+from evalkit.cli.server import server
 from evalkit.cli.suite import history_command, run_command
 from evalkit.errors import EvalkitError
 
@@ -36,6 +37,7 @@ cli.add_command(report_command)
 cli.add_command(experiments)
 cli.add_command(run_command)
 cli.add_command(history_command)
+cli.add_command(server)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""The evalkit tracking server: REST API, authentication and web UI."""
