@@ -12,12 +12,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
 
 from evalkit.cli.main import main
@@ -30,13 +32,16 @@ from evalkit.server.auth import (
 )
 from evalkit.server.auth.sessions import CSRF_HEADER, SESSION_COOKIE, shared_secret
 
+pytest_plugins = ["browser"]
 REDIRECT = 303
 
 
-def build_app(store: str | None, enabled: bool = True) -> FastAPI:
-    """A stand-in for the server: a read route, a write route and a token route."""
+def build_app(store: str | None, enabled: bool = True, static: Path | None = None) -> FastAPI:
+    """A stand-in for the server: a read route, a write route, a token route, a page."""
     app = FastAPI()
     install_auth(app, engine_or_store_uri=store, enabled=enabled)
+    if static is not None:
+        app.mount("/static", StaticFiles(directory=static), name="static")
 
     @app.get("/api/v1/x")
     def read(request: Request) -> dict:
@@ -58,7 +63,7 @@ def build_app(store: str | None, enabled: bool = True) -> FastAPI:
 
     @app.get("/")
     def home(request: Request) -> HTMLResponse:
-        return HTMLResponse(f"<p>hello {request.state.principal.name}</p>")
+        return HTMLResponse(f'<link rel="icon" href="data:,"><p>hello {request.state.principal.name}</p>')
 
     return app
 
@@ -76,9 +81,12 @@ class LogCapture(logging.Handler):
 @dataclass
 class Server:
     url: str
+    port: int
     store: str
+    static: Path
     tokens: TokenStore
     logs: LogCapture
+    client: httpx.Client
     secrets: dict[str, str] = field(default_factory=dict)  # every token handed out, by name
     responses: list[httpx.Response] = field(default_factory=list)
 
@@ -91,15 +99,17 @@ class Server:
         headers = dict(kwargs.pop("headers", {}))
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        response = httpx.request(method, self.url + path, headers=headers, follow_redirects=False,
-                                 timeout=10, **kwargs)
+        response = self.client.request(method, self.url + path, headers=headers, **kwargs)
+        self.client.cookies.clear()  # each test sends the session cookie it means to, by hand
         self.responses.append(response)
         return response
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> Iterator[Server]:
-    store = str(tmp_path_factory.mktemp("auth") / "server.db")
+    folder = tmp_path_factory.mktemp("auth")
+    store, static = str(folder / "server.db"), folder / "static"
+    static.mkdir()
     tokens = TokenStore.open(store)
     logs = LogCapture()
     loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.access", "uvicorn.error", "evalkit")]
@@ -107,7 +117,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
     for lg in loggers:
         lg.setLevel(logging.DEBUG)
     logging.getLogger().addHandler(logs)
-    config = uvicorn.Config(build_app(store), host="127.0.0.1", port=0, log_config=None, access_log=True,
+    config = uvicorn.Config(build_app(store, static=static), host="127.0.0.1", port=0, log_config=None, access_log=True,
                             lifespan="off")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -117,7 +127,9 @@ def server(tmp_path_factory) -> Iterator[Server]:
         assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
         time.sleep(0.02)
     port = uv.servers[0].sockets[0].getsockname()[1]
-    yield Server(f"http://127.0.0.1:{port}", store, tokens, logs)
+    client = httpx.Client(follow_redirects=False, timeout=10)  # one client: each new one costs ~0.3 s
+    yield Server(f"http://127.0.0.1:{port}", port, store, static, tokens, logs, client)
+    client.close()
     uv.should_exit = True
     thread.join(10)
     logging.getLogger().removeHandler(logs)
@@ -204,7 +216,7 @@ def test_signing_in_with_a_token_gives_a_session_whose_writes_need_the_csrf_toke
     assert 'name="next" value="/runs?page=2"' in page.text
 
     wrong = server.request("POST", "/login", data={"token": "ek_" + "z" * 43, "next": "/"})
-    assert wrong.status_code == 401 and "Unknown or revoked token" in wrong.text and SESSION_COOKIE not in wrong.headers.get("set-cookie", "")
+    assert wrong.status_code == 200 and "Unknown or revoked token" in wrong.text and SESSION_COOKIE not in wrong.headers.get("set-cookie", "")
     signed_in = server.request("POST", "/login", data={"token": editor, "next": "/runs?page=2"})
     assert signed_in.status_code == REDIRECT and signed_in.headers["location"] == "/runs?page=2"
     cookie, header = session_cookie(signed_in)
@@ -216,7 +228,7 @@ def test_signing_in_with_a_token_gives_a_session_whose_writes_need_the_csrf_toke
     me = server.request("GET", "/api/v1/x", headers=jar).json()
     assert me["via"] == "session" and me["role"] == "editor" and len(me["csrf_token"]) == 64
     csrf = me["csrf_token"]
-    assert server.request("GET", "/", headers={**jar, "Accept": "text/html"}).text.startswith("<p>hello editor-")
+    assert "<p>hello editor-" in server.request("GET", "/", headers={**jar, "Accept": "text/html"}).text
 
     for extra in ({}, {CSRF_HEADER: "0" * 64}):
         refused = server.request("POST", "/api/v1/x", headers={**jar, **extra}, content=b"x")
@@ -382,3 +394,32 @@ def test_tokens_on_postgresql(postgres):
     assert [(r.name, r.role, r.active) for r in tokens.list(include_revoked=True)] == [
         ("admin", "admin", True), ("ci", "reader", False), ("ci", "editor", True)]
     tokens.engine.dispose()
+
+
+@pytest.mark.browser
+def test_signing_in_from_chromium_and_arriving_from_another_site(server, chromium_page):
+    page, errors = chromium_page, []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    token = server.new_token("editor")
+    page.goto(server.url + "/")
+    assert page.url == server.url + "/login?next=%2F"
+    page.fill("#token", "ek_" + "w" * 43)
+    page.click("button[type=submit]")
+    assert "Unknown or revoked token" in page.inner_text("p.error")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/")
+    assert page.inner_text("p").startswith("hello editor-")
+    [cookie] = page.context.cookies()
+    assert cookie["name"] == SESSION_COOKIE and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert token not in cookie["value"]
+
+    # A link on another site (localhost is another site than 127.0.0.1) brings no Strict cookie:
+    # the sign-in page reloads itself as a same-site navigation, which does, and goes on.
+    (server.static / "link.html").write_text(f'<link rel="icon" href="data:,"><a id="go" href="{server.url}/?from=chat">run</a>')
+    page.goto(f"http://localhost:{server.port}/static/link.html")
+    page.click("#go")
+    page.wait_for_url(server.url + "/?from=chat")
+    assert page.inner_text("p").startswith("hello editor-")
+    assert errors == [], errors
