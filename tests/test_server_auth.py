@@ -29,6 +29,7 @@ from evalkit.server.auth import (
     ensure_admin_token,
     install_auth,
     required_role,
+    requires_auth,
 )
 from evalkit.server.auth.sessions import CSRF_HEADER, SESSION_COOKIE, shared_secret
 
@@ -307,6 +308,21 @@ def test_auth_off_makes_every_request_the_anonymous_admin():
     assert client.get("/api/v1/x").json() == {"name": "anonymous", "role": "admin", "via": "open", "csrf_token": ""}
     assert client.post("/api/v1/tokens").status_code == 200
     assert client.get("/login?next=/runs", follow_redirects=False).headers["location"] == "/runs"
+    assert client.get("/api/v1/x", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
+
+
+def test_a_server_open_because_it_listens_on_loopback_refuses_what_a_proxy_relays():
+    assert not requires_auth("127.0.0.1") and not requires_auth("localhost") and not requires_auth("::1")
+    assert requires_auth("0.0.0.0") and requires_auth("10.1.2.3") and requires_auth("evalkit.example.com")
+    assert not requires_auth("0.0.0.0", insecure_no_auth=True)
+    app = FastAPI()
+    install_auth(app, enabled=False, loopback_only=True)
+    app.get("/api/v1/x")(lambda: {"ok": True})
+    client = TestClient(app)
+    assert client.get("/api/v1/x").json() == {"ok": True}
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+        refused = client.get("/api/v1/x", headers={header: "203.0.113.9"})
+        assert refused.status_code == 401 and "came through a proxy" in refused.json()["message"], header
 
 
 def test_ensure_admin_token_creates_exactly_one_admin_token(tmp_path):
@@ -325,8 +341,9 @@ def test_ensure_admin_token_creates_exactly_one_admin_token(tmp_path):
     assert tokens.authenticate(created[0]).name == "admin"
     with pytest.raises(InvalidArgument, match="unknown role 'root'"):
         tokens.create("x", "root")
-    with pytest.raises(InvalidArgument, match="token name"):
-        tokens.create(" padded", "reader")
+    for bad in (" padded", "", "new\nline", "x" * 101):
+        with pytest.raises(InvalidArgument, match="token name"):
+            tokens.create(bad, "reader")
     # with every token revoked, the next start makes a new admin token
     tokens.revoke("admin")
     assert ensure_admin_token(tokens.engine).startswith("ek_")

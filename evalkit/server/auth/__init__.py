@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from evalkit.server.auth.binding import is_loopback, requires_auth
 from evalkit.server.auth.roles import (
     ANONYMOUS,
     ROLES,
@@ -33,17 +34,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANONYMOUS", "ROLES", "Principal", "Role", "TokenRecord", "TokenStore", "ensure_admin_token", "install_auth",
-    "open_engine", "required_role", "role_allows",
+    "is_loopback", "open_engine", "required_role", "requires_auth", "role_allows",
 ]
 
 
 def install_auth(app: FastAPI, *, engine_or_store_uri: Engine | str | Any = None, enabled: bool,
-                 session_max_age_seconds: int | None = None) -> None:
+                 loopback_only: bool = False, session_max_age_seconds: int | None = None) -> None:
     """Authenticate every request to ``app``, and serve ``GET/POST /login`` and ``POST /logout``.
 
     ``engine_or_store_uri`` is the tracking store holding the tokens: its engine, its SQL URI, or
     the open ``SqlStore`` (or a wrapper of one) the server serves. With ``enabled=False`` (a
-    server on 127.0.0.1, or ``--insecure-no-auth``) every request is the anonymous admin.
+    server on 127.0.0.1, or ``--insecure-no-auth``) every request is the anonymous admin; with
+    ``loopback_only=True`` as well (open only because it listens on loopback, see
+    :func:`requires_auth`), a request relayed by a reverse proxy (``Forwarded``,
+    ``X-Forwarded-For``, ...) is refused, since it may come from anywhere.
 
     Each request gets ``request.state.principal`` (a :class:`Principal`) and
     ``request.state.csrf_token`` (for a page to embed as the ``csrf_token`` form field or the
@@ -68,7 +72,7 @@ def install_auth(app: FastAPI, *, engine_or_store_uri: Engine | str | Any = None
         codec = SessionCodec(shared_secret(tokens.engine), session_max_age_seconds or SESSION_MAX_AGE_SECONDS)
         config = AuthConfig(True, tokens, codec)
     else:
-        config = AuthConfig(False)
+        config = AuthConfig(False, loopback_only=loopback_only)
     app.state.auth = config
     app.include_router(router)
     app.add_middleware(AuthMiddleware, config=config)

@@ -43,6 +43,9 @@ class AuthConfig:
     enabled: bool
     tokens: TokenStore | None = None
     sessions: SessionCodec | None = None
+    # Open only because the server listens on loopback: a request relayed by a reverse proxy
+    # on the same machine comes from anywhere, so it is refused (start the server with tokens).
+    loopback_only: bool = False
 
 
 class AuthMiddleware:
@@ -60,6 +63,11 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         state["csrf_token"] = ""
         if not self.config.enabled:
+            if self.config.loopback_only and scope["type"] == "http" and _proxied(scope):
+                await _error(Unauthenticated(
+                    "this server runs without authentication because it listens on 127.0.0.1, and this "
+                    "request came through a proxy: start the server with authentication on"), scope, receive, send)
+                return
             state["principal"] = ANONYMOUS
             await self.app(scope, receive, send)
             return
@@ -147,6 +155,11 @@ def _route_path(scope: Scope) -> str:
     if root and (path == root or path.startswith(root + "/")):
         return path[len(root):] or "/"
     return path
+
+
+def _proxied(scope: Scope) -> bool:
+    names = {name for name, _ in scope["headers"]}
+    return bool(names & {b"forwarded", b"x-forwarded-for", b"x-forwarded-host", b"x-real-ip"})
 
 
 def _forget_cookie(conn: HTTPConnection) -> list[tuple[bytes, bytes]]:

@@ -87,9 +87,11 @@ def _record(row: Any) -> TokenRecord:
 
 
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH or name != name.strip():
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH or name != name.strip() \
+            or not name.isprintable():
         raise InvalidArgument(
-            f"token name {name!r} must be 1 to {MAX_NAME_LENGTH} characters without leading or trailing spaces"
+            f"token name {name!r} must be 1 to {MAX_NAME_LENGTH} printable characters without leading or "
+            "trailing spaces"
         )
     return name
 
