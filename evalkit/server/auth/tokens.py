@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from evalkit.errors import AlreadyExists, InvalidArgument, NotFound
@@ -29,6 +29,10 @@ MAX_NAME_LENGTH = 100
 # last_used is written at most this often per token, so reads do not turn into writes.
 LAST_USED_RESOLUTION_MS = 60_000
 FIRST_ADMIN_NAME = "admin"
+# Every request runs one of these: built once, not per call.
+_BY_HASH = select(t.auth_tokens).where(t.auth_tokens.c.token_hash == bindparam("digest"))
+_ACTIVE_BY_ID = select(t.auth_tokens).where(t.auth_tokens.c.token_id == bindparam("token_id"),
+                                            t.auth_tokens.c.revoked_at.is_(None))
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,7 @@ class TokenStore:
             return None
         digest = hash_token(token)
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.auth_tokens).where(t.auth_tokens.c.token_hash == digest)).first()
+            row = conn.execute(_BY_HASH, {"digest": digest}).first()
         # The index finds the row; compare the hashes in constant time all the same.
         if row is None or row.revoked_at is not None or not hmac.compare_digest(row.token_hash, digest):
             return None
@@ -177,9 +181,7 @@ class TokenStore:
     def get_active(self, token_id: int) -> TokenRecord | None:
         """The token with ``token_id`` if it is still active (a UI session lives as long as its token)."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.auth_tokens).where(t.auth_tokens.c.token_id == token_id, t.auth_tokens.c.revoked_at.is_(None))
-            ).first()
+            row = conn.execute(_ACTIVE_BY_ID, {"token_id": token_id}).first()
         if row is None:
             return None
         self._touch(row)
