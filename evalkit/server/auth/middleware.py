@@ -79,10 +79,13 @@ class AuthMiddleware:
         method = scope["method"].upper()
         path = _route_path(scope)
         needed = required_role(method, path)
+        if needed is None and path != LOGIN_PATH:  # probes and static files: nobody to identify
+            await self.app(scope, receive, send)
+            return
         try:
             principal, session = await self._identify(conn)
         except Unauthenticated as exc:
-            if needed is None:  # a stale credential does not block the probes or the sign-in page
+            if needed is None:  # a stale credential does not block the sign-in page
                 await self.app(scope, receive, send)
                 return
             await self._refuse(conn, path, exc, scope, receive, send)
