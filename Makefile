@@ -47,8 +47,8 @@ MUTATE_STORE_WRITES := "$(STORE).*create_experiment*" "$(STORE).*set_experiment_
 	"$(STORE).*create_run*" "$(STORE).*update_run*" "$(STORE).*log_batch*" "$(STORE).*_write*" \
 	"$(STORE).*_checked_batch*" "$(STORE).*delete_tag*" "$(STORE).*upsert*" "$(STORE).*checkpoint*" \
 	"$(STORE).*close*" "evalkit.tracking.buffered.*"
-MUTATE_TARGETS ?= "evalkit.suite.gates.*" "evalkit.stats.*" "evalkit.runner.runner.*" "evalkit.runner.caller.*" \
-	"evalkit.runner.ratelimit.*" "evalkit.cache.*" "evalkit.tracking.sql.engine.*" "evalkit.redaction.*" \
+MUTATE_TARGETS ?= "evalkit.suite.gates.*" "evalkit.stats.*" "evalkit.inference.runner.runner.*" "evalkit.inference.runner.caller.*" \
+	"evalkit.inference.runner.ratelimit.*" "evalkit.inference.cache.*" "evalkit.tracking.sql.engine.*" "evalkit.redaction.*" \
 	$(MUTATE_STORE_WRITES)
 
 mutate: $(BIN)/.installed-dev

@@ -232,8 +232,8 @@ def evaluate_run(base_url: str, data: pd.DataFrame, model: str, noise_seed: int,
 
 def load_scores(run_id: str) -> Any:
     """The run as the nightly job reads it (``evalkit.suite.job._scores``)."""
-    from evalkit.evaluation import RESULTS_TABLE
-    from evalkit.run_evaluators import load_evaluators
+    from evalkit.evaluation.engine import RESULTS_TABLE
+    from evalkit.evaluation.run_evaluators import load_evaluators
     from evalkit.suite.gates import RunScores
     from evalkit.tracking.client import TrackingClient
 
@@ -269,7 +269,7 @@ _COUNTS = re.compile(r"TP (\d+), FP (\d+), FN (\d+), F1 [\d.]+; similarity ([\d.
 
 def expected_f1(tp: int, fp: int, fn: int, eps: float) -> float:
     """The mean statement F1 when each answer statement's TP/FP class flips with probability eps."""
-    from evaluators.answer_correctness import f1_from_counts
+    from evalkit.evaluators.answer_correctness import f1_from_counts
 
     total = 0.0
     for kept in range(tp + 1):
@@ -295,7 +295,7 @@ def row_parts(run_id: str) -> list[tuple[int, int, int, float]]:
 
 def expected_scores(parts: Sequence[tuple[int, int, int, float]], eps: float) -> np.ndarray:
     """Each row's expected answer_correctness under the noisy judge."""
-    from evaluators.answer_correctness import JudgedAnswerCorrectness
+    from evalkit.evaluators.answer_correctness import JudgedAnswerCorrectness
 
     w_f1, w_similarity = JudgedAnswerCorrectness().weights
     return np.array([w_f1 * expected_f1(tp, fp, fn, eps) + w_similarity * sim for tp, fp, fn, sim in parts])
@@ -455,8 +455,9 @@ def main() -> None:
     os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
     # The server process imports this module (bench_gate:responder) and bench_runner from bench/.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
+    from evalkit.evaluators.embeddings import model as embedding_model
+
     import evalkit as ek
-    from evaluators.embeddings import model as embedding_model
 
     ek.set_tracking_uri(f"sqlite:///{folder / 'bench.db'}")
     embedding_model()  # loaded once, outside the timings

@@ -17,12 +17,13 @@ import random
 import statistics
 import time
 
-from evalkit.scoring import EvalRow, Evaluator, ScoringContext
-from evaluators import embeddings
-from evaluators.answer_correctness_offline import OfflineAnswerCorrectness
-from evaluators.exact_match import ExactMatch
-from evaluators.faithfulness_offline import OfflineFaithfulness
-from evaluators.token_f1 import TokenF1
+from evalkit.evaluators import embeddings
+from evalkit.evaluators.answer_correctness_offline import OfflineAnswerCorrectness
+from evalkit.evaluators.exact_match import ExactMatch
+from evalkit.evaluators.faithfulness_offline import OfflineFaithfulness
+from evalkit.evaluators.token_f1 import TokenF1
+
+from evalkit.evaluation.scoring import EvalRow, Evaluator, ScoringContext
 
 MLFLOW_QA_SECONDS, MLFLOW_QA_ROWS = 4.4, 200
 GOAL_SECONDS = 3.0

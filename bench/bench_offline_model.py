@@ -13,9 +13,9 @@ import statistics
 import time
 from pathlib import Path
 
-from evalkit.data import load_dataset
-from evalkit.models.offline import OfflineExtractiveModel
-from evalkit.prompts import resolve_prompt
+from evalkit.evaluation.data import load_dataset
+from evalkit.evaluation.prompts import resolve_prompt
+from evalkit.inference.providers.offline import OfflineExtractiveModel
 
 RAG_QA = Path(__file__).resolve().parents[1] / "datasets" / "rag_qa.jsonl"
 GOAL_SECONDS = 2.0

@@ -51,7 +51,7 @@ from bench_offline_evaluators import synthetic_rows  # noqa: E402
 from bench_runner import start_server  # noqa: E402
 
 import evalkit as ek  # noqa: E402
-from evalkit.scoring import ScoringContext  # noqa: E402
+from evalkit.evaluation.scoring import ScoringContext  # noqa: E402
 
 METRICS = ("answer_relevancy", "context_precision", "context_recall")
 OFFLINE_GOAL_SECONDS = 3.0
@@ -187,10 +187,10 @@ def offline(rows_count: int, repeat: int) -> None:
     """Each offline evaluator on its own (wall and CPU seconds: on a busy machine the CPU time is
     the steadier figure), then the three in one ``ek.evaluate`` as a user runs them, where they
     overlap: the embedding runs in a worker thread while the token metrics run."""
-    from evaluators import embeddings
-    from evaluators.answer_relevancy_offline import OfflineAnswerRelevancy
-    from evaluators.context_precision_offline import OfflineContextPrecision
-    from evaluators.context_recall_offline import OfflineContextRecall
+    from evalkit.evaluators import embeddings
+    from evalkit.evaluators.answer_relevancy_offline import OfflineAnswerRelevancy
+    from evalkit.evaluators.context_precision_offline import OfflineContextPrecision
+    from evalkit.evaluators.context_recall_offline import OfflineContextRecall
 
     rows = synthetic_rows(rows_count, 0)
     start, cpu = time.perf_counter(), time.process_time()

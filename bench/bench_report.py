@@ -190,7 +190,7 @@ def time_report(browser: Any, path: Path, repeat: int, filter_name: str, screens
 
 def report(name: str, browser: Any, folder: Path, run_id: str, rows: int, repeat: int, filter_name: str,
            baseline_run_id: str | None = None, screenshot: Path | None = None) -> Figures:
-    from reports.render import write_run_report
+    from evalkit.reports.render import write_run_report
 
     path = folder / f"{name.split()[0]}{'-baseline' if baseline_run_id else ''}.html"
     start = time.perf_counter()

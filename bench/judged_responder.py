@@ -1,6 +1,6 @@
 """A fake judge that answers both evalkit's judge prompts and ragas's, with ONE decision rule, so
 that evalkit's judged metrics and ragas's can be compared on equal terms (the parity test in
-``tests/test_ragas.py``) and timed on the same server (``bench/bench_judged.py``).
+``tests/evaluators/test_ragas.py``) and timed on the same server (``bench/bench_judged.py``).
 
 evalkit's prompts go to ``evalkit.testing.fake_judge.judge_responder`` unchanged. A ragas prompt
 (instructor's JSON mode: the first user message ends with ``input: <indented JSON>\\nOutput: ``)

@@ -25,6 +25,7 @@ from evalkit.errors import (
     AlreadyExists,
     EvalkitError,
     EvaluationFailed,
+    EvaluationWarning,
     FilterSyntaxError,
     InvalidArgument,
     InvalidState,
@@ -42,25 +43,25 @@ _FLUENT = (
 # Public name -> the module that defines it, imported when the name is first read.
 _LAZY: dict[str, str] = {
     **{name: "evalkit.tracking.fluent" for name in _FLUENT},
-    "EvaluationResult": "evalkit.evaluation",
-    "EvaluationWarning": "evalkit.evaluation",
-    "evaluate": "evalkit.evaluation",
-    "batch": "evalkit.models.callables",
-    "EvalRow": "evalkit.scoring",
-    "Score": "evalkit.scoring",
-    "evaluator": "evalkit.scoring",
+    "EvaluationResult": "evalkit.evaluation.engine",
+    "evaluate": "evalkit.evaluation.engine",
+    "batch": "evalkit.inference.providers.callables",
+    "EvalRow": "evalkit.evaluation.scoring",
+    "Score": "evalkit.evaluation.scoring",
+    "evaluator": "evalkit.evaluation.scoring",
     "TrackingClient": "evalkit.tracking.client",
     "get_tracking_uri": "evalkit.tracking.stores",
     "set_tracking_uri": "evalkit.tracking.stores",
 }
-_SUBMODULES = ("scoring",)
+# Submodules reachable as attributes (``ek.scoring.Score``), by their full module name.
+_SUBMODULES = {"scoring": "evalkit.evaluation.scoring"}
 
 
 def __getattr__(name: str) -> Any:
     import importlib
 
     if name in _SUBMODULES:
-        return importlib.import_module(f"evalkit.{name}")
+        return importlib.import_module(_SUBMODULES[name])
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'evalkit' has no attribute {name!r}")
@@ -74,10 +75,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from evalkit import scoring
-    from evalkit.evaluation import EvaluationResult, EvaluationWarning, evaluate
-    from evalkit.models.callables import batch
-    from evalkit.scoring import EvalRow, Score, evaluator
+    from evalkit.evaluation import scoring
+    from evalkit.evaluation.engine import EvaluationResult, evaluate
+    from evalkit.evaluation.scoring import EvalRow, Score, evaluator
+    from evalkit.inference.providers.callables import batch
     from evalkit.tracking.client import TrackingClient
     from evalkit.tracking.fluent import (
         ActiveRun,

@@ -10,7 +10,16 @@
     ├── StoreUnavailable         STORE_UNAVAILABLE   503
     ├── Unauthenticated          UNAUTHENTICATED     401  no, an unknown or a revoked server token
     ├── PermissionDenied         PERMISSION_DENIED   403  the token's role does not allow the call
-    └── EvaluationFailed         EVALUATION_FAILED   500  an outage or a judge that cannot work
+    ├── EvaluationFailed         EVALUATION_FAILED   500  an outage or a judge that cannot work
+    ├── JudgeError                                   500  a judge call with no usable answer (scored as an error)
+    └── ModelError                                   500  a model call that failed (recorded on its row)
+        ├── TransientModelError                           worth retrying (429, 5xx, timeouts)
+        └── PermanentModelError                           retrying cannot help (400, 401, 404)
+
+    EvaluationWarning (a UserWarning): an evaluation that finished but deserves a look.
+
+Two signals stay inside the runner and never reach a caller: ``RetriesExhausted`` and
+``BudgetExceeded``.
 
 Each class's ``code`` and ``http_status`` are what the tracking server answers with, and
 :func:`error_from_code` turns a code back into the class, so callers catch the same exceptions
@@ -134,3 +143,51 @@ def error_from_code(code: str | None, message: str) -> EvalkitError:
     classes = {cls.code: cls for cls in (InvalidArgument, NotFound, AlreadyExists, InvalidState, StoreUnavailable,
                                          Unauthenticated, PermissionDenied)}
     return classes.get(code or "", EvalkitError)(message)
+
+
+# Model calls, judges and warnings: recorded on rows and runs rather than raised to the user.
+
+class EvaluationWarning(UserWarning):
+    """An evaluation that finished but deserves a look: some rows failed, or an evaluator scored no row."""
+
+
+class JudgeError(EvalkitError):
+    """A judge call that gave no usable answer (garbage after re-asks, refusal, timeout)."""
+
+    def __init__(self, message: str, raw: str | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class ModelError(EvalkitError):
+    """A model call that failed."""
+
+
+class TransientModelError(ModelError):
+    """Worth retrying. ``retry_after`` is the wait in seconds the server asked for, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class PermanentModelError(ModelError):
+    """Retrying cannot help (404 unknown model, 400 bad parameters, 401 bad key...)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RetriesExhausted(Exception):
+    """The last transient error, once the attempts or the run's retry budget ran out."""
+
+    def __init__(self, error: TransientModelError, attempts: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.attempts = attempts
+
+
+class BudgetExceeded(Exception):
+    """Raised inside the runner when the next request would break max_cost_usd."""

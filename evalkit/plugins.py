@@ -4,7 +4,7 @@
 - ``evalkit.evaluator_families``: a factory for evaluators named ``<family>:<metric>``
   (``ragas:faithfulness``), called with ``metric=`` and the evaluator's config;
 - ``evalkit.reports``: the HTML report renderer (``html``);
-- ``evalkit.models``: a ChatModel factory per model URI scheme.
+- ``evalkit.model_providers``: a ChatModel factory per model URI scheme.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from evalkit.errors import MissingExtra
 EVALUATORS = "evalkit.evaluators"
 EVALUATOR_FAMILIES = "evalkit.evaluator_families"
 REPORTS = "evalkit.reports"
-MODELS = "evalkit.models"
-GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODELS)
+MODEL_PROVIDERS = "evalkit.model_providers"
+GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODEL_PROVIDERS)
 
 
 def require_extra(module: str, extra: str, what: str) -> None:

@@ -16,22 +16,21 @@ import asyncio
 from typing import Any
 
 import numpy as np
+from evalkit.evaluators.answer_correctness_offline import OfflineAnswerCorrectness
+from evalkit.evaluators.base import NO_OUTPUT
+from evalkit.evaluators.embeddings import require_model
+from evalkit.evaluators.embeddings import similarity as offline_similarity
+from evalkit.evaluators.endpoint_embeddings import endpoint_similarity
+from evalkit.evaluators.statements import split_statements
 
-from evalkit.errors import InvalidArgument
-from evalkit.scoring import (
+from evalkit.errors import InvalidArgument, JudgeError
+from evalkit.evaluation.scoring import (
     EvalRow,
     Judge,
-    JudgeError,
     Score,
     ScoringContext,
     mean_with_denominators,
 )
-from evaluators.answer_correctness_offline import OfflineAnswerCorrectness
-from evaluators.base import NO_OUTPUT
-from evaluators.embeddings import require_model
-from evaluators.embeddings import similarity as offline_similarity
-from evaluators.endpoint_embeddings import endpoint_similarity
-from evaluators.statements import split_statements
 
 _ITEM = {"type": "object", "properties": {"statement": {"type": "string"}, "reason": {"type": "string"}},
          "required": ["statement", "reason"]}

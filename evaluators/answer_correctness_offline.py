@@ -19,10 +19,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
-from evaluators.base import NO_OUTPUT
-from evaluators.embeddings import require_model, similarity
-from evaluators.text import token_f1
+from evalkit.evaluators.base import NO_OUTPUT
+from evalkit.evaluators.embeddings import require_model, similarity
+from evalkit.evaluators.text import token_f1
+
+from evalkit.evaluation.scoring import (
+    EvalRow,
+    Score,
+    ScoringContext,
+    mean_with_denominators,
+)
 
 F1_WEIGHT = 0.75
 SIMILARITY_WEIGHT = 0.25

@@ -17,21 +17,20 @@ import asyncio
 from typing import Any
 
 import numpy as np
+from evalkit.evaluators import embeddings as embeddings_module
+from evalkit.evaluators.answer_relevancy_offline import OfflineAnswerRelevancy
+from evalkit.evaluators.base import NO_OUTPUT
+from evalkit.evaluators.embedder import Embedder
+from evalkit.evaluators.endpoint_embeddings import parse_embeddings_uri
 
-from evalkit.errors import InvalidArgument
-from evalkit.scoring import (
+from evalkit.errors import InvalidArgument, JudgeError
+from evalkit.evaluation.scoring import (
     EvalRow,
     Judge,
-    JudgeError,
     Score,
     ScoringContext,
     mean_with_denominators,
 )
-from evaluators import embeddings as embeddings_module
-from evaluators.answer_relevancy_offline import OfflineAnswerRelevancy
-from evaluators.base import NO_OUTPUT
-from evaluators.embedder import Embedder
-from evaluators.endpoint_embeddings import parse_embeddings_uri
 
 QUESTIONS_SCHEMA = {
     "type": "object",

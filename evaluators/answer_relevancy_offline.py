@@ -17,10 +17,16 @@ from __future__ import annotations
 import asyncio
 import re
 
-from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
-from evaluators.base import NO_OUTPUT
-from evaluators.embeddings import require_model, similarity
-from evaluators.text import tokens
+from evalkit.evaluators.base import NO_OUTPUT
+from evalkit.evaluators.embeddings import require_model, similarity
+from evalkit.evaluators.text import tokens
+
+from evalkit.evaluation.scoring import (
+    EvalRow,
+    Score,
+    ScoringContext,
+    mean_with_denominators,
+)
 
 NONCOMMITTAL = re.compile(
     r"\b(?:"

@@ -1,10 +1,15 @@
 """What the built-in evaluators share: the score of a row whose model call failed, and a base
-class for evaluators that score each row on its own (see ``evalkit.scoring.Evaluator`` for the
+class for evaluators that score each row on its own (see ``evalkit.evaluation.scoring.Evaluator`` for the
 protocol every evaluator follows)."""
 
 from __future__ import annotations
 
-from evalkit.scoring import EvalRow, Score, ScoringContext, mean_with_denominators
+from evalkit.evaluation.scoring import (
+    EvalRow,
+    Score,
+    ScoringContext,
+    mean_with_denominators,
+)
 
 NO_OUTPUT = Score(None, error="no output: the model call failed")
 
@@ -21,7 +26,7 @@ def retrieval_not_applicable(row: EvalRow) -> str | None:
 
 class RowEvaluator:
     """Subclasses set ``name``, ``version``, ``requires`` (and, where the defaults do not fit,
-    ``metric_prefix``, ``stage``, ``higher_is_better``: ``evalkit.scoring.evaluator_info`` gives
+    ``metric_prefix``, ``stage``, ``higher_is_better``: ``evalkit.evaluation.scoring.evaluator_info`` gives
     the defaults) and write ``score_row``; rows whose model call failed are counted as failed
     without reaching it."""
 

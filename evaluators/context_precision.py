@@ -18,19 +18,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from evalkit.errors import InvalidArgument
-from evalkit.scoring import (
+from evalkit.evaluators.base import retrieval_not_applicable
+from evalkit.evaluators.context_precision_offline import OfflineContextPrecision
+from evalkit.evaluators.ranking import average_precision
+from evalkit.evaluators.statements import (
+    numbered_passages,
+    verdicts_schema,
+    verdicts_validator,
+)
+
+from evalkit.errors import InvalidArgument, JudgeError
+from evalkit.evaluation.scoring import (
     EvalRow,
     Judge,
-    JudgeError,
     Score,
     ScoringContext,
     mean_with_denominators,
 )
-from evaluators.base import retrieval_not_applicable
-from evaluators.context_precision_offline import OfflineContextPrecision
-from evaluators.ranking import average_precision
-from evaluators.statements import numbered_passages, verdicts_schema, verdicts_validator
 
 USEFULNESS_SCHEMA = verdicts_schema("passage", "integer")
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import re
 
+from evalkit.evaluators.base import RowEvaluator, retrieval_not_applicable
+from evalkit.evaluators.ranking import average_precision
+from evalkit.evaluators.text import content_tokens, vocabulary
+
 from evalkit.errors import InvalidArgument
-from evalkit.scoring import EvalRow, Score, ScoringContext
-from evaluators.base import RowEvaluator, retrieval_not_applicable
-from evaluators.ranking import average_precision
-from evaluators.text import content_tokens, vocabulary
+from evalkit.evaluation.scoring import EvalRow, Score, ScoringContext
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 

@@ -17,17 +17,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from evalkit.evaluators.base import retrieval_not_applicable
+from evalkit.evaluators.context_recall_offline import OfflineContextRecall
+from evalkit.evaluators.statements import share_supported
+
 from evalkit.errors import InvalidArgument
-from evalkit.scoring import (
+from evalkit.evaluation.scoring import (
     EvalRow,
     Judge,
     Score,
     ScoringContext,
     mean_with_denominators,
 )
-from evaluators.base import retrieval_not_applicable
-from evaluators.context_recall_offline import OfflineContextRecall
-from evaluators.statements import share_supported
 
 
 class JudgedContextRecall:

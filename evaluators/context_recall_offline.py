@@ -13,9 +13,10 @@ The model's answer is not used. Aggregate: the mean over scored rows, with denom
 
 from __future__ import annotations
 
-from evalkit.scoring import EvalRow, Score, ScoringContext
-from evaluators.base import RowEvaluator, retrieval_not_applicable
-from evaluators.text import content_tokens, vocabulary
+from evalkit.evaluators.base import RowEvaluator, retrieval_not_applicable
+from evalkit.evaluators.text import content_tokens, vocabulary
+
+from evalkit.evaluation.scoring import EvalRow, Score, ScoringContext
 
 _SHOWN_MISSING = 10
 

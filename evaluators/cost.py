@@ -9,7 +9,7 @@ function) are counted in ``unpriced_rows``, never taken as free. Aggregates (met
 
 from __future__ import annotations
 
-from evalkit.scoring import EvalRow, Score, ScoringContext
+from evalkit.evaluation.scoring import EvalRow, Score, ScoringContext
 
 
 class Cost:

@@ -12,9 +12,8 @@ import asyncio
 from collections.abc import Sequence
 
 import numpy as np
-
-from evaluators import embeddings
-from evaluators.endpoint_embeddings import EndpointEmbedder
+from evalkit.evaluators import embeddings
+from evalkit.evaluators.endpoint_embeddings import EndpointEmbedder
 
 
 class Embedder:

@@ -7,9 +7,10 @@ scored rows, with denominators.
 
 from __future__ import annotations
 
-from evalkit.scoring import EvalRow, Score
-from evaluators.base import RowEvaluator
-from evaluators.text import normalize_answer
+from evalkit.evaluators.base import RowEvaluator
+from evalkit.evaluators.text import normalize_answer
+
+from evalkit.evaluation.scoring import EvalRow, Score
 
 
 class ExactMatch(RowEvaluator):

@@ -14,17 +14,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from evalkit.evaluators.base import NO_OUTPUT
+from evalkit.evaluators.faithfulness_offline import OfflineFaithfulness
+from evalkit.evaluators.statements import share_supported
+
 from evalkit.errors import InvalidArgument
-from evalkit.scoring import (
+from evalkit.evaluation.scoring import (
     EvalRow,
     Judge,
     Score,
     ScoringContext,
     mean_with_denominators,
 )
-from evaluators.base import NO_OUTPUT
-from evaluators.faithfulness_offline import OfflineFaithfulness
-from evaluators.statements import share_supported
 
 
 class JudgedFaithfulness:

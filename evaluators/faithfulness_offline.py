@@ -21,9 +21,10 @@ judge's, ``faithfulness``, and the version tells the two apart.
 
 from __future__ import annotations
 
-from evalkit.scoring import EvalRow, Score
-from evaluators.base import RowEvaluator
-from evaluators.text import content_tokens, vocabulary
+from evalkit.evaluators.base import RowEvaluator
+from evalkit.evaluators.text import content_tokens, vocabulary
+
+from evalkit.evaluation.scoring import EvalRow, Score
 
 _SHOWN_UNSUPPORTED = 10
 

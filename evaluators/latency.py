@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evalkit.scoring import EvalRow, Score, ScoringContext
+from evalkit.evaluation.scoring import EvalRow, Score, ScoringContext
 
 PERCENTILES = (50, 90, 95, 99)
 

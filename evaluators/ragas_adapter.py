@@ -40,19 +40,19 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from evalkit.errors import InvalidArgument
-from evalkit.scoring import (
+from evalkit.evaluators import embeddings as embeddings_module
+from evalkit.evaluators.base import NO_OUTPUT
+from evalkit.evaluators.embedder import Embedder
+from evalkit.evaluators.endpoint_embeddings import parse_embeddings_uri
+
+from evalkit.errors import InvalidArgument, JudgeError
+from evalkit.evaluation.scoring import (
     EvalRow,
     Judge,
-    JudgeError,
     Score,
     ScoringContext,
     mean_with_denominators,
 )
-from evaluators import embeddings as embeddings_module
-from evaluators.base import NO_OUTPUT
-from evaluators.embedder import Embedder
-from evaluators.endpoint_embeddings import parse_embeddings_uri
 
 _INSTALL_HINT = "pip install 'evalkit[ragas]'"
 # instructor-style errors run to kilobytes; their end says what went wrong.

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evalkit.scoring import Judge, JudgeError, Score
+from evalkit.errors import JudgeError
+from evalkit.evaluation.scoring import Judge, Score
 
 SPLIT_SCHEMA = {
     "type": "object",

@@ -9,9 +9,10 @@ rows, with denominators.
 
 from __future__ import annotations
 
-from evalkit.scoring import EvalRow, Score
-from evaluators.base import RowEvaluator
-from evaluators.text import token_f1
+from evalkit.evaluators.base import RowEvaluator
+from evalkit.evaluators.text import token_f1
+
+from evalkit.evaluation.scoring import EvalRow, Score
 
 
 class TokenF1(RowEvaluator):

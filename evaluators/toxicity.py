@@ -29,19 +29,18 @@ from typing import Any
 
 import numpy as np
 import openai
+from evalkit.evaluators.base import NO_OUTPUT
+from evalkit.evaluators.embeddings import OFFLINE_SCORERS
 
-from evalkit.errors import InvalidArgument
-from evalkit.plugins import require_extra
-from evalkit.scoring import (
+from evalkit.errors import InvalidArgument, JudgeError
+from evalkit.evaluation.scoring import (
     EvalRow,
-    JudgeError,
     Message,
     Score,
     ScoringContext,
     mean_with_denominators,
 )
-from evaluators.base import NO_OUTPUT
-from evaluators.embeddings import OFFLINE_SCORERS
+from evalkit.plugins import require_extra
 
 METHODS = ("offline", "moderation", "judge")
 # The moderation endpoint takes up to 32 texts per request.

@@ -15,8 +15,8 @@ import pandas as pd
 
 from evalkit import Run, TrackingClient
 from evalkit.errors import InvalidArgument, NotFound
-from evalkit.run_evaluators import load_evaluators
-from evalkit.scoring import EvaluatorInfo
+from evalkit.evaluation.run_evaluators import load_evaluators
+from evalkit.evaluation.scoring import EvaluatorInfo
 from evalkit.stats import (
     Delta,
     Interval,

@@ -20,14 +20,14 @@ from typing import Any
 
 import jinja2
 import numpy as np
+from evalkit.reports.charts import histogram, line_chart
+from evalkit.reports.model import LOW_SCORE, Report, build_report, score_evaluators
 from markupsafe import Markup
 
 from evalkit import TrackingClient
-from evalkit.run_evaluators import higher_is_better
+from evalkit.evaluation.run_evaluators import higher_is_better
 from evalkit.stats import paired_delta, percentile_statistic
 from evalkit.tracking import run_tags
-from reports.charts import histogram, line_chart
-from reports.model import LOW_SCORE, Report, build_report, score_evaluators
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _HEADER_PARAMS = ("model_uri", "model_snapshot", "dataset_digest", "dataset_rows", "judge_uri", "judge_snapshot",

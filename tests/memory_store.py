@@ -24,7 +24,7 @@ from evalkit.entities import (
 from evalkit.errors import AlreadyExists, InvalidArgument, NotFound
 from evalkit.tracking.clock import now_ms
 from evalkit.tracking.store import TrackingStore, require_writable
-from evalkit.validation import (
+from evalkit.tracking.validation import (
     checked_metric,
     checked_param,
     checked_tag,

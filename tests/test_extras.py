@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 import evalkit as ek
-from evalkit.errors import MissingExtra
-from evalkit.evaluation import EvaluationWarning
+from evalkit.errors import EvaluationWarning, MissingExtra
 
 
 def without(monkeypatch, *modules: str) -> None:

@@ -26,7 +26,7 @@ def test_the_exported_names_are_pinned_and_all_resolve():
     for name in EXPORTED:
         assert getattr(ek, name) is not None, name
     assert set(EXPORTED) <= set(dir(ek))
-    assert ek.start_run.__module__ == "evalkit.tracking.fluent" and ek.Score.__module__ == "evalkit.scoring"
+    assert ek.start_run.__module__ == "evalkit.tracking.fluent" and ek.Score.__module__ == "evalkit.evaluation.scoring"
 
 
 def test_an_unknown_name_is_an_attribute_error():

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from evalkit.cli.output import print_table
-from evalkit.columns import MAPPING_KEYS
 from evalkit.errors import InvalidArgument, NotFound
-from evalkit.model_types import DEFAULTS
+from evalkit.evaluation.columns import MAPPING_KEYS
+from evalkit.evaluation.model_types import DEFAULTS
 
 if TYPE_CHECKING:
-    from evalkit.prompts import PromptTemplate
+    from evalkit.evaluation.prompts import PromptTemplate
 
 
 def _pairs(values: tuple[str, ...], option: str, example: str) -> dict[str, str]:
@@ -62,7 +62,7 @@ def _parse_evaluators(_ctx: click.Context, _param: click.Parameter, value: str) 
 
 def _check_judge(_ctx: click.Context, _param: click.Parameter, uri: str | None) -> str | None:
     if uri is not None:
-        from evalkit.models.resolve import parse_model_uri
+        from evalkit.inference.providers.resolve import parse_model_uri
 
         try:
             parse_model_uri(uri)
@@ -74,7 +74,7 @@ def _check_judge(_ctx: click.Context, _param: click.Parameter, uri: str | None) 
 def _load_prompt(_ctx: click.Context, _param: click.Parameter, path: Path | None) -> PromptTemplate | None:
     import yaml
 
-    from evalkit.prompts import resolve_prompt
+    from evalkit.evaluation.prompts import resolve_prompt
     """A prompt file: JSON or YAML holding a list of {role, content} messages, or any other
     file holding the user message, a jinja2 template."""
     if path is None:
@@ -138,7 +138,8 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
                      tpm: float | None, cache: str, max_cost_usd: float | None, timeout: float,
                      baseline: str | None, resume: str | None) -> None:
     """Run a model over a dataset, score it, and log the run."""
-    from evalkit.evaluation import EvaluationWarning, evaluate
+    from evalkit.errors import EvaluationWarning
+    from evalkit.evaluation.engine import evaluate
     from evalkit.tracking.client import TrackingClient
 
     if resume:

@@ -20,7 +20,7 @@ from evalkit.tracking.client import TrackingClient
               help="Rows embedded in full; past it the failed, changed and lowest-scoring ones.")
 def report_command(run_id: str, baseline: str | None, output: Path | None, row_cap: int) -> None:
     """Write the self-contained HTML report of an evaluation run."""
-    from evalkit.evaluation import find_report_renderer
+    from evalkit.evaluation.engine import find_report_renderer
 
     target = output or Path(f"report-{run_id[:8]}.html")
     folder = target.parent.resolve()

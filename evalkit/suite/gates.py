@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from evalkit.errors import InvalidArgument
-from evalkit.run_evaluators import higher_is_better, owner
-from evalkit.scoring import EvaluatorInfo
+from evalkit.evaluation.run_evaluators import higher_is_better, owner
+from evalkit.evaluation.scoring import EvaluatorInfo
 from evalkit.stats import (
     Statistic,
     align_rows,
@@ -45,7 +45,7 @@ _TEXT = 160  # characters of an input or output quoted in a failure
 @dataclass
 class RunScores:
     """What gates read from a run: its metrics, its per-row results table, its data digest and
-    its evaluators' metadata (``evalkit.run_evaluators.load_evaluators``), which says which
+    its evaluators' metadata (``evalkit.evaluation.run_evaluators.load_evaluators``), which says which
     results-table column holds a metric's rows and which way the metric improves."""
 
     run_id: str

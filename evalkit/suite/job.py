@@ -17,7 +17,7 @@ from pathlib import Path
 
 from evalkit.entities import Metric, RunStatus
 from evalkit.errors import NotFound
-from evalkit.evaluation import (
+from evalkit.evaluation.engine import (
     REPORT_FILE,
     RESULTS_TABLE,
     EvaluationResult,
@@ -25,8 +25,7 @@ from evalkit.evaluation import (
     failure_text,
     log_report,
 )
-from evalkit.provenance import git_commit
-from evalkit.run_evaluators import load_evaluators
+from evalkit.evaluation.run_evaluators import load_evaluators
 from evalkit.suite import tags
 from evalkit.suite.baseline import Baseline, resolve_baseline
 from evalkit.suite.config import Suite, load_suite, parse_tolerance
@@ -47,6 +46,7 @@ from evalkit.suite.preflight import Prepared, preflight
 from evalkit.suite.summary import write_summary
 from evalkit.tracking import fluent
 from evalkit.tracking.client import TrackingClient
+from evalkit.tracking.provenance import git_commit
 
 EXIT_CODES = {PASSED: 0, FAILED: 1, ERROR: 2}
 

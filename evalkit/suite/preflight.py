@@ -9,15 +9,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from evalkit.data import EvalDataset, load_dataset, read_frame
 from evalkit.errors import InvalidArgument
-from evalkit.evaluator_registry import resolve_evaluators
-from evalkit.models.resolve import parse_model_uri
-from evalkit.params_check import check_inference_params, parse_rate_limit
-from evalkit.prompts import resolve_prompt
-from evalkit.run_metrics import run_metrics
-from evalkit.runner.records import RowOutcome, RowStatus
-from evalkit.scoring import Evaluator, Score, evaluator_info
+from evalkit.evaluation.data import EvalDataset, load_dataset, read_frame
+from evalkit.evaluation.prompts import resolve_prompt
+from evalkit.evaluation.registry import resolve_evaluators
+from evalkit.evaluation.run_metrics import run_metrics
+from evalkit.evaluation.scoring import Evaluator, Score, evaluator_info
+from evalkit.inference.params_check import check_inference_params, parse_rate_limit
+from evalkit.inference.providers.resolve import parse_model_uri
+from evalkit.inference.runner.records import RowOutcome, RowStatus
 from evalkit.suite.config import Suite, problem
 from evalkit.suite.expressions import resolve_metric
 from evalkit.suite.gates import row_values

@@ -20,8 +20,8 @@ from __future__ import annotations
 import pandas as pd
 
 from evalkit.errors import InvalidArgument, NotFound
-from evalkit.evaluation import RESULTS_TABLE, EvaluationResult
-from evalkit.run_evaluators import load_evaluators
+from evalkit.evaluation.engine import RESULTS_TABLE, EvaluationResult
+from evalkit.evaluation.run_evaluators import load_evaluators
 from evalkit.suite.expressions import parse_threshold
 from evalkit.suite.gates import (
     FAILED,

@@ -36,7 +36,7 @@ from evalkit.entities import (
     ViewType,
 )
 from evalkit.tracking.store import TrackingStore, run_status
-from evalkit.validation import (
+from evalkit.tracking.validation import (
     checked_metric,
     checked_param,
     checked_tag,

@@ -8,7 +8,7 @@ Stores are chosen by the tracking URI's scheme (``evalkit.tracking.schemes``) an
 The contract every implementation keeps, so callers behave the same whatever the backend:
 
 - **Validation happens in the store.** Keys, values, lengths, run state and param immutability
-  are checked by the store itself with ``evalkit.validation`` (same rules, same messages), and a
+  are checked by the store itself with ``evalkit.tracking.validation`` (same rules, same messages), and a
   ``log_batch`` is all-or-nothing: if any value is refused, none is written. A wrapper may check
   earlier (``BufferedStore`` checks when a value is logged), never instead.
 - **Errors are evalkit errors**: ``InvalidArgument`` for a bad value, key, status, filter or page
@@ -196,7 +196,7 @@ class TrackingStore(ABC):
         """Write metrics (appended to their history), params and tags (replaced) to a RUNNING run,
         all or nothing.
 
-        Every value is checked with ``evalkit.validation`` (``InvalidArgument`` names the key and
+        Every value is checked with ``evalkit.tracking.validation`` (``InvalidArgument`` names the key and
         the problem). Params are immutable: logging a param again with the same value is allowed,
         with another value (already stored, or earlier in the same batch) raises
         ``InvalidArgument``. Writes to an unknown run raise ``NotFound``, to a deleted or ended run

@@ -46,7 +46,7 @@ from evalkit.tracking.store import (
     run_status,
 )
 from evalkit.tracking.uri import StoreLocation, parse_tracking_uri
-from evalkit.validation import (
+from evalkit.tracking.validation import (
     MAX_TAG_VALUE_LENGTH,
     checked_metric,
     checked_param,

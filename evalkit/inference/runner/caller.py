@@ -1,0 +1,166 @@
+"""One model call done properly: cache lookup, rate limits, timeout, retries with backoff,
+usage (estimated where the endpoint reports none) and cost. Shared by the runner, which calls
+the evaluated model once per row, and by judges."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from evalkit.errors import RetriesExhausted, TransientModelError
+from evalkit.inference.cache import CachedResponse, ResponseCache, cache_key
+from evalkit.inference.params_check import public_params
+from evalkit.inference.pricing import PriceTable
+from evalkit.inference.providers.base import Message, ModelResponse, Usage
+from evalkit.inference.providers.callables import (
+    BatchCallableModel,
+    CallableModel,
+    RowCall,
+)
+from evalkit.inference.runner.ratelimit import RateLimits
+from evalkit.inference.tokens import count_message_tokens, estimate_usage
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``max_attempts`` bounds the tries of one call; ``retry_budget`` the retries of the whole
+    run (None: one per row on average, at least 100), so a broken endpoint fails fast."""
+
+    max_attempts: int = 6
+    retry_budget: int | None = None
+    timeout: float = 60.0
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """A successful call. A cached result keeps the original call's latency and cost."""
+
+    text: str
+    usage: Usage
+    cost_usd: float | None
+    latency_s: float
+    attempts: int
+    cached: bool
+    model_snapshot: str | None
+
+
+class ModelCaller:
+    def __init__(
+        self,
+        model: Any,
+        params: dict[str, Any],
+        prices: PriceTable,
+        limits: RateLimits | None = None,
+        policy: RetryPolicy | None = None,
+        cache: ResponseCache | None = None,
+    ) -> None:
+        self.model = model
+        self.params = params
+        self.prices = prices
+        self.limits = limits or RateLimits()
+        self.policy = policy or RetryPolicy()
+        # A function's answers can change with its code, which its name does not capture.
+        self.cache = None if isinstance(model, (CallableModel, BatchCallableModel)) else cache
+        self.retries_left = self.policy.retry_budget
+        self.snapshot: str | None = None
+        self.spent = 0.0
+        self.requests_sent = 0
+        self._output_tokens_seen: list[int] = []
+
+    @property
+    def pricing_name(self) -> str:
+        return self.snapshot or getattr(self.model, "model", None) or self.model.uri
+
+    def expected_output_tokens(self, default: int = 256) -> int:
+        """max_tokens when set, else the mean answer length so far, else ``default``."""
+        if isinstance(self.params.get("max_tokens"), int):
+            return self.params["max_tokens"]
+        if self._output_tokens_seen:
+            return int(sum(self._output_tokens_seen) / len(self._output_tokens_seen)) + 1
+        return default
+
+    def estimate_cost(self, messages: list[Message]) -> float | None:
+        name = self.pricing_name
+        return self.prices.cost(Usage(count_message_tokens(messages, name), self.expected_output_tokens()), name)
+
+    def key(self, messages: list[Message], params: dict[str, Any]) -> str:
+        # Extra headers carry credentials, not generation settings: rotating a key keeps the cache.
+        return cache_key(self.model.uri, self.model.base_url, public_params(params), messages)
+
+    def cached(self, messages: list[Message], params: dict[str, Any] | None = None) -> CallResult | None:
+        if self.cache is None:
+            return None
+        hit = self.cache.get(self.key(messages, self.params if params is None else params))
+        if hit is None:
+            return None
+        usage = hit.usage or Usage(0, 0, estimated=True)
+        return CallResult(hit.text, usage, hit.cost_usd, hit.latency_s, 0, True, hit.model_snapshot)
+
+    async def call(self, messages: list[Message], params: dict[str, Any] | None = None,
+                   request: RowCall | None = None, use_cache: bool = True) -> CallResult:
+        """Answer ``messages``, retrying transient failures. Raises RetriesExhausted,
+        PermanentModelError, or whatever a user's callable raised."""
+        params = self.params if params is None else params
+        if use_cache:
+            hit = self.cached(messages, params)
+            if hit is not None:
+                return hit
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                response, latency = await self._attempt(messages, params, request)
+            except TransientModelError as exc:
+                if exc.retry_after:
+                    self.limits.pause(exc.retry_after)
+                if attempts >= self.policy.max_attempts or not self._take_retry():
+                    raise RetriesExhausted(exc, attempts) from None
+                await asyncio.sleep(self._backoff(attempts, exc.retry_after))
+                continue
+            return self.record(messages, params, response, latency, attempts)
+
+    async def _attempt(self, messages: list[Message], params: dict[str, Any], request: RowCall | None) -> tuple[ModelResponse, float]:
+        await self.limits.acquire(count_message_tokens(messages, self.pricing_name) if self.limits.tokens else 0)
+        self.requests_sent += 1
+        start = time.monotonic()
+        try:
+            if isinstance(self.model, CallableModel):
+                call = self.model.call(request or RowCall(messages[-1]["content"], [], {}, messages))
+            else:
+                call = self.model.generate(messages, params)
+            response = await asyncio.wait_for(call, self.policy.timeout)
+        except asyncio.TimeoutError:
+            raise TransientModelError(f"no answer within the {self.policy.timeout:g} s request timeout") from None
+        return response, time.monotonic() - start
+
+    def record(self, messages: list[Message], params: dict[str, Any], response: ModelResponse, latency: float,
+               attempts: int) -> CallResult:
+        """Price a fresh answer, remember it in the cache, and count its spend."""
+        if response.model_snapshot and self.snapshot is None:
+            self.snapshot = response.model_snapshot
+        usage = response.usage or estimate_usage(messages, response.text, self.pricing_name)
+        self._output_tokens_seen.append(usage.output_tokens)
+        cost = self.prices.cost(usage, response.model_snapshot or self.pricing_name)
+        self.spent += cost or 0.0
+        if self.cache is not None:
+            self.cache.put(self.key(messages, params),
+                           CachedResponse(response.text, usage, response.model_snapshot, latency, cost, time.time()))
+        return CallResult(response.text, usage, cost, latency, attempts, False, response.model_snapshot)
+
+    def _take_retry(self) -> bool:
+        if self.retries_left is None:
+            return True
+        if self.retries_left <= 0:
+            return False
+        self.retries_left -= 1
+        return True
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        # Full jitter spreads retries out, so a burst of 429s does not come back as a burst.
+        backoff = random.uniform(0, min(self.policy.backoff_max, self.policy.backoff_base * 2 ** (attempt - 1)))
+        return max(backoff, retry_after + random.uniform(0, 0.1)) if retry_after else backoff

@@ -1,2 +1,0 @@
-"""Models evalkit can evaluate: OpenAI-compatible endpoints, Python callables, the embedded
-offline baseline, and providers registered under the ``evalkit.models`` entry-point group."""
