@@ -8,6 +8,8 @@
     ├── AlreadyExists            ALREADY_EXISTS      409
     ├── InvalidState             INVALID_STATE       409
     ├── StoreUnavailable         STORE_UNAVAILABLE   503
+    ├── Unauthenticated          UNAUTHENTICATED     401  no, an unknown or a revoked server token
+    ├── PermissionDenied         PERMISSION_DENIED   403  the token's role does not allow the call
     ├── EvaluationFailed         EVALUATION_FAILED   500  an outage or a judge that cannot work
     ├── JudgeError                                   500  a judge call with no usable answer (scored as an error)
     └── ModelError                                   500  a model call that failed (recorded on its row)
@@ -86,6 +88,22 @@ class StoreUnavailable(EvalkitError):
     http_status = 503
 
 
+class Unauthenticated(EvalkitError):
+    """The tracking server refused the call: no token was sent, or it is unknown or revoked
+    (set ``$EVALKIT_TRACKING_TOKEN``)."""
+
+    code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class PermissionDenied(EvalkitError):
+    """The tracking server refused the call: the token's role does not allow it (readers
+    cannot write; only admins manage tokens), or a browser form came without its CSRF token."""
+
+    code = "PERMISSION_DENIED"
+    http_status = 403
+
+
 class EvaluationFailed(EvalkitError):
     """An evaluation ran but its result is not a measurement of the model: the endpoint was down
     (no row answered, or half or more of the rows failing on transport errors after retries), or
@@ -122,7 +140,8 @@ class MissingExtra(InvalidArgument):
 
 def error_from_code(code: str | None, message: str) -> EvalkitError:
     """The exception of the class whose ``code`` is ``code`` (EvalkitError for unknown codes)."""
-    classes = {cls.code: cls for cls in (InvalidArgument, NotFound, AlreadyExists, InvalidState, StoreUnavailable)}
+    classes = {cls.code: cls for cls in (InvalidArgument, NotFound, AlreadyExists, InvalidState, StoreUnavailable,
+                                         Unauthenticated, PermissionDenied)}
     return classes.get(code or "", EvalkitError)(message)
 
 

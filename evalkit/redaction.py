@@ -5,7 +5,7 @@ texts, reports and CLI output. It removes what can be recognised in any text:
 
 - the password of a URL's userinfo (``http://user:key@host`` → ``http://user:***@host``);
 - the value of query parameters named like credentials (``?api_key=...``, ``&token=...``);
-- bearer tokens and ``sk-``-style API keys;
+- bearer tokens, ``sk-``-style API keys and evalkit server tokens (``ek_...``);
 - any value the caller knows to be secret (a model's API key, its extra headers' values).
 
 Secrets the caller knows are passed explicitly (``redact(text, secrets=...)``): evalkit keeps no
@@ -26,9 +26,12 @@ SECRET_NAME = re.compile(
     r"credentials?|signature|sig|session[-_]?id)$",
     re.IGNORECASE,
 )
-# Values shaped like API keys: OpenAI-style sk-..., Anthropic-style, GitHub, AWS access key ids.
+# Values shaped like API keys: OpenAI-style sk-..., Anthropic-style, GitHub, AWS access key ids,
+# evalkit server tokens (ek_ and 43 URL-safe characters: evalkit/server/auth/tokens.py).
 # (OpenAI echoes refused keys half-masked, "sk-live-S*****7890": the stars are part of the shape.)
-_KEY_SHAPED = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{6,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})")
+_KEY_SHAPED = re.compile(
+    r"\b(sk-[A-Za-z0-9_\-*]{6,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16}|ek_[A-Za-z0-9_\-]{40,})"
+)
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}")
 # scheme://user:password@ inside any text (a URL in an error message, a suite file, a log line).
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s/:@]*):(?P<password>[^\s/@]+)@")
@@ -62,8 +65,11 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
 
 
 def _mask_key(match: re.Match[str]) -> str:
-    # Keep the kind of key visible ("sk-***"), so a reader knows what was there.
-    return "sk-" + MASK if match[0].startswith("sk-") else MASK
+    # Keep the kind of key visible ("sk-***", "ek_***"), so a reader knows what was there.
+    for prefix in ("sk-", "ek_"):
+        if match[0].startswith(prefix):
+            return prefix + MASK
+    return MASK
 
 
 def redact_url(url: str) -> str:

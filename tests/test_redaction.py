@@ -33,11 +33,13 @@ def test_bearer_and_basic_credentials_keep_their_scheme_name():
 
 
 @pytest.mark.parametrize("key, shown", [("sk-proj-abcdefghij", f"sk-{MASK}"), ("sk-live-S*****7890", f"sk-{MASK}"),
-                                        ("ghp_" + "a" * 24, MASK), ("AKIA" + "B" * 16, MASK)])
+                                        ("ghp_" + "a" * 24, MASK), ("AKIA" + "B" * 16, MASK),
+                                        ("ek_" + "Zz-_9" * 8 + "abc", f"ek_{MASK}")])
 def test_key_shaped_values_are_masked_and_say_what_they_were(key, shown):
     assert redact(f"used {key} today") == f"used {shown} today"
     assert looks_like_key(key) and looks_like_key("Bearer abcdefgh12345")
     assert not looks_like_key("sk-learn") and not looks_like_key("a plain sentence")
+    assert not looks_like_key("ek_short_identifier")
 
 
 def test_secret_names():

@@ -24,6 +24,18 @@ def test_a_new_store_is_at_the_latest_schema(tmp_path):
     engine.dispose()
 
 
+def test_the_migrations_build_the_tables_schema_py_describes(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from evalkit.tracking.sql.schema import metadata
+
+    engine = create_store_engine(parse_tracking_uri(str(tmp_path / "new.db")))
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    engine.dispose()
+
+
 def test_a_store_written_by_evalkit_0_1_0_still_opens(tmp_path):
     """store-0.1.0.db was written by evalkit 0.1.0 (schema 0001); keep it and this test forever."""
     path = tmp_path / "old.db"
@@ -33,6 +45,7 @@ def test_a_store_written_by_evalkit_0_1_0_still_opens(tmp_path):
     runs, _ = client.search_runs([experiment.experiment_id], "metrics.accuracy > 0.5")
     assert [r.data.params["model"] for r in runs] == ["gpt-4o"]
     assert [m.value for m in client.get_metric_history(runs[0].info.run_id, "loss")] == [0.9, 0.5, 0.2]
+    assert schema_version(client.store.inner.engine) == ScriptDirectory(str(_MIGRATIONS)).get_current_head()
 
 
 def test_a_store_from_a_newer_evalkit_is_refused_with_a_clear_error(tmp_path):

@@ -21,7 +21,7 @@ from evalkit.entities import (
     RunStatus,
     RunTag,
 )
-from evalkit.errors import error_from_code
+from evalkit.errors import PermissionDenied, Unauthenticated, error_from_code
 
 
 def roundtrip(entity):  # noqa: ANN001, ANN201
@@ -60,7 +60,8 @@ def test_other_entities_round_trip():
 
 @pytest.mark.parametrize("cls, status", [(ek.InvalidArgument, 400), (ek.FilterSyntaxError, 400), (ek.NotFound, 404),
                                          (ek.AlreadyExists, 409), (ek.InvalidState, 409),
-                                         (ek.StoreUnavailable, 503), (ek.EvalkitError, 500)])
+                                         (ek.StoreUnavailable, 503), (Unauthenticated, 401),
+                                         (PermissionDenied, 403), (ek.EvalkitError, 500)])
 def test_errors_map_to_http_statuses_and_back(cls, status):
     assert cls.http_status == status
     again = error_from_code(cls.code, "message")

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -109,4 +110,29 @@ request_keys = Table(
     Column("request_key", String(100), primary_key=True),
     Column("result", Text, nullable=False),
     Column("created_time", BigInteger, nullable=False, index=True),
+)
+
+# The tracking server's access tokens (evalkit/server/auth): only a SHA-256 of each token is kept.
+# A name is unique among the tokens not revoked, so a revoked name can be issued again.
+auth_tokens = Table(
+    "auth_tokens",
+    metadata,
+    Column("token_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created", BigInteger, nullable=False),
+    Column("last_used", BigInteger),
+    Column("revoked_at", BigInteger),
+    Index("ux_auth_tokens_active_name", "name", unique=True,
+          sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
+)
+
+# Secrets every server worker shares (the key signing the UI's session cookies), made once.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created", BigInteger, nullable=False),
 )
