@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-STARTUP_SECONDS = 30
+STARTUP_SECONDS = 120  # generous: a loaded CI machine takes tens of seconds to import the server
 
 
 def free_port() -> int:
