@@ -75,8 +75,9 @@ def ui_command(ctx: click.Context, port: int, host: str) -> None:
 
 def run_server(backend_store_uri: str, default_artifact_root: str | None, host: str, port: int, workers: int,
                serve_artifacts: bool, insecure_no_auth: bool) -> None:
+    from evalkit.server.auth import requires_auth
     from evalkit.server.config import ServerConfig
-    from evalkit.server.serve import check_binding, prepare, serve
+    from evalkit.server.serve import prepare, serve
     from evalkit.tracking.schemes import uri_scheme
     from evalkit.tracking.uri import parse_tracking_uri, redact
 
@@ -85,8 +86,9 @@ def run_server(backend_store_uri: str, default_artifact_root: str | None, host: 
                                  "not another server", param_hint="--backend-store-uri")
     location = parse_tracking_uri(backend_store_uri)
     root = _artifact_root(default_artifact_root) or location.default_artifact_root
-    auth = check_binding(host, insecure_no_auth)
-    config = ServerConfig(location.uri, root, serve_artifacts=serve_artifacts, auth_enabled=auth)
+    auth = requires_auth(host, insecure_no_auth)
+    config = ServerConfig(location.uri, root, serve_artifacts=serve_artifacts, auth_enabled=auth,
+                          loopback_only=not auth and not insecure_no_auth)
     token = prepare(config)
     if token:
         click.echo("No token existed: created the admin token below. It is shown this once; keep it in a secret "

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from evalkit import __version__
-from evalkit.errors import InvalidArgument
+from evalkit.server.auth import install_auth
 from evalkit.server.config import ServerConfig
 from evalkit.server.errors import install_error_handlers
 from evalkit.server.middleware import AccessLog, BodySizeLimit
@@ -57,12 +57,7 @@ def optional_module(name: str):  # noqa: ANN201 - a module or None
 
 
 def create_app(config: ServerConfig) -> FastAPI:
-    """The server's app. ``InvalidArgument`` if ``config.auth_enabled`` but this install has no
-    authentication module."""
-    auth = optional_module("evalkit.server.auth")
-    if config.auth_enabled and auth is None:
-        raise InvalidArgument("tokens are required but this evalkit has no evalkit.server.auth module: "
-                              "bind to 127.0.0.1 or pass --insecure-no-auth")
+    """The server's app: the REST API, authentication (tokens when ``config.auth_enabled``) and the web UI."""
     store = open_server_store(config)
 
     @asynccontextmanager
@@ -82,8 +77,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(meta.router)
     app.include_router(tracking.router)
     app.include_router(artifacts.router)
-    if auth is not None:
-        auth.install_auth(app, engine_or_store_uri=store.engine, enabled=config.auth_enabled)
+    install_auth(app, engine_or_store_uri=store.engine, enabled=config.auth_enabled,
+                 loopback_only=config.loopback_only)
     ui = optional_module("evalkit.ui")
     if ui is not None:
         ui.mount_ui(app)  # last: it serves "/"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -26,6 +25,9 @@ class ServerConfig:
     default_artifact_root: str
     serve_artifacts: bool = True
     auth_enabled: bool = False
+    # open on loopback without --insecure-no-auth: refuse requests a reverse proxy forwarded, so a
+    # proxy in front of 127.0.0.1 cannot publish an open server (evalkit.server.auth)
+    loopback_only: bool = False
     max_request_bytes: int = 16 * MB  # any JSON request body
     max_artifact_bytes: int = 5 * 1024 * MB  # one artifact upload, streamed to disk as it arrives
     access_log: bool = True
@@ -48,12 +50,3 @@ class ServerConfig:
         """The config the CLI put in ``$EVALKIT_SERVER_CONFIG`` (uvicorn's worker processes read it)."""
         return cls(**json.loads(os.environ[CONFIG_ENV]))
 
-
-def is_loopback(host: str) -> bool:
-    """Whether binding to ``host`` keeps the server reachable from this machine only."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

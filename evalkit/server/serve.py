@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from evalkit.errors import InvalidArgument, MissingExtra
-from evalkit.server.config import CONFIG_ENV, ServerConfig, is_loopback
+from evalkit.errors import MissingExtra
+from evalkit.server.config import CONFIG_ENV, ServerConfig
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
@@ -18,7 +18,8 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 def prepare(config: ServerConfig) -> str | None:
     """Migrate the store and forget old idempotency keys; return a new admin token to print once
     when tokens are required and none exists yet."""
-    from evalkit.server.app import open_server_store, optional_module
+    from evalkit.server.app import open_server_store
+    from evalkit.server.auth import ensure_admin_token
     from evalkit.tracking.sql.engine import write_transaction
     from evalkit.tracking.sql.idempotency import forget_old_keys
 
@@ -29,23 +30,7 @@ def prepare(config: ServerConfig) -> str | None:
         store.close()
     if not config.auth_enabled:
         return None
-    auth = optional_module("evalkit.server.auth")
-    return auth.ensure_admin_token(config.backend_store_uri)
-
-
-def check_binding(host: str, insecure_no_auth: bool) -> bool:
-    """Whether tokens are required for a server bound to ``host``; ``InvalidArgument`` when they
-    would be but this install cannot check them."""
-    from evalkit.server.app import optional_module
-
-    if is_loopback(host) or insecure_no_auth:
-        return False
-    if optional_module("evalkit.server.auth") is None:
-        raise InvalidArgument(
-            f"refusing to serve on {host} without authentication: this evalkit has no token support "
-            "(evalkit.server.auth); bind to 127.0.0.1, or pass --insecure-no-auth on a trusted network"
-        )
-    return True
+    return ensure_admin_token(config.backend_store_uri)
 
 
 def serve(config: ServerConfig, host: str, port: int, workers: int = 1) -> None:
