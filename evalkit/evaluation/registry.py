@@ -96,8 +96,6 @@ def resolve_evaluators(
 
     A default whose optional dependencies are not installed (``MissingExtra``) is left out, and
     why (with the extra to install) is appended to ``skipped``; asked for by name, it is an error."""
-    if model_type not in DEFAULTS:
-        raise InvalidArgument(f"unknown model_type {model_type!r}; use one of {', '.join(DEFAULTS)}")
     if model_type == "retrieval-augmented" and "contexts" not in available_data:
         raise InvalidArgument("model_type='retrieval-augmented' needs contexts: " + _HOW_TO["contexts"])
     config = evaluator_config or {}
