@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import ValidationError
 
 from evalkit.cli.output import print_table
 from evalkit.errors import NotFound
 from evalkit.evaluation.columns import MAPPING_KEYS
-from evalkit.evaluation.config import EvalConfig, problems
 from evalkit.evaluation.model_types import DEFAULTS
-from evalkit.inference.cache import CacheMode
 
 if TYPE_CHECKING:
+    from evalkit.evaluation.config import EvalConfig
     from evalkit.evaluation.plan import EvaluationPlan
 
 
@@ -81,52 +78,70 @@ def _load_prompt(_ctx: click.Context, _param: click.Parameter, path: Path | None
     return prompt
 
 
-def _option(name: str, *flags: str, **settings: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _option(name: str, *flags: str, **settings: Any) -> click.Option:
     """A click option for EvalConfig's field ``name``: the field's description is its help and the
     field's default its default, unless ``settings`` say otherwise; EvalConfig checks the value."""
+    from evalkit.evaluation.config import EvalConfig
+
     field = EvalConfig.model_fields[name]
     settings.setdefault("help", field.description)
     if "default" not in settings and not settings.get("multiple") and field.default is not None:
         settings.update(default=field.default, show_default=True)
-    return click.option(*flags, name, **settings)
+    return click.Option([*flags, name], **settings)
+
+
+def _options() -> list[click.Parameter]:
+    from evalkit.inference.cache import CacheMode
+
+    return [
+        _option("model", "--model", "-m", help="Model URI, e.g. openai:/gpt-4o or evalkit:/extractive."),
+        _option("data", "--data", "-d", type=click.Path(dir_okay=False), help="CSV, JSONL or Parquet file."),
+        _option("targets", "--targets", "-t"),
+        _option("predictions", "--predictions", help="Column of answers computed elsewhere (instead of --model)."),
+        _option("col_mapping", "--col-mapping", multiple=True, callback=_parse_col_mapping, metavar="KEY=COLUMN",
+                help=f"Read KEY ({', '.join(MAPPING_KEYS)}) from COLUMN, e.g. inputs=question (repeatable)."),
+        _option("prompt", "--prompt", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                callback=_load_prompt,
+                help="Prompt file: a jinja2 template of the user message (.txt, .j2, ...), or a .json/.yaml list "
+                     "of {role, content} messages (an optional system message, then the user one). "
+                     "[default: answer from the numbered passages, or the question alone]"),
+        _option("model_type", "--model-type", type=click.Choice(list(DEFAULTS))),
+        _option("evaluators", "--evaluators", callback=_parse_evaluators,
+                help="Comma-separated evaluator names; 'default' (the model type's defaults that fit the data) "
+                     "can be one of them, e.g. default,ragas:faithfulness."),
+        _option("judge", "--judge", metavar="URI"),
+        _option("experiment", "--experiment", "-e"),
+        _option("run_name", "--run-name"),
+        _option("inference_params", "--param", "-p", multiple=True, callback=_parse_param,
+                help="Inference param KEY=VALUE (repeatable)."),
+        _option("concurrency", "--concurrency", "-c", type=int),
+        click.Option(["--rpm"], type=float, default=None, help="Requests-per-minute budget."),
+        click.Option(["--tpm"], type=float, default=None, help="Tokens-per-minute budget."),
+        _option("cache", "--cache", type=click.Choice([mode.value for mode in CacheMode])),
+        _option("max_cost_usd", "--max-cost-usd", type=float),
+        _option("timeout", "--timeout", type=float),
+        _option("baseline", "--baseline", metavar="RUN_ID"),
+        _option("resume", "--resume", metavar="RUN_ID",
+                help="Continue an interrupted run; model, data and params default to the run's own "
+                     "(pass the same --prompt again if it had one)."),
+    ]
 
 
 # The options whose flag is not the field's name.
 _FLAGS = {"inference_params": "--param", "rate_limit": "--rpm/--tpm", "extra_metrics": "--evaluators"}
 
 
-@click.command("evaluate")
-@_option("model", "--model", "-m", help="Model URI, e.g. openai:/gpt-4o or evalkit:/extractive.")
-@_option("data", "--data", "-d", type=click.Path(dir_okay=False), help="CSV, JSONL or Parquet file.")
-@_option("targets", "--targets", "-t")
-@_option("predictions", "--predictions", help="Column of answers computed elsewhere (instead of --model).")
-@_option("col_mapping", "--col-mapping", multiple=True, callback=_parse_col_mapping, metavar="KEY=COLUMN",
-         help=f"Read KEY ({', '.join(MAPPING_KEYS)}) from COLUMN, e.g. inputs=question (repeatable).")
-@_option("prompt", "--prompt", type=click.Path(exists=True, dir_okay=False, path_type=Path), callback=_load_prompt,
-         help="Prompt file: a jinja2 template of the user message (.txt, .j2, ...), or a .json/.yaml list "
-              "of {role, content} messages (an optional system message, then the user one). "
-              "[default: answer from the numbered passages, or the question alone]")
-@_option("model_type", "--model-type", type=click.Choice(list(DEFAULTS)))
-@_option("evaluators", "--evaluators", callback=_parse_evaluators,
-         help="Comma-separated evaluator names; 'default' (the model type's defaults that fit the data) "
-              "can be one of them, e.g. default,ragas:faithfulness.")
-@_option("judge", "--judge", metavar="URI")
-@_option("experiment", "--experiment", "-e")
-@_option("run_name", "--run-name")
-@_option("inference_params", "--param", "-p", multiple=True, callback=_parse_param,
-         help="Inference param KEY=VALUE (repeatable).")
-@_option("concurrency", "--concurrency", "-c", type=int)
-@click.option("--rpm", type=float, default=None, help="Requests-per-minute budget.")
-@click.option("--tpm", type=float, default=None, help="Tokens-per-minute budget.")
-@_option("cache", "--cache", type=click.Choice([mode.value for mode in CacheMode]))
-@_option("max_cost_usd", "--max-cost-usd", type=float)
-@_option("timeout", "--timeout", type=float)
-@_option("baseline", "--baseline", metavar="RUN_ID")
-@_option("resume", "--resume", metavar="RUN_ID",
-         help="Continue an interrupted run; model, data and params default to the run's own "
-              "(pass the same --prompt again if it had one).")
-def evaluate_command(rpm: float | None, tpm: float | None, **options: Any) -> None:
-    """Run a model over a dataset, score it, and log the run."""
+class _ConfigCommand(click.Command):
+    """A command whose options are made from EvalConfig's fields when it is first used, so that
+    ``evalkit --help`` does not load pydantic and the evaluation modules."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not self.params:
+            self.params = _options()
+        return super().get_params(ctx)
+
+
+def _evaluate(rpm: float | None, tpm: float | None, **options: Any) -> None:
     from evalkit.evaluation.engine import EvaluationWarning, execute
 
     config = evaluate_config(rpm, tpm, **options)
@@ -149,8 +164,15 @@ def evaluate_command(rpm: float | None, tpm: float | None, **options: Any) -> No
         raise SystemExit(2)
 
 
+evaluate_command = _ConfigCommand("evaluate", callback=_evaluate,
+                                  help="Run a model over a dataset, score it, and log the run.")
+
+
 def evaluate_config(rpm: float | None, tpm: float | None, **options: Any) -> EvalConfig:
     """The EvalConfig of ``evalkit evaluate``'s options; a bad value is a click error naming its option."""
+    from pydantic import ValidationError
+
+    from evalkit.evaluation.config import EvalConfig, problems
     from evalkit.tracking.client import TrackingClient
 
     if options["resume"]:
