@@ -1,10 +1,12 @@
 """``EvalConfig``: every option of an evaluation, with its type, default, rule and meaning.
 
-It is the one place an option is declared. ``evaluate()`` takes its fields as keyword arguments
-(its signature is built from them), the suite file takes them as keys (see
-``evalkit.suite.config``), ``evalkit evaluate`` as options (see ``evalkit.cli.evaluate``), and
-:func:`evalkit.evaluation.plan.plan` reads them. To add an option, add a field here: a type, a
-default, a description, and a validator when the type alone does not say what is acceptable.
+It is the one place an option is declared. To add one, add a field here: a type, a default, a
+description, and a validator when the type alone does not say what is acceptable. Then
+``evaluate()`` takes it (its signature is built from these fields), a suite file takes it as a
+top-level key with the same rule (unless ``evalkit.suite.config`` lists it among the options the
+suite sets itself), and :func:`evalkit.evaluation.plan.plan` and ``execute`` read it from the
+config. ``evalkit evaluate`` shows it as a flag once it has a line in ``evalkit.cli.evaluate``'s
+``_options()`` (help and default come from the field).
 
 Validation here needs neither the data nor the network: what does (columns, the prompt against a
 row, evaluators against the data, prices, a baseline run) is checked by ``plan``. Each rule

@@ -91,7 +91,8 @@ def resolve_evaluators(
     available_data: set[str],
     skipped: list[str] | None = None,
 ) -> list[Evaluator]:
-    """The evaluators a run uses. ``"default"`` picks the model type's defaults whose data is
+    """The evaluators a run uses (``model_type`` is one that EvalConfig accepted: see
+    ``evalkit.evaluation.model_types``). ``"default"`` picks the model type's defaults whose data is
     present; an evaluator asked for by name whose data is missing is an error naming both.
 
     A default whose optional dependencies are not installed (``MissingExtra``) is left out, and

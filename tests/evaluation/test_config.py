@@ -198,3 +198,14 @@ def test_the_cli_and_the_python_api_build_equal_configs(tmp_path):
     defaults = evaluate_config(**evaluate_command.make_context("evaluate", ["-m", "evalkit:/extractive",
                                                                            "-d", str(data)]).params)
     assert defaults == EvalConfig.build(model="evalkit:/extractive", data=str(data))
+
+
+def test_the_suite_file_takes_evalconfigs_run_options_with_their_rules():
+    from evalkit.suite.config import SUITE_OPTIONS, SuiteSpec
+
+    assert {"model_type", "evaluators", "judge", "judge_params", "concurrency", "rate_limit", "cache", "timeout",
+            "max_attempts"} <= set(SUITE_OPTIONS)
+    assert not {"model", "data", "max_cost_usd", "resume"} & set(SUITE_OPTIONS)  # set per pair by the suite
+    for name in SUITE_OPTIONS:
+        assert SuiteSpec.model_fields[name].description == EvalConfig.model_fields[name].description
+    assert SuiteSpec.model_fields["cache"].default == "refresh"  # the one default a nightly job changes
