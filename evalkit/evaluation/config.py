@@ -276,10 +276,14 @@ def problems(exc: ValidationError) -> list[Problem]:
 
 
 def signature(head: tuple[str, ...] = ("model", "data", "targets")) -> inspect.Signature:
-    """``evaluate()``'s signature: the options ``head`` may be passed by position, the rest by keyword."""
+    """``evaluate()``'s signature: the options ``head`` may be passed by position, the rest by keyword.
+    An option checked by a rule of its own takes more than its stored type (a rate limit is a number
+    or a dict): it is shown without one."""
     parameters = [
         inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD if name in head
-                          else inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=field.annotation)
+                          else inspect.Parameter.KEYWORD_ONLY, default=field.default,
+                          annotation=(inspect.Parameter.empty if any(isinstance(m, BeforeValidator)
+                                                                     for m in field.metadata) else field.annotation))
         for name, field in EvalConfig.model_fields.items()
     ]
     return inspect.Signature(parameters, return_annotation="EvaluationResult")
