@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from evalkit.cli.output import print_table
-from evalkit.errors import InvalidArgument, NotFound
+from evalkit.errors import NotFound
 from evalkit.evaluation.columns import MAPPING_KEYS
 from evalkit.evaluation.model_types import DEFAULTS
 
 if TYPE_CHECKING:
-    from evalkit.evaluation.prompts import PromptTemplate
+    from evalkit.evaluation.config import EvalConfig
+    from evalkit.evaluation.plan import EvaluationPlan
 
 
 def _pairs(values: tuple[str, ...], option: str, example: str) -> dict[str, str]:
@@ -39,15 +40,7 @@ def _parse_param(_ctx: click.Context, _param: click.Parameter, values: tuple[str
 
 
 def _parse_col_mapping(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str] | None:
-    mapping = _pairs(values, "--col-mapping", "inputs=question")
-    unknown = [key for key in mapping if key not in MAPPING_KEYS]
-    if unknown:
-        raise click.BadParameter(f"unknown key(s) {', '.join(map(repr, unknown))}; use {', '.join(MAPPING_KEYS)}",
-                                 param_hint="--col-mapping")
-    empty = [key for key, column in mapping.items() if not column.strip()]
-    if empty:
-        raise click.BadParameter(f"no column given for {', '.join(map(repr, empty))}", param_hint="--col-mapping")
-    return mapping or None
+    return _pairs(values, "--col-mapping", "inputs=question") or None
 
 
 def _parse_evaluators(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str | list[str], list[str]]:
@@ -60,23 +53,11 @@ def _parse_evaluators(_ctx: click.Context, _param: click.Parameter, value: str) 
     return names, []
 
 
-def _check_judge(_ctx: click.Context, _param: click.Parameter, uri: str | None) -> str | None:
-    if uri is not None:
-        from evalkit.inference.providers.resolve import parse_model_uri
-
-        try:
-            parse_model_uri(uri)
-        except InvalidArgument as exc:
-            raise click.BadParameter(str(exc), param_hint="--judge") from None
-    return uri
-
-
-def _load_prompt(_ctx: click.Context, _param: click.Parameter, path: Path | None) -> PromptTemplate | None:
+def _load_prompt(_ctx: click.Context, _param: click.Parameter, path: Path | None) -> str | list[Any] | None:
+    """A prompt file: JSON or YAML holding a list of {role, content} messages, or any other
+    file holding the user message, a jinja2 template. EvalConfig checks the template."""
     import yaml
 
-    from evalkit.evaluation.prompts import resolve_prompt
-    """A prompt file: JSON or YAML holding a list of {role, content} messages, or any other
-    file holding the user message, a jinja2 template."""
     if path is None:
         return None
     try:
@@ -94,81 +75,80 @@ def _load_prompt(_ctx: click.Context, _param: click.Parameter, path: Path | None
             raise click.BadParameter(
                 f"{path} must hold a list of {{role, content}} messages (a template alone goes in a .txt or .j2 "
                 f"file), got {type(prompt).__name__}", param_hint="--prompt")
-    try:
-        return resolve_prompt(prompt, has_contexts=False)
-    except InvalidArgument as exc:
-        raise click.BadParameter(f"{path}: {exc}", param_hint="--prompt") from None
+    return prompt
 
 
-@click.command("evaluate")
-@click.option("--model", "-m", help="Model URI, e.g. openai:/gpt-4o or evalkit:/extractive.")
-@click.option("--data", "-d", type=click.Path(dir_okay=False), help="CSV, JSONL or Parquet file.")
-@click.option("--targets", "-t", default=None, help="Column holding the expected answers.")
-@click.option("--predictions", default=None, help="Column of answers computed elsewhere (instead of --model).")
-@click.option("--col-mapping", "col_mapping", multiple=True, callback=_parse_col_mapping, metavar="KEY=COLUMN",
-              help=f"Read KEY ({', '.join(MAPPING_KEYS)}) from COLUMN, e.g. inputs=question (repeatable).")
-@click.option("--prompt", type=click.Path(exists=True, dir_okay=False, path_type=Path), callback=_load_prompt,
-              help="Prompt file: a jinja2 template of the user message (.txt, .j2, ...), or a .json/.yaml list "
-                   "of {role, content} messages (an optional system message, then the user one). "
-                   "[default: answer from the numbered passages, or the question alone]")
-@click.option("--model-type", type=click.Choice(list(DEFAULTS)), default="question-answering", show_default=True,
-              help="Picks the default evaluators.")
-@click.option("--evaluators", default="default", show_default=True, callback=_parse_evaluators,
-              help="Comma-separated evaluator names; 'default' (the model type's defaults that fit the data) "
-                   "can be one of them, e.g. default,ragas:faithfulness.")
-@click.option("--judge", default=None, metavar="URI", callback=_check_judge,
-              help="Model URI of the judge for judged metrics, e.g. openai:/gpt-4o-mini [default: offline scorers].")
-@click.option("--experiment", "-e", default=None, help="Experiment name [default: the default experiment].")
-@click.option("--run-name", default=None)
-@click.option("--param", "-p", "params", multiple=True, callback=_parse_param, help="Inference param KEY=VALUE (repeatable).")
-@click.option("--concurrency", "-c", default=16, show_default=True, type=click.IntRange(1, 4096))
-@click.option("--rpm", type=float, default=None, help="Requests-per-minute budget.")
-@click.option("--tpm", type=float, default=None, help="Tokens-per-minute budget.")
-@click.option("--cache", type=click.Choice(["on", "off", "read-only", "refresh"]), default="on", show_default=True)
-@click.option("--max-cost-usd", type=float, default=None, help="Stop sending requests before this spend.")
-@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per request.")
-@click.option("--baseline", default=None, metavar="RUN_ID", help="Compare with this run in the report.")
-@click.option("--resume", default=None, metavar="RUN_ID",
-              help="Continue an interrupted run; model, data and params default to the run's own "
-                   "(pass the same --prompt again if it had one).")
-def evaluate_command(model: str | None, data: str | None, targets: str | None, predictions: str | None,
-                     col_mapping: dict[str, str] | None, prompt: PromptTemplate | None, model_type: str,
-                     evaluators: tuple[str | list[str], list[str]], judge: str | None, experiment: str | None,
-                     run_name: str | None, params: dict[str, object], concurrency: int, rpm: float | None,
-                     tpm: float | None, cache: str, max_cost_usd: float | None, timeout: float,
-                     baseline: str | None, resume: str | None) -> None:
-    """Run a model over a dataset, score it, and log the run."""
+def _option(name: str, *flags: str, **settings: Any) -> click.Option:
+    """A click option for EvalConfig's field ``name``: the field's description is its help and the
+    field's default its default, unless ``settings`` say otherwise; EvalConfig checks the value."""
+    from evalkit.evaluation.config import EvalConfig
+
+    field = EvalConfig.model_fields[name]
+    settings.setdefault("help", field.description)
+    if "default" not in settings and not settings.get("multiple") and field.default is not None:
+        settings.update(default=field.default, show_default=True)
+    return click.Option([*flags, name], **settings)
+
+
+def _options() -> list[click.Parameter]:
+    from evalkit.inference.cache import CacheMode
+
+    return [
+        _option("model", "--model", "-m", help="Model URI, e.g. openai:/gpt-4o or evalkit:/extractive."),
+        _option("data", "--data", "-d", type=click.Path(dir_okay=False), help="CSV, JSONL or Parquet file."),
+        _option("targets", "--targets", "-t"),
+        _option("predictions", "--predictions", help="Column of answers computed elsewhere (instead of --model)."),
+        _option("col_mapping", "--col-mapping", multiple=True, callback=_parse_col_mapping, metavar="KEY=COLUMN",
+                help=f"Read KEY ({', '.join(MAPPING_KEYS)}) from COLUMN, e.g. inputs=question (repeatable)."),
+        _option("prompt", "--prompt", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                callback=_load_prompt,
+                help="Prompt file: a jinja2 template of the user message (.txt, .j2, ...), or a .json/.yaml list "
+                     "of {role, content} messages (an optional system message, then the user one). "
+                     "[default: answer from the numbered passages, or the question alone]"),
+        _option("model_type", "--model-type", type=click.Choice(list(DEFAULTS))),
+        _option("evaluators", "--evaluators", callback=_parse_evaluators,
+                help="Comma-separated evaluator names; 'default' (the model type's defaults that fit the data) "
+                     "can be one of them, e.g. default,ragas:faithfulness."),
+        _option("judge", "--judge", metavar="URI"),
+        _option("experiment", "--experiment", "-e"),
+        _option("run_name", "--run-name"),
+        _option("inference_params", "--param", "-p", multiple=True, callback=_parse_param,
+                help="Inference param KEY=VALUE (repeatable)."),
+        _option("concurrency", "--concurrency", "-c", type=int),
+        click.Option(["--rpm"], type=float, default=None, help="Requests-per-minute budget."),
+        click.Option(["--tpm"], type=float, default=None, help="Tokens-per-minute budget."),
+        _option("cache", "--cache", type=click.Choice([mode.value for mode in CacheMode])),
+        _option("max_cost_usd", "--max-cost-usd", type=float),
+        _option("timeout", "--timeout", type=float),
+        _option("baseline", "--baseline", metavar="RUN_ID"),
+        _option("resume", "--resume", metavar="RUN_ID",
+                help="Continue an interrupted run; model, data and params default to the run's own "
+                     "(pass the same --prompt again if it had one)."),
+    ]
+
+
+# The options whose flag is not the field's name.
+_FLAGS = {"inference_params": "--param", "rate_limit": "--rpm/--tpm", "extra_metrics": "--evaluators"}
+
+
+class _ConfigCommand(click.Command):
+    """A command whose options are made from EvalConfig's fields when it is first used, so that
+    ``evalkit --help`` does not load pydantic and the evaluation modules."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not self.params:
+            self.params = _options()
+        return super().get_params(ctx)
+
+
+def _evaluate(rpm: float | None, tpm: float | None, **options: Any) -> None:
     from evalkit.errors import EvaluationWarning
-    from evalkit.evaluation.engine import evaluate
-    from evalkit.tracking.client import TrackingClient
+    from evalkit.evaluation.engine import execute
 
-    if resume:
-        logged = TrackingClient(create=False).get_run(resume).data.params
-        model = model or logged.get("model_uri")
-        data = data or logged.get("data_path")
-        targets = targets or logged.get("targets_column")
-        params = params or json.loads(logged.get("inference_params", "{}"))
-    if not data:
-        raise click.UsageError("--data is required (or --resume RUN_ID of a run that recorded its data path)")
-    if not model and not predictions:
-        raise click.UsageError("--model is required (or --predictions COLUMN)")
-    if baseline:
-        try:
-            TrackingClient(create=False).get_run(baseline)
-        except NotFound:
-            raise click.BadParameter(f"no run with id {baseline!r} in this tracking store",
-                                     param_hint="--baseline") from None
-    rate_limit = {"rpm": rpm, "tpm": tpm} if (rpm or tpm) else None
-    chosen, extra_metrics = evaluators
+    config = evaluate_config(rpm, tpm, **options)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EvaluationWarning)  # printed below, once, as one line each
-        result = evaluate(
-            model=model, data=data, targets=targets, predictions=predictions, col_mapping=col_mapping, prompt=prompt,
-            model_type=model_type, evaluators=chosen, extra_metrics=extra_metrics, judge=judge,
-            inference_params=params, experiment=experiment, run_name=run_name, concurrency=concurrency,
-            rate_limit=rate_limit, cache=cache, max_cost_usd=max_cost_usd, resume=resume, timeout=timeout,
-            baseline=baseline,
-        )
+        result = execute(_plan(config))
     rows = sorted(result.metrics.items())
     print_table(f"run {result.run_id}", ["metric", "value"], rows)
     if result.stopped_reason:
@@ -183,3 +163,45 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
         click.echo(f"error: {message}", err=True)
     if result.unscored:
         raise SystemExit(2)
+
+
+evaluate_command = _ConfigCommand("evaluate", callback=_evaluate,
+                                  help="Run a model over a dataset, score it, and log the run.")
+
+
+def evaluate_config(rpm: float | None, tpm: float | None, **options: Any) -> EvalConfig:
+    """The EvalConfig of ``evalkit evaluate``'s options; a bad value is a click error naming its option."""
+    from pydantic import ValidationError
+
+    from evalkit.evaluation.config import EvalConfig, problems
+    from evalkit.tracking.client import TrackingClient
+
+    if options["resume"]:
+        logged = TrackingClient(create=False).get_run(options["resume"]).data.params
+        options["model"] = options["model"] or logged.get("model_uri")
+        options["data"] = options["data"] or logged.get("data_path")
+        options["targets"] = options["targets"] or logged.get("targets_column")
+        options["inference_params"] = options["inference_params"] or json.loads(logged.get("inference_params", "{}"))
+    if not options["data"]:
+        raise click.UsageError("--data is required (or --resume RUN_ID of a run that recorded its data path)")
+    options["evaluators"], options["extra_metrics"] = options["evaluators"]
+    options["rate_limit"] = {"rpm": rpm, "tpm": tpm} if (rpm or tpm) else None
+    try:
+        return EvalConfig(**options)
+    except ValidationError as exc:
+        problem = problems(exc)[0]
+        if not problem.option:
+            raise click.UsageError(problem.message) from None
+        flag = _FLAGS.get(problem.option, "--" + problem.option.replace("_", "-"))
+        raise click.BadParameter(problem.message, param_hint=flag) from None
+
+
+def _plan(config: EvalConfig) -> EvaluationPlan:
+    from evalkit.evaluation.plan import option_of, plan
+
+    try:
+        return plan(config)
+    except NotFound as exc:
+        if option_of(exc) == "baseline":
+            raise click.BadParameter(str(exc), param_hint="--baseline") from None
+        raise

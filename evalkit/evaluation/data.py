@@ -37,7 +37,7 @@ from evalkit.evaluation.columns import (
     CONTEXT_CANDIDATES,
     DEFAULT_TARGET_COLUMN,
     INPUT_CANDIDATES,
-    MAPPING_KEYS,
+    check_col_mapping,
 )
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def load_dataset(
 
     Raises :class:`InvalidArgument` naming the column, row and value at fault.
     """
-    mapping = _check_mapping(col_mapping)
+    mapping = check_col_mapping(col_mapping)
     named_targets = _pick_named("targets", targets, mapping.get("targets"))
     named_predictions = _pick_named("predictions", predictions, mapping.get("predictions"))
     frame = read_frame(data).reset_index(drop=True)
@@ -238,22 +238,6 @@ def _records(records: list[Any], path: Path) -> pd.DataFrame:
 
 
 # --- columns -------------------------------------------------------------------------------
-
-
-def _check_mapping(col_mapping: dict[str, str] | None) -> dict[str, str]:
-    if col_mapping is None:
-        return {}
-    if not isinstance(col_mapping, dict):
-        raise InvalidArgument(f"col_mapping must be a dict, got {type(col_mapping).__name__}")
-    unknown = [key for key in col_mapping if key not in MAPPING_KEYS]
-    if unknown:
-        raise InvalidArgument(
-            f"unknown col_mapping key(s) {_list(unknown)}; valid keys: {_list(MAPPING_KEYS)}"
-        )
-    for key, column in col_mapping.items():
-        if not isinstance(column, str) or not column:
-            raise InvalidArgument(f"col_mapping[{key!r}] must be a column name, got {column!r}")
-    return dict(col_mapping)
 
 
 def _pick_named(role: str, argument: str | None, mapped: str | None) -> str | None:

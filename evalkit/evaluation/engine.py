@@ -11,7 +11,7 @@ import sys
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,14 @@ from evalkit.errors import (
     ModelError,
     PermanentModelError,
 )
-from evalkit.evaluation.data import EvalDataset, load_dataset
+from evalkit.evaluation.config import EvalConfig, RateLimit
+from evalkit.evaluation.config import signature as config_signature
+from evalkit.evaluation.data import EvalDataset
 from evalkit.evaluation.journal import JournalLocation, read_journal
 from evalkit.evaluation.judge import LLMJudge
-from evalkit.evaluation.prompts import PromptTemplate, resolve_prompt
-from evalkit.evaluation.registry import resolve_evaluators
+from evalkit.evaluation.plan import EvaluationPlan
+from evalkit.evaluation.plan import plan as plan_evaluation
+from evalkit.evaluation.prompts import PromptTemplate
 from evalkit.evaluation.run_evaluators import log_evaluators
 from evalkit.evaluation.run_metrics import run_metrics
 from evalkit.evaluation.scoring import (
@@ -45,19 +48,8 @@ from evalkit.evaluation.scoring import (
     evaluator_info,
 )
 from evalkit.inference.cache import CacheMode, ResponseCache
-from evalkit.inference.params_check import (
-    check_inference_params,
-    check_run_options,
-    parse_rate_limit,
-    public_params,
-)
+from evalkit.inference.params_check import public_params
 from evalkit.inference.pricing import PriceTable
-from evalkit.inference.providers.callables import (
-    BatchCallableModel,
-    CallableModel,
-    batch,
-)
-from evalkit.inference.providers.resolve import build_model, parse_model_uri
 from evalkit.inference.runner.caller import ModelCaller, RetryPolicy
 from evalkit.inference.runner.health import most_common_error, outage_reason
 from evalkit.inference.runner.progress import RunProgress
@@ -93,38 +85,7 @@ class EvaluationResult:
     evaluators: list[EvaluatorInfo] = field(default_factory=list)  # what each evaluator declared (see Evaluator)
 
 
-def evaluate(
-    model: str | Callable[..., Any] | batch | None = None,
-    data: Any = None,
-    targets: str | None = None,
-    *,
-    predictions: str | None = None,
-    model_type: str = "question-answering",
-    evaluators: str | Sequence[str] | None = "default",
-    extra_metrics: Sequence[str] | None = None,
-    evaluator_config: dict[str, dict[str, Any]] | None = None,
-    col_mapping: dict[str, str] | None = None,
-    inference_params: dict[str, Any] | None = None,
-    prompt: str | PromptTemplate | list[dict[str, str]] | None = None,
-    judge: str | None = None,
-    judge_params: dict[str, Any] | None = None,
-    judge_rate_limit: float | dict[str, float] | None = None,
-    experiment: str | None = None,
-    run_name: str | None = None,
-    concurrency: int = 16,
-    rate_limit: float | dict[str, float] | None = None,
-    cache: str | bool | None = "on",
-    max_cost_usd: float | None = None,
-    resume: str | None = None,
-    prices: dict[str, dict[str, float]] | str | None = None,
-    timeout: float = 60.0,
-    max_attempts: int = 6,
-    progress: bool | None = None,
-    tags: dict[str, str] | None = None,
-    cache_path: str | os.PathLike[str] | None = None,
-    baseline: str | None = None,
-    report: bool = True,
-) -> EvaluationResult:
+def evaluate(*args: Any, **kwargs: Any) -> EvaluationResult:
     """Run ``model`` over ``data``, score the answers, and log it all as a run.
 
     ``model`` is a model URI (``"openai:/gpt-4o"``, ``"openai:/llama3?base_url=http://host:8000/v1"``,
@@ -148,56 +109,39 @@ def evaluate(
     Each run logs an HTML report (``report.html``) when a report renderer is installed (the
     ``reports`` package is); ``baseline=<run_id>`` compares this run with that one row by row.
 
-    Inputs are checked before any request: a wrong column, value or option raises
-    ``InvalidArgument`` naming it. A row whose call still fails after its retries is recorded
+    Every option is a field of :class:`~evalkit.evaluation.config.EvalConfig`, which documents
+    it. Inputs are checked before any request (:func:`~evalkit.evaluation.plan.plan`, then
+    :func:`execute`): a wrong column, value or option raises ``InvalidArgument`` naming it. A row whose call still fails after its retries is recorded
     with its error and counted in ``error_count``; it is never dropped.
     """
-    dataset = load_dataset(data, targets=targets, predictions=predictions, col_mapping=col_mapping)
-    if model is None and dataset.prediction_column is None:
-        raise InvalidArgument("evaluate() needs a model, or predictions='<column>' holding answers computed elsewhere")
-    if model is not None and dataset.prediction_column is not None:
-        raise InvalidArgument("pass either model= or predictions=, not both")
-    params = check_inference_params(inference_params)
-    rpm, tpm = parse_rate_limit(rate_limit)
-    check_run_options(timeout, max_attempts, concurrency)
-    if max_cost_usd is not None and (not isinstance(max_cost_usd, (int, float)) or max_cost_usd <= 0):
-        raise InvalidArgument(f"max_cost_usd must be a positive number of US dollars, got {max_cost_usd!r}")
-    cache_mode = CacheMode.parse(cache)
-    template = resolve_prompt(prompt, has_contexts=dataset.context_column is not None)
-    template.check(_row_dict(dataset, 0))
-    judge_inference = check_inference_params(judge_params)
-    judge_rpm, judge_tpm = parse_rate_limit(judge_rate_limit)
-    available = {name for name, present in (("targets", dataset.target_column), ("contexts", dataset.context_column),
-                                            ("judge", judge), ("model_run", model is not None)) if present}
-    skipped: list[str] = []
-    chosen = resolve_evaluators(evaluators, model_type, extra_metrics, evaluator_config, available, skipped)
-    infos = [evaluator_info(e) for e in chosen]
-    price_table = PriceTable.load(prices)
-    chat_model = _build_model(model, timeout, concurrency) if model is not None else None
-    judge_model = build_model(parse_model_uri(judge), timeout=timeout, max_connections=concurrency) if judge else None
-    if max_cost_usd is not None and chat_model is not None:
-        name = getattr(chat_model, "model", None) or chat_model.uri
-        if price_table.lookup(name) is None:
-            raise InvalidArgument(
-                f"max_cost_usd needs a price for {name!r}, which the price table lacks: pass prices={{{name!r}: "
-                "{'input': ..., 'output': ..., 'cached_input': ...}} (USD per 1M tokens)"
-            )
+    return execute(plan_evaluation(EvalConfig.build(**_SIGNATURE.bind(*args, **kwargs).arguments)))
 
+
+_SIGNATURE = config_signature()
+evaluate.__signature__ = _SIGNATURE  # type: ignore[attr-defined]  # its options are EvalConfig's fields
+
+
+def execute(plan: EvaluationPlan) -> EvaluationResult:
+    """Run a planned evaluation: answer the rows, score them and log it all as a run (see evaluate())."""
+    config, dataset, chat_model, judge_model = plan.config, plan.dataset, plan.model, plan.judge
+    chosen, infos, data = plan.evaluators, plan.infos, config.data
+    concurrency, timeout, max_attempts, max_cost_usd = (config.concurrency, config.timeout, config.max_attempts,
+                                                        config.max_cost_usd)
+    params, judge_inference, cache_mode = config.inference_params, config.judge_params, config.cache
+    rate_limit, judge_rate_limit = config.rate_limit or RateLimit(), config.judge_rate_limit or RateLimit()
     client = TrackingClient()
-    if baseline is not None:
-        client.get_run(baseline)  # an unknown baseline fails now, before any request
-    run_id, owns_run = _open_run(client, resume, experiment, run_name, tags)
-    response_cache = ResponseCache(cache_path, cache_mode) if cache_mode is not CacheMode.OFF else None
+    run_id, owns_run = _open_run(client, config.resume, config.experiment, config.run_name, config.tags)
+    response_cache = ResponseCache(config.cache_path, cache_mode) if cache_mode is not CacheMode.OFF else None
     journal: JournalLocation | None = None
     try:
         artifacts = client.artifact_repository(run_id)
         journal = JournalLocation(artifacts, run_id)
-        run_params = _run_params(dataset, chat_model, template, params, chosen, model_type, data, cache_mode,
-                                 concurrency, rpm, tpm, price_table)
+        run_params = _run_params(dataset, chat_model, plan.template, params, chosen, config.model_type, data,
+                                 cache_mode, concurrency, rate_limit, plan.prices)
         if judge_model is not None:
             run_params.update(judge_uri=judge_model.uri,
                               judge_params=json.dumps(public_params(judge_inference), sort_keys=True))
-        if resume:
+        if config.resume:
             # What changes answers must match; how hard to push (concurrency, limits, cache)
             # may differ, and the run keeps the values it started with.
             logged = _check_resume_matches(client, run_id, run_params)
@@ -205,17 +149,17 @@ def evaluate(
             client.set_tag(run_id, run_tags.RESUMED_AT, str(now_ms()))
         client.log_batch(run_id, params=[Param(k, v) for k, v in run_params.items()])
         log_evaluators(client, run_id, infos)
-        previous = journal.read() if resume else {}
+        previous = journal.read() if config.resume else {}
         runner = None
         if chat_model is not None:
             runner = Runner(chat_model, params, RunnerConfig(
-                concurrency=concurrency, rpm=rpm, tpm=tpm, max_attempts=max_attempts, timeout=timeout,
-                max_cost_usd=max_cost_usd), price_table, response_cache)
+                concurrency=concurrency, rpm=rate_limit.rpm, tpm=rate_limit.tpm, max_attempts=max_attempts,
+                timeout=timeout, max_cost_usd=max_cost_usd), plan.prices, response_cache)
         judge_client = None
         if judge_model is not None:
             policy = RetryPolicy(max_attempts, max(100, dataset.num_rows), timeout)
-            caller = ModelCaller(judge_model, judge_inference, price_table, RateLimits(judge_rpm, judge_tpm), policy,
-                                 response_cache)
+            caller = ModelCaller(judge_model, judge_inference, plan.prices,
+                                 RateLimits(judge_rate_limit.rpm, judge_rate_limit.tpm), policy, response_cache)
             # One budget for the run: each side books its requests against what the other has spent.
             judge_client = LLMJudge(caller, concurrency, max_cost_usd=max_cost_usd,
                                     spent_elsewhere=(lambda: runner.spent) if runner is not None else None)
@@ -223,8 +167,8 @@ def evaluate(
                 runner.spent_elsewhere = lambda: judge_client.caller.spent
         context = ScoringContext(judge_client, concurrency,
                                  judge_client.cost_by_row if judge_client is not None else {})
-        jobs = [job for job in _jobs(dataset, template) if _needs_answer(previous.get(job.index))] if runner else []
-        done = _run_async(_execute(dataset, runner, jobs, previous, journal, progress, chosen, context,
+        jobs = [job for job in _jobs(dataset, plan.template) if _needs_answer(previous.get(job.index))] if runner else []
+        done = _run_async(_execute(dataset, runner, jobs, previous, journal, config.progress, chosen, context,
                                    chat_model, judge_model))
         outcomes, scores = done.outcomes, done.scores
         if runner is not None and runner.snapshot:
@@ -254,8 +198,8 @@ def evaluate(
             client.set_tag(run_id, run_tags.FAILURE_REASON, failure[:run_tags.REASON_LIMIT])
         client.log_table(run_id, table, f"{RESULTS_TABLE}.json")
         client.log_table(run_id, table, f"{RESULTS_TABLE}.parquet")
-        if report:
-            log_report(client, run_id, baseline, status="FAILED" if failure else "FINISHED")
+        if config.report:
+            log_report(client, run_id, config.baseline, status="FAILED" if failure else "FINISHED")
         if failure:
             raise EvaluationFailed(failure, run_id, _endpoint(chat_model), _counts(outcomes),
                                    resume_command(client, run_id, data))
@@ -290,10 +234,11 @@ def evaluate(
         unscored=_unscored(infos, metrics),
         evaluators=infos,
     )
-    result.warnings = [*skipped, *_row_failures(outcomes if runner is not None else [])]
+    result.warnings = [*plan.skipped, *_row_failures(outcomes if runner is not None else [])]
     for message in [*result.warnings, *result.unscored.values()]:
-        warnings.warn(f"evalkit: {message}", EvaluationWarning, stacklevel=2)
+        warnings.warn(f"evalkit: {message}", EvaluationWarning, stacklevel=3)  # at the caller of evaluate()
     return result
+
 
 
 def failure_text(exc: BaseException) -> str:
@@ -485,16 +430,6 @@ def log_report(client: TrackingClient, run_id: str, baseline: str | None, status
     client.log_text(run_id, html, REPORT_FILE)
 
 
-def _build_model(model: Any, timeout: float, concurrency: int) -> Any:
-    if isinstance(model, batch):
-        return BatchCallableModel(model)
-    if isinstance(model, str):
-        return build_model(parse_model_uri(model), timeout=timeout, max_connections=concurrency)
-    if callable(model):
-        return CallableModel(model)
-    raise InvalidArgument(f"model must be a model URI, a callable or batch(fn), got {type(model).__name__}")
-
-
 def _open_run(client: TrackingClient, resume: str | None, experiment: str | None, run_name: str | None,
               tags: dict[str, str] | None) -> tuple[str, bool]:
     """The run to log into and whether evaluate() ends it: a resumed run, the caller's active
@@ -516,7 +451,7 @@ def _open_run(client: TrackingClient, resume: str | None, experiment: str | None
 
 def _run_params(dataset: EvalDataset, model: Any, template: PromptTemplate, params: dict[str, Any],
                 chosen: list[Evaluator], model_type: str, data: Any, cache_mode: CacheMode, concurrency: int,
-                rpm: float | None, tpm: float | None, prices: PriceTable) -> dict[str, str]:
+                rate_limit: RateLimit, prices: PriceTable) -> dict[str, str]:
     from evalkit import __version__
 
     values: dict[str, Any] = {
@@ -534,8 +469,8 @@ def _run_params(dataset: EvalDataset, model: Any, template: PromptTemplate, para
         "git_commit": git_commit(),
         "cache_mode": cache_mode.value,
         "concurrency": concurrency,
-        "rate_limit_rpm": rpm,
-        "rate_limit_tpm": tpm,
+        "rate_limit_rpm": rate_limit.rpm,
+        "rate_limit_tpm": rate_limit.tpm,
         "price_table_version": prices.version,
     }
     if isinstance(data, (str, os.PathLike)):
@@ -557,10 +492,6 @@ def _check_resume_matches(client: TrackingClient, run_id: str, run_params: dict[
                 f"{run_params.get(key)!r}; resume with the same model, data, prompt and inference params"
             )
     return logged
-
-
-def _row_dict(dataset: EvalDataset, index: int) -> dict[str, Any]:
-    return {str(k): v for k, v in dataset.frame.iloc[index].to_dict().items()}
 
 
 def _jobs(dataset: EvalDataset, template: PromptTemplate) -> list[RowJob]:

@@ -99,16 +99,6 @@ def header_secrets(params: dict[str, Any]) -> list[str]:
     return [v for v in (params.get("extra_headers") or {}).values() if isinstance(v, str)]
 
 
-def check_run_options(timeout: Any, max_attempts: Any, concurrency: Any) -> None:
-    """The runner's own knobs, checked before any request."""
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not timeout > 0:
-        raise InvalidArgument(f"timeout must be a positive number of seconds per request, got {timeout!r}")
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise InvalidArgument(f"max_attempts must be an integer of at least 1 (tries per request), got {max_attempts!r}")
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidArgument(f"concurrency must be a positive integer, got {concurrency!r}")
-
-
 def parse_rate_limit(rate_limit: Any) -> tuple[float | None, float | None]:
     """``600`` (requests per minute) or ``{"rpm": 600, "tpm": 90000}``."""
     if rate_limit is None:

@@ -21,11 +21,20 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from evalkit.errors import InvalidArgument
+from evalkit.evaluation.config import (
+    ColMapping,
+    EvalConfig,
+    InferenceParams,
+    ModelUri,
+    Prompt,
+)
 from evalkit.redaction import is_secret_name, redact
 from evalkit.suite.expressions import Threshold, parse_threshold
 
@@ -68,7 +77,7 @@ class DatasetSpec(_Strict):
     name: str
     path: str
     targets: str | None = None
-    col_mapping: dict[str, str] | None = None
+    col_mapping: ColMapping = None
     limit: int | None = Field(None, gt=0, description="evaluate only the first N rows")
 
     _name = field_validator("name")(_check_name)
@@ -78,9 +87,9 @@ class ModelSpec(_Strict):
     """One model under test: a model URI with its inference params and prompt."""
 
     name: str
-    uri: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    prompt: str | None = None
+    uri: ModelUri
+    params: InferenceParams = Field(default_factory=dict)
+    prompt: Prompt = None
 
     _name = field_validator("name")(_check_name)
 
@@ -121,35 +130,42 @@ class BaselineSpec(_Strict):
     rules: list[BaselineRule] = Field(min_length=1)
 
 
-class SuiteSpec(_Strict):
+# evaluate()'s options that are not keys of a suite file: the suite sets them per dataset and
+# model, names, tags and budgets its runs itself (budget_usd is the whole job's), and paths in it
+# are relative to the file. Every other option of EvalConfig is a key, with EvalConfig's rule.
+_SET_BY_THE_SUITE = ("model", "data", "targets", "predictions", "col_mapping", "inference_params", "prompt",
+                     "experiment", "run_name", "max_cost_usd", "resume", "tags", "baseline", "report", "progress",
+                     "prices", "cache_path")
+_SUITE_DEFAULTS = {"cache": "refresh"}  # a nightly job calls the model every night (answers still fill the cache)
+SUITE_OPTIONS = tuple(name for name in EvalConfig.model_fields if name not in _SET_BY_THE_SUITE)
+
+
+def _suite_option(name: str) -> tuple[Any, FieldInfo]:
+    field = EvalConfig.model_fields[name]
+    if name in _SUITE_DEFAULTS:
+        field = FieldInfo.merge_field_infos(field, default=_SUITE_DEFAULTS[name])
+    return field.annotation, field
+
+
+class _EvalOptions(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, arbitrary_types_allowed=True,
+                              protected_namespaces=())
+
+
+_Options = create_model("_Options", __base__=_EvalOptions, **{n: _suite_option(n) for n in SUITE_OPTIONS})
+
+
+class SuiteSpec(_Options):  # type: ignore[misc, valid-type]
     suite: str
     description: str | None = None
     experiment: str | None = None
     datasets: list[DatasetSpec] = Field(min_length=1)
     models: list[ModelSpec] = Field(min_length=1)
-    model_type: str = "question-answering"
-    evaluators: Literal["default"] | list[str] = "default"
-    extra_metrics: list[str] = Field(default_factory=list)
-    evaluator_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    judge: str | None = None
-    judge_params: dict[str, Any] = Field(default_factory=dict)
-    concurrency: int = Field(16, ge=1, le=4096)
-    rate_limit: float | dict[str, float] | None = None
-    judge_rate_limit: float | dict[str, float] | None = None
     budget_usd: float | None = Field(None, gt=0)
-    cache: Literal["on", "off", "read-only", "refresh"] = "refresh"
-    timeout: float = Field(60.0, gt=0)
-    max_attempts: int = Field(6, ge=1, le=20)
     thresholds: list[Annotated[str, AfterValidator(_check_threshold)]] = Field(default_factory=list)
     baseline: BaselineSpec | None = None
 
     _name = field_validator("suite")(_check_name)
-
-    @field_validator("cache", mode="before")
-    @classmethod
-    def _yaml_switch(cls, value: object) -> object:
-        # YAML 1.1 reads a bare on/off as a boolean.
-        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _unique_names(self) -> SuiteSpec:

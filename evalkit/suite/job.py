@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from evalkit.entities import Metric, RunStatus
@@ -21,10 +21,11 @@ from evalkit.evaluation.engine import (
     REPORT_FILE,
     RESULTS_TABLE,
     EvaluationResult,
-    evaluate,
+    execute,
     failure_text,
     log_report,
 )
+from evalkit.evaluation.plan import EvaluationPlan
 from evalkit.evaluation.run_evaluators import load_evaluators
 from evalkit.suite import tags
 from evalkit.suite.baseline import Baseline, resolve_baseline
@@ -42,7 +43,7 @@ from evalkit.suite.gates import (
     decide_paired,
 )
 from evalkit.suite.junit import write_junit
-from evalkit.suite.preflight import Prepared, preflight
+from evalkit.suite.preflight import Pair, preflight
 from evalkit.suite.summary import write_summary
 from evalkit.tracking import fluent
 from evalkit.tracking.client import TrackingClient
@@ -97,7 +98,7 @@ def run_suite(suite: Suite | str | Path, out_dir: str | Path = "evalkit-out", ba
     """
     started = time.monotonic()
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
-    prepared = preflight(suite)
+    plans = preflight(suite, progress)
     spec = suite.spec
     client = TrackingClient()
     experiment_id = _experiment(client, spec.experiment or spec.suite)
@@ -116,7 +117,7 @@ def run_suite(suite: Suite | str | Path, out_dir: str | Path = "evalkit-out", ba
             client.log_text(parent_id, suite.text, f"suite{suite.path.suffix}")
             if found is not None:
                 client.set_tag(parent_id, tags.BASELINE, found.run_id)
-            pairs = _evaluate_pairs(client, suite, prepared, parent_tags, progress)
+            pairs = _evaluate_pairs(client, suite, plans, parent_tags)
             _gate(client, suite, pairs, found)
             for pair in pairs:
                 _finish_pair(client, pair, out)
@@ -147,8 +148,8 @@ def _experiment(client: TrackingClient, name: str) -> str:
     return experiment.experiment_id if experiment is not None else client.create_experiment(name)
 
 
-def _evaluate_pairs(client: TrackingClient, suite: Suite, prepared: dict[str, Prepared], parent_tags: dict[str, str],
-                    progress: bool | None) -> list[PairResult]:
+def _evaluate_pairs(client: TrackingClient, suite: Suite, plans: dict[Pair, EvaluationPlan],
+                    parent_tags: dict[str, str]) -> list[PairResult]:
     spec = suite.spec
     pairs = []
     spent = 0.0
@@ -167,16 +168,10 @@ def _evaluate_pairs(client: TrackingClient, suite: Suite, prepared: dict[str, Pr
             try:
                 with fluent.start_run(run_name=f"{dataset.name} × {model.name}", nested=True, tags=pair_tags) as child:
                     pair.run_id = child.info.run_id
-                    result = evaluate(
-                        model=model.uri, data=prepared[dataset.name].frame, targets=dataset.targets,
-                        col_mapping=dataset.col_mapping, inference_params=model.params, prompt=model.prompt,
-                        model_type=spec.model_type, evaluators=spec.evaluators, extra_metrics=spec.extra_metrics,
-                        evaluator_config=spec.evaluator_config or None, judge=spec.judge,
-                        judge_params=spec.judge_params, judge_rate_limit=spec.judge_rate_limit,
-                        concurrency=spec.concurrency, rate_limit=spec.rate_limit, cache=spec.cache,
-                        max_cost_usd=budget, timeout=spec.timeout, max_attempts=spec.max_attempts, progress=progress,
-                        report=False,
-                    )
+                    planned = plans[dataset.name, model.name]
+                    # What is left of the suite's budget: the plan checked the model has a price.
+                    result = execute(replace(planned, config=planned.config.model_copy(
+                        update={"max_cost_usd": budget})))
                     pair.metrics = result.metrics
                     pair.unscored = result.unscored
                     spent += result.metrics.get("cost/spent_usd", 0.0)

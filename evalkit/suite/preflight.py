@@ -1,87 +1,85 @@
-"""Everything about a suite that can be checked before its first paid call: each dataset reads
-and has the columns asked for, each model URI, param and prompt is valid, the evaluators exist
-for the data, and every gate names a metric the run will log (and, for a paired gate, one with
-per-row values). A problem raises SuiteConfigError with the line and key of the suite file."""
+"""Everything about a suite that can be checked before its first paid call. The file's keys were
+checked when it loaded, with evaluate()'s own rules (``EvalConfig``); here each dataset is read
+and every (dataset, model) pair is planned as evaluate() plans it (columns, prompt, evaluators,
+models built: see ``evalkit.evaluation.plan``), and every gate must name a metric the run will
+log (for a paired gate, one with per-row values). A problem raises SuiteConfigError with the line
+and key of the suite file."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
+from pydantic import ValidationError
 
 from evalkit.errors import InvalidArgument
-from evalkit.evaluation.data import EvalDataset, load_dataset, read_frame
-from evalkit.evaluation.prompts import resolve_prompt
-from evalkit.evaluation.registry import resolve_evaluators
+from evalkit.evaluation.config import EvalConfig, problems
+from evalkit.evaluation.data import read_frame
+from evalkit.evaluation.plan import EvaluationPlan, option_of, plan
 from evalkit.evaluation.run_metrics import run_metrics
 from evalkit.evaluation.scoring import Evaluator, Score, evaluator_info
-from evalkit.inference.params_check import check_inference_params, parse_rate_limit
-from evalkit.inference.providers.resolve import parse_model_uri
 from evalkit.inference.runner.records import RowOutcome, RowStatus
-from evalkit.suite.config import Suite, problem
+from evalkit.suite.config import SUITE_OPTIONS, DatasetSpec, ModelSpec, Suite, problem
 from evalkit.suite.expressions import resolve_metric
 from evalkit.suite.gates import row_values
 
 # Metrics evaluate() logs besides the runner's and the evaluators' own.
 _EVALUATE_METRICS = ("cost/spent_usd", "cost/estimated_usd", "judge/calls", "judge/cache_hits")
 
-
-@dataclass
-class Prepared:
-    """A dataset read and checked, ready to evaluate."""
-
-    frame: pd.DataFrame
-    dataset: EvalDataset
+Pair = tuple[str, str]  # (dataset name, model name)
 
 
-def preflight(suite: Suite) -> dict[str, Prepared]:
-    """Check the suite (see the module doc) and return each dataset, read, by name."""
+def preflight(suite: Suite, progress: bool | None = None) -> dict[Pair, EvaluationPlan]:
+    """Check the suite (see the module doc) and return the plan of each (dataset, model) pair;
+    each plan's budget is the suite's ``budget_usd``."""
     spec = suite.spec
-    prepared: dict[str, Prepared] = {}
+    plans: dict[Pair, EvaluationPlan] = {}
     for i, item in enumerate(spec.datasets):
         try:
             frame = read_frame(suite.dataset_path(item))
-            if item.limit:
-                frame = frame.head(item.limit).reset_index(drop=True)
-            dataset = load_dataset(frame, targets=item.targets, col_mapping=item.col_mapping)
         except InvalidArgument as exc:
             raise problem(suite, ("datasets", i), str(exc)) from None
-        prepared[item.name] = Prepared(frame, dataset)
-    _check(suite, ("judge",), lambda: spec.judge and parse_model_uri(spec.judge))
-    _check(suite, ("judge_params",), lambda: check_inference_params(spec.judge_params))
-    _check(suite, ("rate_limit",), lambda: parse_rate_limit(spec.rate_limit))
-    _check(suite, ("judge_rate_limit",), lambda: parse_rate_limit(spec.judge_rate_limit))
-    for i, model in enumerate(spec.models):
-        _check(suite, ("models", i, "uri"), lambda m=model: parse_model_uri(m.uri))
-        _check(suite, ("models", i, "params"), lambda m=model: check_inference_params(m.params))
-        for name, item in prepared.items():
-            has_contexts = item.dataset.context_column is not None
-            _check(suite, ("models", i, "prompt"),
-                   lambda m=model, d=item, c=has_contexts: resolve_prompt(m.prompt, c).check(_first_row(d)),
-                   f" (dataset {name})")
-
-    for i, item in enumerate(spec.datasets):
-        dataset = prepared[item.name].dataset
-        available = {name for name, present in (("targets", dataset.target_column), ("contexts", dataset.context_column),
-                                                ("judge", spec.judge), ("model_run", True)) if present}
-        try:
-            chosen = resolve_evaluators(spec.evaluators, spec.model_type, spec.extra_metrics, spec.evaluator_config,
-                                        available)
-        except InvalidArgument as exc:
-            raise problem(suite, ("evaluators",), f"{exc} (dataset {item.name})") from None
-        _check_gate_metrics(suite, chosen, item.name)
-    return prepared
+        if item.limit:
+            frame = frame.head(item.limit).reset_index(drop=True)
+        for j, model in enumerate(spec.models):
+            config = pair_config(suite, item, model, frame, progress)
+            try:
+                plans[item.name, model.name] = plan(config)
+            except InvalidArgument as exc:
+                option = option_of(exc) or ""
+                # A problem that the data shows (a prompt's variable, an evaluator's column) names the dataset.
+                shown_by_data = option not in (*_DATASET_OPTIONS, "model", "inference_params")
+                raise problem(suite, _location(option, i, j),
+                              f"{exc} (dataset {item.name})" if shown_by_data else str(exc)) from None
+        _check_gate_metrics(suite, plans[item.name, spec.models[0].name].evaluators, item.name)
+    return plans
 
 
-def _first_row(item: Prepared) -> dict[str, object]:
-    return {str(k): v for k, v in item.frame.iloc[0].to_dict().items()}
-
-
-def _check(suite: Suite, location: tuple[str | int, ...], check: object, suffix: str = "") -> None:
+def pair_config(suite: Suite, dataset: DatasetSpec, model: ModelSpec, frame: pd.DataFrame,
+                progress: bool | None = None) -> EvalConfig:
+    """The EvalConfig of one (dataset, model) pair: the suite's options, the dataset's and the model's.
+    Its reports are logged by the job, once the gates are known."""
+    spec = suite.spec
+    options = {name: getattr(spec, name) for name in SUITE_OPTIONS}
     try:
-        check()  # type: ignore[operator]
-    except InvalidArgument as exc:
-        raise problem(suite, location, f"{exc}{suffix}") from None
+        return EvalConfig(**options, model=model.uri, inference_params=model.params, prompt=model.prompt, data=frame,
+                          targets=dataset.targets, col_mapping=dataset.col_mapping, max_cost_usd=spec.budget_usd,
+                          progress=progress, report=False)
+    except ValidationError as exc:  # the file's keys were checked on loading; what is left joins options
+        raise problem(suite, (), "; ".join(map(str, problems(exc)))) from None
+
+
+# Where a suite file sets each option that is not one of its top-level keys.
+_DATASET_OPTIONS = ("data", "targets", "col_mapping")
+_MODEL_OPTIONS = {"model": "uri", "inference_params": "params", "prompt": "prompt"}
+
+
+def _location(option: str, dataset: int, model: int) -> tuple[str | int, ...]:
+    if option in _DATASET_OPTIONS:
+        return ("datasets", dataset)
+    if option in _MODEL_OPTIONS:
+        return ("models", model, _MODEL_OPTIONS[option])
+    if option == "max_cost_usd":
+        return ("budget_usd",)
+    return (option,) if option else ()
 
 
 def expected_metrics(chosen: list[Evaluator]) -> tuple[set[str], set[str]]:
