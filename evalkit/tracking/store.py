@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from evalkit.entities import (
@@ -45,6 +46,16 @@ from evalkit.errors import AlreadyExists, InvalidArgument, InvalidState
 
 DEFAULT_EXPERIMENT_NAME = "Default"
 SEARCH_MAX_RESULTS = 50_000
+KEY_ENTITIES = ("param", "metric", "tag")  # what ``search_keys`` lists
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """How many runs an experiment holds (by the view asked for) and when one last started or ended
+    (ms since the epoch; None without runs)."""
+
+    run_count: int
+    last_activity: int | None
 
 
 class TrackingStore(ABC):
@@ -231,6 +242,28 @@ class TrackingStore(ABC):
         ``InvalidArgument`` for ``max_results`` outside 1..``SEARCH_MAX_RESULTS`` or a bad page
         token; ``FilterSyntaxError`` (an ``InvalidArgument``) for a bad filter or order."""
 
+    @abstractmethod
+    def count_runs(
+        self, experiment_ids: Sequence[str], filter_string: str | None = None,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+    ) -> int:
+        """How many runs ``search_runs`` would return over all its pages, without loading them;
+        ``FilterSyntaxError`` for a bad filter."""
+
+    @abstractmethod
+    def run_stats(self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY) -> dict[str, RunStats]:
+        """Run count and last activity of each experiment id given (one query, whatever the number of
+        runs); an experiment without runs maps to ``RunStats(0, None)``."""
+
+    @abstractmethod
+    def search_keys(
+        self, experiment_ids: Sequence[str], entity: str, contains: str | None = None, max_results: int = 200
+    ) -> list[str]:
+        """The distinct param, metric or tag keys (``entity`` in ``KEY_ENTITIES``) of the active runs of
+        ``experiment_ids``, sorted, at most ``max_results``, optionally only those containing
+        ``contains`` (case-insensitive). For column choosers over thousands of keys: nothing else is loaded.
+        ``InvalidArgument`` for an unknown entity or a ``max_results`` outside 1..``SEARCH_MAX_RESULTS``."""
+
     # ---- lifetime ----------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -249,6 +282,14 @@ def require_writable(info: RunInfo) -> None:
             f"run {info.run_id} is {info.status.value}: only RUNNING runs accept writes "
             "(reopen it with start_run(run_id=...))"
         )
+
+
+def check_key_search(entity: str, max_results: int) -> None:
+    """``InvalidArgument`` unless ``search_keys`` can answer for ``entity`` and ``max_results``."""
+    if entity not in KEY_ENTITIES:
+        raise InvalidArgument(f"unknown key entity {entity!r}: use one of {', '.join(KEY_ENTITIES)}")
+    if not isinstance(max_results, int) or not 0 < max_results <= SEARCH_MAX_RESULTS:
+        raise InvalidArgument(f"max_results must be an integer from 1 to {SEARCH_MAX_RESULTS}, got {max_results!r}")
 
 
 def run_status(status: RunStatus | str) -> RunStatus:

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -41,7 +41,9 @@ from evalkit.tracking.sql.engine import (
 from evalkit.tracking.sql.search import compile_filter, order_clauses
 from evalkit.tracking.store import (
     SEARCH_MAX_RESULTS,
+    RunStats,
     TrackingStore,
+    check_key_search,
     require_writable,
     run_status,
 )
@@ -458,15 +460,9 @@ class SqlStore(TrackingStore):
     ) -> tuple[list[Run], str | None]:
         if not isinstance(max_results, int) or not 0 < max_results <= SEARCH_MAX_RESULTS:
             raise InvalidArgument(f"max_results must be an integer from 1 to {SEARCH_MAX_RESULTS}, got {max_results!r}")
-        expression = parse_filter(filter_string)
         orders = parse_order_by(order_by)
         offset = _decode_page_token(page_token)
-        condition = and_(
-            t.runs.c.experiment_id.in_([_experiment_pk(e) for e in experiment_ids]),
-            _lifecycle_condition(t.runs.c.lifecycle_stage, ViewType(view_type)),
-        )
-        if expression is not None:
-            condition = and_(condition, compile_filter(expression))
+        condition = _search_condition(experiment_ids, filter_string, view_type)
         query, sort = order_clauses(select(t.runs).where(condition), orders)
         query = query.order_by(*sort).limit(max_results + 1).offset(offset)
         with self.engine.connect() as conn:
@@ -474,6 +470,41 @@ class SqlStore(TrackingStore):
             more = len(rows) > max_results
             runs = self._load_runs(conn, rows[:max_results])
         return runs, _encode_page_token(offset + max_results) if more else None
+
+    def count_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
+                   view_type: ViewType = ViewType.ACTIVE_ONLY) -> int:
+        condition = _search_condition(experiment_ids, filter_string, view_type)
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.runs).where(condition)).scalar_one())
+
+    def run_stats(self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY) -> dict[str, RunStats]:
+        r = t.runs.c
+        query = (
+            select(r.experiment_id, func.count(), func.max(func.coalesce(r.end_time, r.start_time)))
+            .where(r.experiment_id.in_([_experiment_pk(e) for e in experiment_ids]),
+                   _lifecycle_condition(r.lifecycle_stage, ViewType(view_type)))
+            .group_by(r.experiment_id)
+        )
+        stats = {str(e): RunStats(0, None) for e in experiment_ids}
+        with self.engine.connect() as conn:
+            for experiment_id, count, last in conn.execute(query):
+                stats[str(experiment_id)] = RunStats(int(count), last)
+        return stats
+
+    def search_keys(self, experiment_ids: Sequence[str], entity: str, contains: str | None = None,
+                    max_results: int = 200) -> list[str]:
+        check_key_search(entity, max_results)
+        table = {"param": t.params, "metric": t.latest_metrics, "tag": t.tags}[entity]
+        runs = select(t.runs.c.run_id).where(
+            t.runs.c.experiment_id.in_([_experiment_pk(e) for e in experiment_ids]),
+            t.runs.c.lifecycle_stage == LifecycleStage.ACTIVE.value,
+        )
+        query = select(table.c.key).distinct().where(table.c.run_id.in_(runs))
+        if contains:
+            pattern = "%" + contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(func.lower(table.c.key).like(pattern, escape="\\"))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query.order_by(table.c.key).limit(max_results)).scalars())
 
     def close(self) -> None:
         """Copy the SQLite write-ahead log into the database file (so the .db file alone holds
@@ -507,6 +538,16 @@ def _user_id() -> str | None:
         return getpass.getuser()
     except Exception:  # no user name in some containers; the field is optional
         return None
+
+
+def _search_condition(experiment_ids: Sequence[str], filter_string: str | None, view_type: ViewType) -> Any:
+    """The WHERE clause of a run search: its experiments, lifecycle view and filter."""
+    expression = parse_filter(filter_string)
+    condition = and_(
+        t.runs.c.experiment_id.in_([_experiment_pk(e) for e in experiment_ids]),
+        _lifecycle_condition(t.runs.c.lifecycle_stage, ViewType(view_type)),
+    )
+    return condition if expression is None else and_(condition, compile_filter(expression))
 
 
 def _experiment_pk(experiment_id: str | int) -> int:
