@@ -23,7 +23,12 @@ from evalkit.entities import (
 )
 from evalkit.errors import AlreadyExists, InvalidArgument, NotFound
 from evalkit.tracking.clock import now_ms
-from evalkit.tracking.store import RunStats, TrackingStore, check_key_search, require_writable
+from evalkit.tracking.store import (
+    RunStats,
+    TrackingStore,
+    check_key_search,
+    require_writable,
+)
 from evalkit.validation import (
     checked_metric,
     checked_param,

@@ -28,7 +28,7 @@ XSS = [
     "'><iframe srcdoc=\"<script>parent.__xss(4)</script>\">",
     "javascript:window.__xss(5)",
 ]
-SWEEP_RUNS = 120
+SWEEP_RUNS = 60
 
 
 @dataclass

@@ -14,7 +14,13 @@ import pandas as pd
 
 from evalkit.entities import RunStatus
 from evalkit.tracking.client import TrackingClient
-from reports.model import LOW_SCORE, RESULTS_TABLE, RunView, _row_record, load_run, score_evaluators
+from reports.model import (
+    LOW_SCORE,
+    RunView,
+    _row_record,
+    load_run,
+    score_evaluators,
+)
 
 PAGE_SIZE = 50
 CACHED_TABLES = 8
@@ -45,10 +51,6 @@ class ResultsPage:
 
 _cache: OrderedDict[str, ResultsTable] = OrderedDict()
 _lock = threading.Lock()
-
-
-def has_results(client: TrackingClient, run_id: str) -> bool:
-    return client.artifact_repository(run_id).is_file(RESULTS_TABLE)
 
 
 def _is_poor(values: np.ndarray, higher_is_better: bool) -> np.ndarray:

@@ -17,6 +17,7 @@ from evalkit.tracking.downsample import downsample
 from evalkit.ui import artifact_views, progress, results
 from evalkit.ui.context import artifacts, client, render, store
 from evalkit.ui.routes.errors import page
+from reports.model import RESULTS_TABLE
 
 router = APIRouter()
 REPORT_FILE = "report.html"
@@ -41,7 +42,7 @@ def run_page(request: Request, run_id: str) -> Response:
     experiment = tracking.get_experiment(run.info.experiment_id)
     repository = artifacts(request, run)
     parent = tracking.get_run(run.info.parent_run_id) if run.info.parent_run_id else None
-    has_results = repository.is_file(results.RESULTS_TABLE)
+    has_results = repository.is_file(RESULTS_TABLE)
     live = run.info.status is RunStatus.RUNNING and "dataset_rows" in run.data.params
     metrics = sorted(run.data.metrics.items())
     return render(request, "run.html", run=run, experiment=experiment, parent=parent, metrics=metrics,
@@ -87,6 +88,8 @@ def artifact_preview(request: Request, run_id: str, path: str, page_number: int 
         except (ValueError, OSError):
             if kind == "table":
                 raise InvalidArgument(f"{path} could not be read as a table") from None
+    if kind == "html" and path != REPORT_FILE:
+        kind = "text"  # shown as source: only evalkit's own report is rendered (sandboxed, below)
     if kind in ("text", "json"):
         text, cut = artifact_views.text_preview(repository, path)
     return render(request, "_preview.html", run=run, path=path, kind=kind, table=table, text=text, cut=cut)

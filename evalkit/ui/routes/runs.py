@@ -10,7 +10,13 @@ from evalkit.entities import Experiment, ViewType
 from evalkit.errors import FilterSyntaxError
 from evalkit.ui.context import render, store
 from evalkit.ui.routes.errors import page
-from evalkit.ui.runs_query import ATTRIBUTE_SORTS, RunsPage, RunsQuery, load_page, parse_column
+from evalkit.ui.runs_query import (
+    ATTRIBUTE_SORTS,
+    RunsPage,
+    RunsQuery,
+    load_page,
+    parse_column,
+)
 
 router = APIRouter()
 CHOOSER_KEYS = 100  # keys listed per entity in the column chooser; a search narrows them
