@@ -178,6 +178,9 @@ class MemoryStore(TrackingStore):
         self._run(run_id)
         return list(self.history.get((run_id, key), []))
 
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        return {run_id: list(self.history.get((run_id, key), [])) for run_id in run_ids}
+
     def delete_tag(self, run_id: str, key: str) -> None:
         self._run(run_id).data.tags.pop(key)
 

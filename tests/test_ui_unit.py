@@ -59,6 +59,15 @@ def test_search_keys_are_distinct_sorted_limited_and_searchable(seeded_store):
         store.search_keys([sweep], "column")
 
 
+def test_metric_histories_of_many_runs_match_one_by_one(seeded_store):
+    _, store = seeded_store
+    seeded = seeded_store[0]
+    runs = seeded.sweep_runs[:5]
+    histories = store.get_metric_histories([*runs, seeded.xss_run], "loss")
+    assert {r: histories[r] for r in runs} == {r: store.get_metric_history(r, "loss") for r in runs}
+    assert len(histories[runs[0]]) == 40 and histories[seeded.xss_run] == []
+
+
 def test_memory_store_keeps_the_same_contract():
     store = MemoryStore()
     experiment = store.create_experiment("e")
@@ -69,6 +78,7 @@ def test_memory_store_keeps_the_same_contract():
     assert store.run_stats([experiment])[experiment].run_count == 1
     store.delete_run(run.info.run_id)
     assert store.count_runs([experiment]) == 0 and store.count_runs([experiment], view_type=ViewType.ALL) == 1
+    assert store.get_metric_histories([run.info.run_id], "a")[run.info.run_id][0].value == 2.0
 
 
 def test_downsample_keeps_ends_extremes_and_bounds():

@@ -312,6 +312,10 @@ class BufferedStore(TrackingStore):
         self.flush()
         return self.inner.search_runs(experiment_ids, filter_string, view_type, max_results, order_by, page_token)
 
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        self.flush()
+        return self.inner.get_metric_histories(run_ids, key)
+
     def count_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
                    view_type: ViewType = ViewType.ACTIVE_ONLY) -> int:
         self.flush()

@@ -220,6 +220,11 @@ class TrackingStore(ABC):
         key never logged); ``NotFound`` for an unknown run."""
 
     @abstractmethod
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        """``get_metric_history`` of one metric for several runs in one call (a comparison chart of
+        100 runs), by run id; a run without the metric, or an unknown id, maps to an empty list."""
+
+    @abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag from a run; ``NotFound`` if the run has no such tag."""
 

@@ -438,6 +438,20 @@ class SqlStore(TrackingStore):
             ).all()
         return [Metric(r.key, float("nan") if r.is_nan else r.value, r.timestamp, r.step) for r in rows]
 
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        mh = t.metric_history.c
+        histories: dict[str, list[Metric]] = {run_id: [] for run_id in run_ids}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(histories), 500):
+                rows = conn.execute(
+                    select(mh.run_id, mh.key, mh.value, mh.is_nan, mh.timestamp, mh.step)
+                    .where(mh.run_id.in_(chunk), mh.key == key)
+                    .order_by(mh.run_id, mh.step, mh.timestamp, mh.id)
+                )
+                for r in rows:
+                    histories[r.run_id].append(Metric(r.key, float("nan") if r.is_nan else r.value, r.timestamp, r.step))
+        return histories
+
     def delete_tag(self, run_id: str, key: str) -> None:
         def work(conn: Connection) -> None:
             self._require_run_row(conn, run_id)

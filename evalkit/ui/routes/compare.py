@@ -71,10 +71,10 @@ def compare_page(request: Request) -> Response:
 def compare_history(request: Request, key: str) -> Response:
     """One metric's downsampled history for each run: {"key", "series": [{"run", "name", "steps", "values"}]}."""
     runs = load_runs(request, request.query_params.getlist("run"))
-    tracking = store(request)
+    histories = store(request).get_metric_histories([run.info.run_id for run in runs], key)
     series = []
     for run in runs:
-        kept = downsample(tracking.get_metric_history(run.info.run_id, key), MAX_POINTS)
+        kept = downsample(histories[run.info.run_id], MAX_POINTS)
         series.append({"run": run.info.run_id, "name": run.info.run_name, "steps": [m.step for m in kept],
                        "values": [_finite(m.value) for m in kept]})
     return JSONResponse({"key": key, "series": series})
