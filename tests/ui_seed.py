@@ -16,7 +16,6 @@ import evalkit as ek
 from evalkit.entities import Metric, Param, RunTag
 from evalkit.suite import tags as suite_tags
 from evalkit.tracking.client import TrackingClient
-from evalkit.tracking.sql.store import SqlStore
 from evalkit.tracking.stores import close_stores
 
 DATASET = Path(__file__).resolve().parent.parent / "datasets" / "rag_qa.jsonl"
@@ -143,7 +142,3 @@ def _suite(client: TrackingClient, experiment: str, seeded: Seeded) -> None:
             client.set_terminated(pair.info.run_id, end_time=start + 60_000)
             seeded.pairs.append(pair.info.run_id)
         client.set_terminated(parent.info.run_id, end_time=start + 120_000)
-
-
-def open_store(seeded: Seeded) -> SqlStore:
-    return SqlStore.from_uri(seeded.uri)

@@ -11,7 +11,7 @@ from evalkit.errors import InvalidArgument, NotFound
 from evalkit.tracking.downsample import downsample
 from evalkit.ui.context import artifacts, client, render, store
 from evalkit.ui.routes.errors import page
-from evalkit.ui.routes.run import MAX_POINTS, _finite
+from evalkit.ui.routes.run import MAX_POINTS, finite_or_none
 from reports.model import RESULTS_TABLE, build_report
 
 router = APIRouter()
@@ -76,5 +76,5 @@ def compare_history(request: Request, key: str) -> Response:
     for run in runs:
         kept = downsample(histories[run.info.run_id], MAX_POINTS)
         series.append({"run": run.info.run_id, "name": run.info.run_name, "steps": [m.step for m in kept],
-                       "values": [_finite(m.value) for m in kept]})
+                       "values": [finite_or_none(m.value) for m in kept]})
     return JSONResponse({"key": key, "series": series})

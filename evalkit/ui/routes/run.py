@@ -30,7 +30,7 @@ REPORT_CSP = ("sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inl
               "img-src data:; frame-ancestors 'self'")
 
 
-def _finite(value: float) -> float | None:
+def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
@@ -57,7 +57,7 @@ def metric_history(request: Request, run_id: str, key: str, max_points: int = MA
     history = store(request).get_metric_history(run_id, key)
     kept = downsample(history, max(2, min(max_points, 5000)))
     return JSONResponse({"key": key, "count": len(history), "steps": [m.step for m in kept],
-                         "values": [_finite(m.value) for m in kept]})
+                         "values": [finite_or_none(m.value) for m in kept]})
 
 
 @router.get("/runs/{run_id}/artifacts")
