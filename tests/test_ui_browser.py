@@ -185,6 +185,8 @@ def test_results_filters_search_and_row_detail(ui: Any, ui_server: Any) -> None:
     assert shown_rows(ui) == poor
 
     ui.uncheck("#results .results-filter[name=poor]")
+    ui.wait_for_selector("#results-count:text-matches('^30 of')")  # swapped in: the search box is the new one
+    ui.wait_for_load_state("networkidle")
     ui.fill("#results-q", "lamp")
     ui.wait_for_selector("#results-count:not(:text-matches('^30 of'))")
     ui.wait_for_load_state("networkidle")
