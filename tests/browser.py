@@ -107,13 +107,17 @@ def chromium_page(browser_context: Any) -> Any:
     return browser_context.new_page()
 
 
-def _is_local(url: str) -> bool:
-    return url.startswith(LOCAL_SCHEMES)
+def is_local(url: str, origin: str | None = None) -> bool:
+    return url.startswith(LOCAL_SCHEMES) or (origin is not None and (url == origin or url.startswith(origin + "/")))
 
 
-def watch(page: Any) -> list[str]:
-    """Record on ``page`` every console error, page error, dialog, crash and non-local request."""
+def watch(page: Any, origin: str | None = None) -> list[str]:
+    """Record on ``page`` every console error, page error, dialog, crash and non-local request.
+    ``origin`` (``http://127.0.0.1:<port>``, a test server's) counts as local too."""
     errors: list[str] = []
+
+    def _is_local(url: str) -> bool:
+        return is_local(url, origin)
 
     def on_console(message: Any) -> None:
         if message.type == "error":

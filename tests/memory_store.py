@@ -23,7 +23,12 @@ from evalkit.entities import (
 )
 from evalkit.errors import AlreadyExists, InvalidArgument, NotFound
 from evalkit.tracking.clock import now_ms
-from evalkit.tracking.store import TrackingStore, require_writable
+from evalkit.tracking.store import (
+    RunStats,
+    TrackingStore,
+    check_key_search,
+    require_writable,
+)
 from evalkit.tracking.validation import (
     checked_metric,
     checked_param,
@@ -173,6 +178,9 @@ class MemoryStore(TrackingStore):
         self._run(run_id)
         return list(self.history.get((run_id, key), []))
 
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        return {run_id: list(self.history.get((run_id, key), [])) for run_id in run_ids}
+
     def delete_tag(self, run_id: str, key: str) -> None:
         self._run(run_id).data.tags.pop(key)
 
@@ -187,6 +195,33 @@ class MemoryStore(TrackingStore):
         offset = int(page_token or 0)
         more = len(runs) > offset + max_results
         return runs[offset:offset + max_results], str(offset + max_results) if more else None
+
+    def _visible(self, experiment_ids: Sequence[str], view_type: ViewType) -> list[Run]:
+        stages = {ViewType.ACTIVE_ONLY: {LifecycleStage.ACTIVE}, ViewType.DELETED_ONLY: {LifecycleStage.DELETED}}.get(
+            ViewType(view_type), {LifecycleStage.ACTIVE, LifecycleStage.DELETED})
+        return [r for r in self.runs.values() if r.info.experiment_id in experiment_ids and r.info.lifecycle_stage in stages]
+
+    def count_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
+                   view_type: ViewType = ViewType.ACTIVE_ONLY) -> int:
+        if filter_string:
+            raise InvalidArgument("the memory store does not filter")
+        return len(self._visible(experiment_ids, view_type))
+
+    def run_stats(self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY) -> dict[str, RunStats]:
+        stats = {}
+        for experiment_id in experiment_ids:
+            runs = self._visible([experiment_id], view_type)
+            last = max((r.info.end_time or r.info.start_time for r in runs), default=None)
+            stats[experiment_id] = RunStats(len(runs), last)
+        return stats
+
+    def search_keys(self, experiment_ids: Sequence[str], entity: str, contains: str | None = None,
+                    max_results: int = 200) -> list[str]:
+        check_key_search(entity, max_results)
+        keys = set()
+        for run in self._visible(experiment_ids, ViewType.ACTIVE_ONLY):
+            keys.update(getattr(run.data, entity + "s"))
+        return sorted(k for k in keys if not contains or contains.lower() in k.lower())[:max_results]
 
     def close(self) -> None:
         self.closed = True

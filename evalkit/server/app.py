@@ -1,8 +1,7 @@
 """``create_app(config)``: the tracking server's ASGI app (FastAPI), ready for uvicorn.
 
 It opens the SQL store named by ``config.backend_store_uri`` (new experiments' artifacts under
-``config.default_artifact_root``), installs authentication when ``evalkit.server.auth`` is
-present and the web UI when ``evalkit.ui`` is, and closes the store when uvicorn shuts down,
+``config.default_artifact_root``), installs authentication and the web UI, and closes the store when uvicorn shuts down,
 after the requests in flight have finished.
 """
 
@@ -10,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
-import importlib.util
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -30,6 +27,7 @@ from evalkit.tracking.sql.engine import write_transaction
 from evalkit.tracking.sql.idempotency import forget_old_keys
 from evalkit.tracking.sql.store import SqlStore
 from evalkit.tracking.uri import parse_tracking_uri
+from evalkit.ui import mount_ui
 
 KEY_CLEANUP_SECONDS = 3600
 DESCRIPTION = """The evalkit tracking server: experiments, runs, params, metrics, tags and artifacts.
@@ -45,15 +43,6 @@ def open_server_store(config: ServerConfig) -> SqlStore:
     """The store the server serves: migrated to the current schema, artifacts under the server's root."""
     location = parse_tracking_uri(config.backend_store_uri)
     return SqlStore(dataclasses.replace(location, default_artifact_root=config.default_artifact_root))
-
-
-def optional_module(name: str):  # noqa: ANN201 - a module or None
-    """``name`` imported, or None when this install has no such module (a broken one still raises)."""
-    try:
-        found = importlib.util.find_spec(name)
-    except ModuleNotFoundError:
-        found = None
-    return None if found is None else importlib.import_module(name)
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -79,9 +68,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(artifacts.router)
     install_auth(app, engine_or_store_uri=store.engine, enabled=config.auth_enabled,
                  loopback_only=config.loopback_only)
-    ui = optional_module("evalkit.ui")
-    if ui is not None:
-        ui.mount_ui(app)  # last: it serves "/"
+    mount_ui(app)  # last: it serves "/"
     # Outermost first: the access log sees every answer, the 413s of the size limit included.
     app.add_middleware(BodySizeLimit, max_bytes=config.max_request_bytes, max_artifact_bytes=config.max_artifact_bytes)
     if config.access_log:

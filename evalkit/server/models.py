@@ -101,5 +101,28 @@ class SearchRuns(_Body):
     page_token: str | None = None
 
 
+class CountRuns(_Body):
+    experiment_ids: list[str]
+    filter: str | None = None
+    view_type: ViewType = ViewType.ACTIVE_ONLY
+
+
+class RunStatsRequest(_Body):
+    experiment_ids: list[str]
+    view_type: ViewType = ViewType.ACTIVE_ONLY
+
+
+class SearchKeys(_Body):
+    experiment_ids: list[str]
+    entity: str
+    contains: str | None = None
+    max_results: int = 200
+
+
+class MetricHistories(_Body):
+    run_ids: list[str]
+    key: str
+
+
 class UploadRequest(_Body):
     path: str

@@ -35,7 +35,7 @@ from evalkit.entities import (
     RunTag,
     ViewType,
 )
-from evalkit.tracking.store import HISTORY_PAGE_MAX, TrackingStore, run_status
+from evalkit.tracking.store import HISTORY_PAGE_MAX, RunStats, TrackingStore, run_status
 from evalkit.tracking.validation import (
     checked_metric,
     checked_param,
@@ -317,6 +317,24 @@ class BufferedStore(TrackingStore):
     ) -> tuple[list[Run], str | None]:
         self.flush()
         return self.inner.search_runs(experiment_ids, filter_string, view_type, max_results, order_by, page_token)
+
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        self.flush()
+        return self.inner.get_metric_histories(run_ids, key)
+
+    def count_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
+                   view_type: ViewType = ViewType.ACTIVE_ONLY) -> int:
+        self.flush()
+        return self.inner.count_runs(experiment_ids, filter_string, view_type)
+
+    def run_stats(self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY) -> dict[str, RunStats]:
+        self.flush()
+        return self.inner.run_stats(experiment_ids, view_type)
+
+    def search_keys(self, experiment_ids: Sequence[str], entity: str, contains: str | None = None,
+                    max_results: int = 200) -> list[str]:
+        self.flush()
+        return self.inner.search_keys(experiment_ids, entity, contains, max_results)
 
     # ---- flushing ----------------------------------------------------------------------------
 

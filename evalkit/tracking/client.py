@@ -47,6 +47,14 @@ class TrackingClient:
         self._tracking_uri, store = open_store(tracking_uri, create)
         self.store: TrackingStore = store
 
+    @classmethod
+    def for_store(cls, store: TrackingStore) -> TrackingClient:
+        """A client over an already open ``store`` (the one a server serves), instead of opening
+        one from a tracking URI."""
+        client = cls.__new__(cls)
+        client._tracking_uri, client.store = store.display_uri, store
+        return client
+
     @property
     def tracking_uri(self) -> str:
         """The store's tracking URI, normalised (a SQLite path is absolute)."""

@@ -30,6 +30,7 @@ import base64
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from evalkit.entities import (
@@ -48,6 +49,17 @@ from evalkit.errors import AlreadyExists, InvalidArgument, InvalidState
 DEFAULT_EXPERIMENT_NAME = "Default"
 SEARCH_MAX_RESULTS = 50_000
 HISTORY_PAGE_MAX = 25_000  # values of a metric history per page
+KEY_ENTITIES = ("param", "metric", "tag")  # what ``search_keys`` lists
+HISTORIES_RUNS_MAX = 100  # runs per get_metric_histories call (a comparison chart)
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """How many runs an experiment holds (by the view asked for) and when one last started or ended
+    (ms since the epoch; None without runs)."""
+
+    run_count: int
+    last_activity: int | None
 
 
 class TrackingStore(ABC):
@@ -226,6 +238,12 @@ class TrackingStore(ABC):
         return page, encode_offset_token(offset + max_results) if more else None
 
     @abstractmethod
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        """``get_metric_history`` of one metric for several runs in one call (a comparison chart of
+        up to ``HISTORIES_RUNS_MAX`` runs), by run id; a run without the metric, or an unknown id,
+        maps to an empty list."""
+
+    @abstractmethod
     def delete_tag(self, run_id: str, key: str) -> None:
         """Remove a tag from a run; ``NotFound`` if the run has no such tag."""
 
@@ -248,6 +266,28 @@ class TrackingStore(ABC):
         ``InvalidArgument`` for ``max_results`` outside 1..``SEARCH_MAX_RESULTS`` or a bad page
         token; ``FilterSyntaxError`` (an ``InvalidArgument``) for a bad filter or order."""
 
+    @abstractmethod
+    def count_runs(
+        self, experiment_ids: Sequence[str], filter_string: str | None = None,
+        view_type: ViewType = ViewType.ACTIVE_ONLY,
+    ) -> int:
+        """How many runs ``search_runs`` would return over all its pages, without loading them;
+        ``FilterSyntaxError`` for a bad filter."""
+
+    @abstractmethod
+    def run_stats(self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY) -> dict[str, RunStats]:
+        """Run count and last activity of each experiment id given (one query, whatever the number of
+        runs); an experiment without runs maps to ``RunStats(0, None)``."""
+
+    @abstractmethod
+    def search_keys(
+        self, experiment_ids: Sequence[str], entity: str, contains: str | None = None, max_results: int = 200
+    ) -> list[str]:
+        """The distinct param, metric or tag keys (``entity`` in ``KEY_ENTITIES``) of the active runs of
+        ``experiment_ids``, sorted, at most ``max_results``, optionally only those containing
+        ``contains`` (case-insensitive). For column choosers over thousands of keys: nothing else is loaded.
+        ``InvalidArgument`` for an unknown entity or a ``max_results`` outside 1..``SEARCH_MAX_RESULTS``."""
+
     # ---- lifetime ----------------------------------------------------------------------------
 
     def flush(self) -> None:
@@ -266,6 +306,13 @@ def require_writable(info: RunInfo) -> None:
             f"run {info.run_id} is {info.status.value}: only RUNNING runs accept writes "
             "(reopen it with start_run(run_id=...))"
         )
+
+
+def check_key_search(entity: str, max_results: int) -> None:
+    """``InvalidArgument`` unless ``search_keys`` can answer for ``entity`` and ``max_results``."""
+    if entity not in KEY_ENTITIES:
+        raise InvalidArgument(f"unknown key entity {entity!r}: use one of {', '.join(KEY_ENTITIES)}")
+    check_page_size(max_results, SEARCH_MAX_RESULTS)
 
 
 def run_status(status: RunStatus | str) -> RunStatus:

@@ -64,6 +64,34 @@ def test_article_section_5_through_the_server(server_uri):
 # ---- the store contract over the wire ----------------------------------------------------------
 
 
+def test_the_ui_reads_answer_the_same_through_the_server(server_uri):
+    """count_runs, run_stats, search_keys and get_metric_histories (what the web UI reads) give over
+    REST exactly what the store behind the server gives."""
+    rest = RestStore(server_uri)
+    experiment_id = rest.create_experiment(unique("ui-reads"))
+    runs = []
+    for i in range(3):
+        run = rest.create_run(experiment_id, run_name=f"r{i}")
+        rest.log_batch(run.info.run_id, metrics=[Metric("loss", 1.0 / (i + step + 1), 0, step) for step in range(4)],
+                       params=[ek.Param(f"p{i}", "x"), ek.Param("lr", str(i))])
+        runs.append(run.info.run_id)
+    assert rest.count_runs([experiment_id]) == 3
+    assert rest.count_runs([experiment_id], "params.lr = '1'") == 1
+    stats = rest.run_stats([experiment_id])[experiment_id]
+    assert stats.run_count == 3 and stats.last_activity is not None
+    assert rest.search_keys([experiment_id], "param") == ["lr", "p0", "p1", "p2"]
+    assert rest.search_keys([experiment_id], "param", contains="P", max_results=2) == ["p0", "p1"]
+    histories = rest.get_metric_histories([*runs, "no-such-run"], "loss")
+    assert histories["no-such-run"] == [] and [m.step for m in histories[runs[2]]] == [0, 1, 2, 3]
+    assert histories[runs[0]] == rest.get_metric_history(runs[0], "loss")
+    with pytest.raises(InvalidArgument, match="unknown key entity"):
+        rest.search_keys([experiment_id], "artifact")
+    with pytest.raises(InvalidArgument, match="at most 100 runs"):
+        with api(server_uri) as http:
+            answer = http.post("/metrics/histories", json={"run_ids": [str(i) for i in range(101)], "key": "loss"})
+        raise InvalidArgument(answer.json()["message"])
+
+
 def test_nan_and_infinities_survive_the_round_trip_and_history_pages(server_uri):
     ek.set_experiment(unique("wire"))
     with ek.start_run() as run:

@@ -7,17 +7,19 @@ histories are capped so that no request makes the server hold an unbounded resul
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from evalkit.entities import ViewType
+from evalkit.errors import InvalidArgument
 from evalkit.server import models as m
 from evalkit.server.context import info_out, run_out, scoped, store_of
 from evalkit.tracking.downsample import DOWNSAMPLE_MAX_POINTS, downsample_metric_history
 from evalkit.tracking.rest.api import SEARCH_PAGE_MAX
-from evalkit.tracking.store import HISTORY_PAGE_MAX, check_page_size
+from evalkit.tracking.store import HISTORIES_RUNS_MAX, HISTORY_PAGE_MAX, check_page_size
 
 router = APIRouter(prefix="/api/v1")
 
@@ -109,6 +111,31 @@ def search_runs(request: Request, body: m.SearchRuns) -> Response:
     runs, token = store_of(request).search_runs(body.experiment_ids, body.filter, body.view_type, body.max_results,
                                                 body.order_by, body.page_token)
     return ok({"runs": [run_out(request, r) for r in runs], "next_page_token": token})
+
+
+@router.post("/runs/count", tags=["runs"], summary="How many runs match a filter (without loading them)")
+def count_runs(request: Request, body: m.CountRuns) -> Response:
+    return ok({"count": store_of(request).count_runs(body.experiment_ids, body.filter, body.view_type)})
+
+
+@router.post("/experiments/stats", tags=["experiments"], summary="Run count and last activity per experiment")
+def run_stats(request: Request, body: m.RunStatsRequest) -> Response:
+    stats = store_of(request).run_stats(body.experiment_ids, body.view_type)
+    return ok({"stats": {e: dataclasses.asdict(s) for e, s in stats.items()}})
+
+
+@router.post("/keys/search", tags=["runs"], summary="Distinct param, metric or tag keys of experiments' runs")
+def search_keys(request: Request, body: m.SearchKeys) -> Response:
+    keys = store_of(request).search_keys(body.experiment_ids, body.entity, body.contains, body.max_results)
+    return ok({"keys": keys})
+
+
+@router.post("/metrics/histories", tags=["metrics"], summary="One metric's history for several runs")
+def get_metric_histories(request: Request, body: m.MetricHistories) -> Response:
+    if len(body.run_ids) > HISTORIES_RUNS_MAX:
+        raise InvalidArgument(f"at most {HISTORIES_RUNS_MAX} runs per request, got {len(body.run_ids)}")
+    histories = store_of(request).get_metric_histories(body.run_ids, body.key)
+    return ok({"histories": {run_id: [metric.to_dict() for metric in h] for run_id, h in histories.items()}})
 
 
 @router.get("/runs/{run_id}", tags=["runs"], summary="A run: info, params, tags, latest metrics")

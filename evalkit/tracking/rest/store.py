@@ -35,9 +35,12 @@ from evalkit.tracking.rest.api import (
 )
 from evalkit.tracking.rest.http import RestClient
 from evalkit.tracking.store import (
+    HISTORIES_RUNS_MAX,
     HISTORY_PAGE_MAX,
     SEARCH_MAX_RESULTS,
+    RunStats,
     TrackingStore,
+    check_key_search,
     check_page_size,
     run_status,
 )
@@ -207,6 +210,15 @@ class RestStore(TrackingStore):
                                   params={"key": key, "max_points": max_points})
         return [Metric.from_dict(m) for m in answer["metrics"]], answer["total"]
 
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        histories: dict[str, list[Metric]] = {}
+        ids = [str(run_id) for run_id in run_ids]
+        for start in range(0, len(ids), HISTORIES_RUNS_MAX):
+            answer = self.client.call("POST", "/metrics/histories",
+                                      json={"run_ids": ids[start:start + HISTORIES_RUNS_MAX], "key": key})
+            histories.update({run_id: [Metric.from_dict(m) for m in h] for run_id, h in answer["histories"].items()})
+        return histories
+
     def delete_tag(self, run_id: str, key: str) -> None:
         self.client.call("POST", f"/runs/{_segment(run_id, 'run')}/delete-tag", json={"key": key}, write=True)
 
@@ -235,6 +247,24 @@ class RestStore(TrackingStore):
             token = answer.get("next_page_token")
             if not token or len(runs) >= max_results:
                 return runs, token
+
+    def count_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
+                   view_type: ViewType = ViewType.ACTIVE_ONLY) -> int:
+        body = {"experiment_ids": [str(e) for e in experiment_ids], "filter": filter_string,
+                "view_type": ViewType(view_type).value}
+        return int(self.client.call("POST", "/runs/count", json=body)["count"])
+
+    def run_stats(self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY) -> dict[str, RunStats]:
+        body = {"experiment_ids": [str(e) for e in experiment_ids], "view_type": ViewType(view_type).value}
+        answer = self.client.call("POST", "/experiments/stats", json=body)
+        return {e: RunStats(**stats) for e, stats in answer["stats"].items()}
+
+    def search_keys(self, experiment_ids: Sequence[str], entity: str, contains: str | None = None,
+                    max_results: int = 200) -> list[str]:
+        check_key_search(entity, max_results)
+        body = {"experiment_ids": [str(e) for e in experiment_ids], "entity": entity, "contains": contains,
+                "max_results": max_results}
+        return list(self.client.call("POST", "/keys/search", json=body)["keys"])
 
     # ---- lifetime ----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -41,7 +41,9 @@ from evalkit.tracking.sql.search import compile_filter, order_clauses
 from evalkit.tracking.store import (
     HISTORY_PAGE_MAX,
     SEARCH_MAX_RESULTS,
+    RunStats,
     TrackingStore,
+    check_key_search,
     check_page_size,
     decode_offset_token,
     encode_offset_token,
@@ -459,6 +461,20 @@ class SqlStore(TrackingStore):
         page = [Metric(r.key, float("nan") if r.is_nan else r.value, r.timestamp, r.step) for r in rows[:max_results]]
         return page, encode_offset_token(offset + max_results) if len(rows) > max_results else None
 
+    def get_metric_histories(self, run_ids: Sequence[str], key: str) -> dict[str, list[Metric]]:
+        mh = t.metric_history.c
+        histories: dict[str, list[Metric]] = {run_id: [] for run_id in run_ids}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(histories), 500):
+                rows = conn.execute(
+                    select(mh.run_id, mh.key, mh.value, mh.is_nan, mh.timestamp, mh.step)
+                    .where(mh.run_id.in_(chunk), mh.key == key)
+                    .order_by(mh.run_id, mh.step, mh.timestamp, mh.id)
+                )
+                for r in rows:
+                    histories[r.run_id].append(Metric(r.key, float("nan") if r.is_nan else r.value, r.timestamp, r.step))
+        return histories
+
     def delete_tag(self, run_id: str, key: str) -> None:
         def work(conn: Connection) -> None:
             self._require_run_row(conn, run_id)
@@ -480,15 +496,9 @@ class SqlStore(TrackingStore):
         page_token: str | None = None,
     ) -> tuple[list[Run], str | None]:
         check_page_size(max_results, SEARCH_MAX_RESULTS)
-        expression = parse_filter(filter_string)
         orders = parse_order_by(order_by)
         offset = decode_offset_token(page_token)
-        condition = and_(
-            t.runs.c.experiment_id.in_([_experiment_pk(e) for e in experiment_ids]),
-            _lifecycle_condition(t.runs.c.lifecycle_stage, ViewType(view_type)),
-        )
-        if expression is not None:
-            condition = and_(condition, compile_filter(expression))
+        condition = _search_condition(experiment_ids, filter_string, view_type)
         query, sort = order_clauses(select(t.runs).where(condition), orders)
         query = query.order_by(*sort).limit(max_results + 1).offset(offset)
         with self.engine.connect() as conn:
@@ -496,6 +506,63 @@ class SqlStore(TrackingStore):
             more = len(rows) > max_results
             runs = self._load_runs(conn, rows[:max_results])
         return runs, encode_offset_token(offset + max_results) if more else None
+
+    def count_runs(self, experiment_ids: Sequence[str], filter_string: str | None = None,
+                   view_type: ViewType = ViewType.ACTIVE_ONLY) -> int:
+        condition = _search_condition(experiment_ids, filter_string, view_type)
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.runs).where(condition)).scalar_one())
+
+    def run_stats(self, experiment_ids: Sequence[str], view_type: ViewType = ViewType.ACTIVE_ONLY) -> dict[str, RunStats]:
+        r = t.runs.c
+        query = (
+            select(r.experiment_id, func.count(), func.max(func.coalesce(r.end_time, r.start_time)))
+            .where(r.experiment_id.in_([_experiment_pk(e) for e in experiment_ids]),
+                   _lifecycle_condition(r.lifecycle_stage, ViewType(view_type)))
+            .group_by(r.experiment_id)
+        )
+        stats = {str(e): RunStats(0, None) for e in experiment_ids}
+        with self.engine.connect() as conn:
+            for experiment_id, count, last in conn.execute(query):
+                stats[str(experiment_id)] = RunStats(int(count), last)
+        return stats
+
+    def search_keys(self, experiment_ids: Sequence[str], entity: str, contains: str | None = None,
+                    max_results: int = 200) -> list[str]:
+        check_key_search(entity, max_results)
+        table = {"param": t.params, "metric": t.latest_metrics, "tag": t.tags}[entity]
+        # Distinct keys come off the (key, value) index in order, without reading any run. When
+        # other experiments have runs too, each key is then probed for one run of these
+        # experiments (an index lookup), stopping at max_results keys: reading every value of
+        # every run of the experiment instead costs ~0.4 s at 10,000 runs of 20 keys.
+        keys = select(table.c.key).distinct().order_by(table.c.key)
+        if contains:
+            # Matched on the distinct keys, not on every row's key (a 6x difference at 200,000 rows).
+            pattern = "%" + contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            distinct = select(table.c.key).distinct().subquery("distinct_keys")
+            keys = select(distinct.c.key).where(func.lower(distinct.c.key).like(pattern, escape="\\")) \
+                .order_by(distinct.c.key)
+        pks = [_experiment_pk(e) for e in experiment_ids]
+        with self.engine.connect() as conn:
+            others = conn.execute(select(t.runs.c.experiment_id).distinct()
+                                  .where(t.runs.c.experiment_id.not_in(pks)).limit(1)).first()
+            if others is None:
+                return list(conn.execute(keys.limit(max_results)).scalars())
+            probe = (
+                select(t.runs.c.run_id).join(table, table.c.run_id == t.runs.c.run_id)
+                # "+ 0" keeps the planner off the experiment index: going from the key's own index
+                # rows, a key no run of these experiments has costs its rows, not the experiment's.
+                .where(table.c.key == bindparam("key"), (t.runs.c.experiment_id + 0).in_(pks),
+                       t.runs.c.lifecycle_stage == LifecycleStage.ACTIVE.value)
+                .limit(1)
+            )
+            found: list[str] = []
+            for key in conn.execute(keys).scalars():
+                if conn.execute(probe, {"key": key}).first() is not None:
+                    found.append(key)
+                    if len(found) == max_results:
+                        break
+            return found
 
     def close(self) -> None:
         """Copy the SQLite write-ahead log into the database file (so the .db file alone holds
@@ -531,6 +598,16 @@ def _user_id() -> str | None:
         return getpass.getuser()
     except Exception:  # no user name in some containers; the field is optional
         return None
+
+
+def _search_condition(experiment_ids: Sequence[str], filter_string: str | None, view_type: ViewType) -> Any:
+    """The WHERE clause of a run search: its experiments, lifecycle view and filter."""
+    expression = parse_filter(filter_string)
+    condition = and_(
+        t.runs.c.experiment_id.in_([_experiment_pk(e) for e in experiment_ids]),
+        _lifecycle_condition(t.runs.c.lifecycle_stage, ViewType(view_type)),
+    )
+    return condition if expression is None else and_(condition, compile_filter(expression))
 
 
 def _experiment_pk(experiment_id: str | int) -> int:

@@ -1,0 +1,71 @@
+"""Session fixtures for the UI's tests: one seeded store (tests/ui_seed.py) served by a real
+``evalkit server`` on 127.0.0.1, and ``ui_app``: the UI alone over a store, with a given principal
+(as the auth middleware would set it) for the unit tests of roles and CSRF fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request
+from server_fixture import start_server
+from ui_seed import Seeded, seed
+
+from evalkit.tracking.sql.store import SqlStore
+from evalkit.ui import mount_ui
+
+
+@dataclass
+class Principal:
+    name: str
+    role: str
+
+
+def ui_app(store: SqlStore, artifact_root: str, principal: Principal | None = None,
+           csrf_token: str | None = None) -> FastAPI:
+    """The UI over ``store``; with ``principal``, every request is that user (as the auth
+    middleware would set it), with ``csrf_token`` for the templates to embed."""
+    app = FastAPI()
+    app.state.store = store
+    app.state.default_artifact_root = artifact_root
+    if principal is not None or csrf_token is not None:
+        @app.middleware("http")
+        async def authenticate(request: Request, call_next: Callable[[Request], Any]) -> Any:
+            if principal is not None:
+                request.state.principal = principal
+            if csrf_token is not None:
+                request.state.csrf_token = csrf_token
+            return await call_next(request)
+    mount_ui(app)
+    return app
+
+
+@dataclass
+class UiServer:
+    url: str
+    store: SqlStore
+    seeded: Seeded
+
+
+
+@pytest.fixture(scope="session")
+def seeded_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Seeded, SqlStore]]:
+    seeded = seed(Path(tmp_path_factory.mktemp("ui")))
+    store = SqlStore.from_uri(seeded.uri)
+    yield seeded, store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def ui_server(seeded_store: tuple[Seeded, SqlStore], tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
+    """The real ``evalkit server`` (create_app: REST API, auth off on loopback, the UI at /) over
+    the seeded store, in its own process on 127.0.0.1."""
+    seeded, store = seeded_store
+    server = start_server(tmp_path_factory.mktemp("ui-server"), seeded.uri, seeded.artifact_root)
+    try:
+        yield UiServer(server.url, store, seeded)
+    finally:
+        server.stop()
