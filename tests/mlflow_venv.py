@@ -1,7 +1,7 @@
 """The MLflow virtualenv the tests drive MLflow's own client from (mlflow is no evalkit dependency).
 
 ``mlflow_python()`` returns the Python of ``.mlflow-venv`` at the repository's root, creating it
-when missing (``python -m venv`` + ``pip install mlflow==MLFLOW_VERSION``; about a minute with a
+when missing (``python -m venv`` + ``pip install`` of ``PACKAGES``; about a minute with a
 warm pip cache). ``$EVALKIT_MLFLOW_PYTHON`` names another interpreter that has mlflow instead.
 CI can create it ahead of the tests with ``python tests/mlflow_venv.py``, which prints its path.
 """
@@ -9,12 +9,15 @@ CI can create it ahead of the tests with ``python tests/mlflow_venv.py``, which 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 MLFLOW_VERSION = "3.17.2"
+# psycopg lets MLflow's client build a store on the tests' PostgreSQL (postgresql+psycopg://)
+PACKAGES = [f"mlflow=={MLFLOW_VERSION}", "psycopg[binary]==3.3.9"]
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".mlflow-venv"
 
@@ -26,13 +29,13 @@ def mlflow_python() -> Path:
     if override:
         return Path(override)
     python = VENV / "bin" / "python"
-    ready = VENV / f".mlflow-{MLFLOW_VERSION}-installed"
+    ready = VENV / f".installed-{hashlib.sha256(' '.join(PACKAGES).encode()).hexdigest()[:12]}"
     with open(ROOT / ".mlflow-venv.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not ready.exists():
             _run([sys.executable, "-m", "venv", "--clear", str(VENV)])
             _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                  f"mlflow=={MLFLOW_VERSION}"])
+                  *PACKAGES])
             ready.touch()
     return python
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
+from typing import TYPE_CHECKING
+
 import click
 
+from evalkit.errors import StoreUnavailable
 from evalkit.redaction import redact
 from evalkit.tracking.stores import get_tracking_uri
+
+if TYPE_CHECKING:
+    from evalkit.tracking.store import TrackingStore
 
 
 @click.command("import-mlflow")
@@ -29,22 +36,35 @@ def import_mlflow_command(source: str, artifacts_destination: str | None, dry_ru
     # Imported here: SQLAlchemy and YAML are loaded only when the command runs, not for `evalkit --help`.
     from evalkit.migrate.mlflow_import import MlflowImporter
     from evalkit.migrate.mlflow_source import open_mlflow_source
-    from evalkit.tracking.schemes import open_tracking_store
 
     target_uri = get_tracking_uri()
     mlflow = open_mlflow_source(source)
-    store = open_tracking_store(target_uri)
-    try:
-        verb = "would copy" if dry_run else "copying"
-        click.echo(f"{verb} MLflow store {mlflow.display_uri} into {redact(target_uri)}")
-        importer = MlflowImporter(
-            mlflow, store, artifacts_destination=artifacts_destination, dry_run=dry_run,
-            progress=(lambda line: None) if quiet else click.echo,
-        )
-        summary = importer.run()
-    finally:
-        store.close()
-        mlflow.close()
+    with tempfile.TemporaryDirectory(prefix="evalkit-dry-run-") as scratch:
+        store = _target_store(target_uri, dry_run, scratch)
+        try:
+            click.echo(f"{'would copy' if dry_run else 'copying'} MLflow store {mlflow.display_uri} "
+                       f"into {redact(target_uri)}")
+            summary = MlflowImporter(
+                mlflow, store, artifacts_destination=artifacts_destination, dry_run=dry_run,
+                progress=(lambda line: None) if quiet else click.echo,
+            ).run()
+        finally:
+            store.close()
+            mlflow.close()
     click.echo(("dry run, nothing written: " if dry_run else "done: ") + "summary")
     for line in summary.lines():
         click.echo(f"  {line}")
+
+
+def _target_store(uri: str, dry_run: bool, scratch: str) -> TrackingStore:
+    """The evalkit store to import into. A dry run creates nothing: where no store exists yet, it
+    compares with an empty one in a scratch folder."""
+    from evalkit.tracking.schemes import open_tracking_store
+
+    if not dry_run:
+        return open_tracking_store(uri)
+    try:
+        return open_tracking_store(uri, create=False)
+    except StoreUnavailable:
+        return open_tracking_store(f"sqlite:///{scratch}/empty.db")
+

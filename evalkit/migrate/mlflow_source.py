@@ -318,6 +318,9 @@ class SqlSource(MlflowSource):
 
     def __init__(self, uri: str) -> None:
         self.display_uri = redact(uri)
+        scheme, _, rest = uri.partition("://")
+        if scheme.lower() in ("postgresql", "postgres"):
+            uri = f"postgresql+psycopg://{rest}"  # the driver evalkit's postgres extra installs (MLflow's default is psycopg2)
         try:
             self.engine: Engine = create_engine(make_url(uri))
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
