@@ -22,7 +22,14 @@ from mlflow_venv import mlflow_python
 
 from evalkit.cli.main import cli
 from evalkit.entities import Run, ViewType
-from evalkit.migrate.mlflow_import import IMPORTED_AT_TAG, RUN_ID_TAG
+from evalkit.migrate.mlflow_import import IMPORTED_AT_TAG, RUN_ID_TAG, MlflowImporter
+from evalkit.migrate.mlflow_source import (
+    MlflowSource,
+    SourceExperiment,
+    SourceMetric,
+    SourceRun,
+    SourceRunData,
+)
 from evalkit.tracking.artifacts import get_artifact_repository
 from evalkit.tracking.schemes import open_tracking_store
 from evalkit.tracking.store import TrackingStore
@@ -235,3 +242,51 @@ def test_a_store_that_is_not_mlflow_is_refused_by_name(tmp_path, target):
 
     result = CliRunner().invoke(cli, ["--tracking-uri", target, "import-mlflow", str(tmp_path / "missing")])
     assert "no MLflow store at" in str(result.exception)
+
+
+class OneRunSource(MlflowSource):
+    """An MLflow store of one run whose artifacts an MLflow server kept (``mlflow-artifacts:/``)."""
+
+    display_uri = "test"
+
+    def __init__(self, artifact_uri: str, status: str = "FINISHED") -> None:
+        self.run = SourceRun("a" * 32, "1", "served", status, 1000, 2000, "active", artifact_uri, "ana")
+
+    def experiments(self) -> list[SourceExperiment]:
+        return [SourceExperiment("1", "served", "mlflow-artifacts:/1", "active", 1, 1)]
+
+    def runs(self, experiment_id: str) -> list[SourceRun]:
+        return [self.run]
+
+    def run_data(self, run: SourceRun) -> SourceRunData:
+        return SourceRunData(params={"p": "1"}, metrics=[SourceMetric("m", 0.5, 1500, 0)])
+
+    def unmapped_counts(self) -> dict[str, int]:
+        return {"traces": 2}
+
+    def registered_models(self) -> list[dict]:
+        return []
+
+
+@pytest.mark.parametrize("uri", ["mlflow-artifacts:/1/runid/artifacts", "mlflow-artifacts://127.0.0.1:5000/1/runid/artifacts"])
+def test_artifacts_an_mlflow_server_kept_are_read_from_its_destination(tmp_path, target, uri):
+    destination = tmp_path / "mlartifacts"
+    (destination / "1" / "runid" / "artifacts" / "plots").mkdir(parents=True)
+    (destination / "1" / "runid" / "artifacts" / "plots" / "curve.txt").write_text("0.1 0.2")
+    store = open_tracking_store(target)
+
+    without = MlflowImporter(OneRunSource(uri), store, dry_run=True).run()
+    summary = MlflowImporter(OneRunSource(uri), store, artifacts_destination=str(destination)).run()
+
+    assert any("pass --artifacts-destination" in line for line in without.not_mapped)
+    assert (summary.runs_copied, summary.artifact_files) == (1, 1)
+    assert "2 traces: evalkit has no place for them yet" in summary.not_mapped
+    run = imported_runs(store)["a" * 32]
+    assert get_artifact_repository(run.info.artifact_uri).read_bytes("plots/curve.txt") == b"0.1 0.2"
+
+
+def test_a_status_evalkit_does_not_have_is_imported_as_running_and_reported(target):
+    store = open_tracking_store(target)
+    summary = MlflowImporter(OneRunSource("", status="SCHEDULED"), store).run()
+    assert imported_runs(store)["a" * 32].info.status.value == "RUNNING"
+    assert any("status SCHEDULED has no evalkit equivalent" in line for line in summary.not_mapped)
