@@ -244,6 +244,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="mlflow server --workers (default: MLflow's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the server's workers
 
     with tempfile.TemporaryDirectory(prefix="bench-mlflow-server-") as tmp:
         folder = Path(tmp)

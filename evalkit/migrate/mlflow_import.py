@@ -24,7 +24,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalkit.entities import LifecycleStage, Metric, Param, RunStatus, RunTag, ViewType
+from evalkit.entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    Param,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
 from evalkit.errors import EvalkitError, InvalidArgument
 from evalkit.migrate.mlflow_source import (
     PARENT_TAG,
@@ -95,7 +103,7 @@ class ImportSummary:
 class _Target:
     """The evalkit experiment an MLflow experiment goes into."""
 
-    experiment_id: str | None  # None in a dry run when it would be created
+    experiment: Experiment | None  # None in a dry run when it would be created
     created_by_import: bool
 
 
@@ -180,24 +188,30 @@ class MlflowImporter:
                 self.summary.partial_runs_replaced += len(partial.get(source_run.run_id, []))
                 self._count_run(source_run)
             return
-        assert target.experiment_id is not None
-        deleted = self.store.get_experiment(target.experiment_id).lifecycle_stage is LifecycleStage.DELETED
-        if deleted and (runs or target.created_by_import):
-            self.store.restore_experiment(target.experiment_id)  # runs go only into active experiments
-        if target.created_by_import:
-            for key, value in experiment.tags.items():
-                if self._mappable_tag(f"experiment {experiment.name!r}", key, value):
-                    self.store.set_experiment_tag(target.experiment_id, key, value)
+        assert target.experiment is not None
+        experiment_id = target.experiment.experiment_id
+        was_deleted = target.experiment.lifecycle_stage is LifecycleStage.DELETED
+        tags = {}
+        if target.created_by_import:  # an evalkit experiment that had the name keeps its own tags
+            tags = {k: v for k, v in experiment.tags.items()
+                    if target.experiment.tags.get(k) != v
+                    and self._mappable_tag(f"experiment {experiment.name!r}", k, v)}
+        if was_deleted and (runs or tags):
+            self.store.restore_experiment(experiment_id)  # runs and tags go only into active experiments
+        for key, value in tags.items():
+            self.store.set_experiment_tag(experiment_id, key, value)
         for source_run in runs:
             for stale in partial.get(source_run.run_id, []):
                 self.store.delete_run(stale)
                 self.summary.partial_runs_replaced += 1
-            self._copy_run(source_run, target.experiment_id)
-        wanted_deleted = experiment.lifecycle_stage == "deleted" if target.created_by_import else deleted
-        now_deleted = (self.store.get_experiment(target.experiment_id).lifecycle_stage
-                       is LifecycleStage.DELETED)
-        if wanted_deleted and not now_deleted:
-            self.store.delete_experiment(target.experiment_id)
+            self._copy_run(source_run, experiment_id)
+        # experiments the import created follow MLflow's deleted flag; the others keep their own
+        deleted = experiment.lifecycle_stage == "deleted" if target.created_by_import else was_deleted
+        now_deleted = was_deleted and not (runs or tags)
+        if deleted and not now_deleted:
+            self.store.delete_experiment(experiment_id)
+        elif now_deleted and not deleted:
+            self.store.restore_experiment(experiment_id)
 
     def _target_experiment(self, experiment: SourceExperiment) -> _Target:
         existing = self.store.get_experiment_by_name(experiment.name)
@@ -210,13 +224,13 @@ class MlflowImporter:
                     f"experiment {experiment.name!r} (MLflow id {experiment.experiment_id}): its runs join the "
                     f"evalkit experiment of the same name, imported before from MLflow id "
                     f"{existing.tags[EXPERIMENT_ID_TAG]}")
-            return _Target(existing.experiment_id, created)
+            return _Target(existing, created)
         self.summary.experiments_created.append(experiment.name)
         if self.summary.dry_run:
             return _Target(None, True)
         experiment_id = self.store.create_experiment(
             experiment.name, tags={EXPERIMENT_ID_TAG: experiment.experiment_id})
-        return _Target(experiment_id, True)
+        return _Target(self.store.get_experiment(experiment_id), True)
 
     # ---- runs ------------------------------------------------------------------------------------
 
