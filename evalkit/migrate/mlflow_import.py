@@ -3,7 +3,8 @@
 What is copied: experiments (matched by name; evalkit's "Default" takes MLflow's "Default") with
 their tags and deleted flag; runs with their name, status, start and end times, parent, deleted
 flag, params, tags and every logged metric value (step and timestamp kept); and each run's
-artifacts. What cannot be copied is listed in the summary, value by value, instead of failing the
+artifacts. A child run's ``mlflow.parentRunId`` tag names its parent's evalkit id, like its
+``parent_run_id`` (the parent's MLflow id stays in the parent's ``evalkit.mlflow.run_id``). What cannot be copied is listed in the summary, value by value, instead of failing the
 whole import: keys evalkit refuses (evalkit keys are ASCII), MLflow's SCHEDULED status (imported
 as RUNNING), artifacts in a place evalkit cannot read, and MLflow features evalkit has no place
 for yet (traces, logged models, datasets; registered models wait for the model registry).
