@@ -53,7 +53,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(folder: Path, port: int, workers: int | None) -> subprocess.Popen:
+def start_server(folder: Path, port: int, workers: int | None, jobs: bool) -> subprocess.Popen:
     command = [
         str(Path(sys.executable).parent / "mlflow"), "server",
         "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
@@ -63,7 +63,10 @@ def start_server(folder: Path, port: int, workers: int | None) -> subprocess.Pop
     if workers is not None:
         command += ["--workers", str(workers)]
     log = open(folder / "server.log", "wb")  # noqa: SIM115 - kept open for the server's lifetime
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
+    # MLflow 3 starts a job runner and its huey consumers beside the web workers unless told not to
+    env = {**os.environ, **({} if jobs else {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})}
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env,
+                              start_new_session=True)
     deadline = time.monotonic() + 600  # minutes on a loaded machine
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -241,6 +244,9 @@ def main() -> None:
                         help="also log 1,000,000 values and read their histories (several minutes)")
     parser.add_argument("--memory-only", action="store_true",
                         help="measure only the memory: idle, then after the 1,000,000 values (implies --memory)")
+    parser.add_argument("--idle-only", action="store_true", help="measure only the idle server's memory")
+    parser.add_argument("--no-jobs", action="store_true",
+                        help="start the server with MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false (web workers only)")
     parser.add_argument("--workers", type=int, default=None, help="mlflow server --workers (default: MLflow's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -250,11 +256,12 @@ def main() -> None:
         folder = Path(tmp)
         port = free_port()
         started = time.perf_counter()
-        server = start_server(folder, port, args.workers)
+        server = start_server(folder, port, args.workers, jobs=not args.no_jobs)
         try:
             results: dict[str, object] = {
                 "mlflow_version": mlflow.__version__,
                 "server_start_seconds": round(time.perf_counter() - started, 1),
+                "workers": args.workers or "MLflow's default", "job_execution": not args.no_jobs,
             }
             time.sleep(w.MEMORY_IDLE_SECONDS)
             results["server_processes"] = process_count(server.pid)
@@ -263,7 +270,7 @@ def main() -> None:
             mlflow.set_tracking_uri(f"http://{w.HOST}:{port}")
             client = MlflowClient()
 
-            if not args.memory_only:
+            if not (args.memory_only or args.idle_only):
                 experiment = client.create_experiment(w.LOG_EXPERIMENT)
                 results["log_metric_10k_seconds"] = round(bench_log_metric(client, experiment), 2)
                 results["log_batch_10k_seconds"] = round(bench_log_batch(client, experiment), 2)
@@ -281,7 +288,7 @@ def main() -> None:
                 results["rss_after_small_workloads_mb"] = round(tree_rss_mb(server.pid), 1)
                 print(json.dumps(results), flush=True)
 
-            if args.memory or args.memory_only:
+            if (args.memory or args.memory_only) and not args.idle_only:
                 results.update(bench_memory(client, client.create_experiment(w.MEMORY_EXPERIMENT), server.pid))
         finally:
             stop_server(server)
