@@ -116,6 +116,22 @@ def tree_rss_mb(pid: int) -> float:
     return tree_memory_mb(pid, "rss")
 
 
+def wait_until_settled(pid: int, window: float = 30.0, limit: float = 600.0) -> float:
+    """Wait until the server's process tree has kept its process count and (within 2 %) its RSS
+    for ``window`` seconds; return the seconds waited. MLflow 3's job runner starts its huey
+    consumers a while after /health answers, so memory read at once would miss them."""
+    start = time.monotonic()
+    stable_since, last = start, (process_count(pid), tree_rss_mb(pid))
+    while time.monotonic() - start < limit:
+        time.sleep(1.0)
+        now = (process_count(pid), tree_rss_mb(pid))
+        if now[0] != last[0] or abs(now[1] - last[1]) > 0.02 * last[1]:
+            stable_since, last = time.monotonic(), now
+        elif time.monotonic() - stable_since >= window:
+            break
+    return time.monotonic() - start
+
+
 def process_count(pid: int) -> int:
     return 1 + len(psutil.Process(pid).children(recursive=True))
 
@@ -264,6 +280,7 @@ def main() -> None:
                 "workers": args.workers or "MLflow's default", "job_execution": not args.no_jobs,
             }
             time.sleep(w.MEMORY_IDLE_SECONDS)
+            results["settle_seconds"] = round(wait_until_settled(server.pid), 1)
             results["server_processes"] = process_count(server.pid)
             results["rss_idle_mb"] = round(tree_rss_mb(server.pid), 1)
             results["pss_idle_mb"] = round(tree_memory_mb(server.pid, "pss"), 1)

@@ -70,7 +70,7 @@ MEMORY_VALUES = 1_000_000
 MEMORY_RUNS = 10  # 100,000 values per run, one metric per run
 MEMORY_METRIC_KEY = "loss"
 MEMORY_BATCH_SIZE = 1_000  # values per log_batch call
-MEMORY_IDLE_SECONDS = 2.0  # the server's memory is read this long after it answers /health
+MEMORY_IDLE_SECONDS = 2.0  # the server's memory is read at least this long after it answers /health, once it has settled
 
 
 def memory_value(i: int) -> float:
