@@ -9,6 +9,7 @@ import click
 from evalkit import __version__
 from evalkit.cli.evaluate import evaluate_command
 from evalkit.cli.experiments import experiments
+from evalkit.cli.import_mlflow import import_mlflow_command
 from evalkit.cli.report import report_command
 from evalkit.cli.runs import runs
 from evalkit.cli.server import server_command, ui_command
@@ -39,6 +40,7 @@ cli.add_command(run_command)
 cli.add_command(history_command)
 cli.add_command(server_command)
 cli.add_command(ui_command)
+cli.add_command(import_mlflow_command)
 
 
 def main() -> None:

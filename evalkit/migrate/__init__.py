@@ -1,0 +1,1 @@
+"""Moving history into evalkit from other tools' stores (``evalkit import-mlflow``)."""
