@@ -38,6 +38,7 @@ from evalkit.evaluation.scoring import (
     evaluator_info,
 )
 from evalkit.inference.cache import CacheMode, ResponseCache
+from evalkit.inference.executors import Executor, get_executor
 from evalkit.inference.params_check import (
     check_inference_params,
     check_run_options,
@@ -118,6 +119,8 @@ def evaluate(
     cache_path: str | os.PathLike[str] | None = None,
     baseline: str | None = None,
     report: bool = True,
+    executor: str | Executor = "local",
+    executor_options: dict[str, Any] | None = None,
 ) -> EvaluationResult:
     """Run ``model`` over ``data``, score the answers, and log it all as a run.
 
@@ -141,6 +144,11 @@ def evaluate(
 
     Each run logs an HTML report (``report.html``) when a report renderer is installed (the
     ``reports`` package is); ``baseline=<run_id>`` compares this run with that one row by row.
+
+    ``executor="ray"`` answers the rows on a Ray cluster (``pip install 'evalkit[ray]'``);
+    ``executor_options`` name its ``address``, ``num_workers``, ``batch_size`` and ``concurrency``
+    per worker (see ``evalkit.inference.executors.ray.executor.RayExecutor``). The driver keeps the
+    cache, the journal, the budget and the scoring, so the run is logged as a local one.
 
     Inputs are checked before any request: a wrong column, value or option raises
     ``InvalidArgument`` naming it. A row whose call still fails after its retries is recorded
@@ -167,6 +175,7 @@ def evaluate(
     chosen = resolve_evaluators(evaluators, model_type, extra_metrics, evaluator_config, available, skipped)
     infos = [evaluator_info(e) for e in chosen]
     price_table = PriceTable.load(prices)
+    row_executor = get_executor(executor, executor_options)
     chat_model = _build_model(model, timeout, concurrency) if model is not None else None
     judge_model = build_model(parse_model_uri(judge), timeout=timeout, max_connections=concurrency) if judge else None
     if max_cost_usd is not None and chat_model is not None:
@@ -188,6 +197,8 @@ def evaluate(
         journal = JournalLocation(artifacts, run_id)
         run_params = _run_params(dataset, chat_model, template, params, chosen, model_type, data, cache_mode,
                                  concurrency, rpm, tpm, price_table)
+        if chat_model is not None:
+            run_params.update(row_executor.params())
         if judge_model is not None:
             run_params.update(judge_uri=judge_model.uri,
                               judge_params=json.dumps(public_params(judge_inference), sort_keys=True))
@@ -204,7 +215,7 @@ def evaluate(
         if chat_model is not None:
             runner = Runner(chat_model, params, RunnerConfig(
                 concurrency=concurrency, rpm=rpm, tpm=tpm, max_attempts=max_attempts, timeout=timeout,
-                max_cost_usd=max_cost_usd), price_table, response_cache)
+                max_cost_usd=max_cost_usd), price_table, response_cache, executor=row_executor, model_source=model)
         judge_client = None
         if judge_model is not None:
             policy = RetryPolicy(max_attempts, max(100, dataset.num_rows), timeout)
@@ -271,6 +282,7 @@ def evaluate(
             journal.publish()
         if response_cache is not None:
             response_cache.close()
+        row_executor.close()
     if owns_run:
         client.set_terminated(run_id, RunStatus.FINISHED)
     result = EvaluationResult(
