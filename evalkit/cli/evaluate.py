@@ -38,6 +38,16 @@ def _parse_param(_ctx: click.Context, _param: click.Parameter, values: tuple[str
     return params
 
 
+def _parse_executor_options(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for key, raw in _pairs(values, "--executor-option", "num_workers=4").items():
+        try:
+            options[key] = json.loads(raw)
+        except ValueError:
+            options[key] = raw  # an address such as ray://head:10001
+    return options
+
+
 def _parse_col_mapping(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str] | None:
     mapping = _pairs(values, "--col-mapping", "inputs=question")
     unknown = [key for key in mapping if key not in MAPPING_KEYS]
@@ -128,6 +138,11 @@ def _load_prompt(_ctx: click.Context, _param: click.Parameter, path: Path | None
 @click.option("--max-cost-usd", type=float, default=None, help="Stop sending requests before this spend.")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per request.")
 @click.option("--baseline", default=None, metavar="RUN_ID", help="Compare with this run in the report.")
+@click.option("--executor", default="local", show_default=True,
+              help="Where rows are answered: local (this process) or ray (a Ray cluster; the 'ray' extra).")
+@click.option("--executor-option", "executor_options", multiple=True, callback=_parse_executor_options,
+              metavar="KEY=VALUE", help="Executor option, e.g. address=auto, num_workers=4, batch_size=64, "
+                                        "concurrency=32 (per worker) (repeatable).")
 @click.option("--resume", default=None, metavar="RUN_ID",
               help="Continue an interrupted run; model, data and params default to the run's own "
                    "(pass the same --prompt again if it had one).")
@@ -136,7 +151,8 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
                      evaluators: tuple[str | list[str], list[str]], judge: str | None, experiment: str | None,
                      run_name: str | None, params: dict[str, object], concurrency: int, rpm: float | None,
                      tpm: float | None, cache: str, max_cost_usd: float | None, timeout: float,
-                     baseline: str | None, resume: str | None) -> None:
+                     baseline: str | None, executor: str, executor_options: dict[str, object],
+                     resume: str | None) -> None:
     """Run a model over a dataset, score it, and log the run."""
     from evalkit.evaluation.engine import EvaluationWarning, evaluate
     from evalkit.tracking.client import TrackingClient
@@ -166,7 +182,7 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
             model_type=model_type, evaluators=chosen, extra_metrics=extra_metrics, judge=judge,
             inference_params=params, experiment=experiment, run_name=run_name, concurrency=concurrency,
             rate_limit=rate_limit, cache=cache, max_cost_usd=max_cost_usd, resume=resume, timeout=timeout,
-            baseline=baseline,
+            baseline=baseline, executor=executor, executor_options=executor_options or None,
         )
     rows = sorted(result.metrics.items())
     print_table(f"run {result.run_id}", ["metric", "value"], rows)

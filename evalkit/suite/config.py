@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -140,6 +141,9 @@ class SuiteSpec(_Strict):
     cache: Literal["on", "off", "read-only", "refresh"] = "refresh"
     timeout: float = Field(60.0, gt=0)
     max_attempts: int = Field(6, ge=1, le=20)
+    # where rows are answered: local, or ray with its options (address, num_workers, batch_size, concurrency)
+    executor: str = "local"
+    executor_options: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     thresholds: list[Annotated[str, AfterValidator(_check_threshold)]] = Field(default_factory=list)
     baseline: BaselineSpec | None = None
 
@@ -150,6 +154,19 @@ class SuiteSpec(_Strict):
     def _yaml_switch(cls, value: object) -> object:
         # YAML 1.1 reads a bare on/off as a boolean.
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    @field_validator("executor_options")
+    @classmethod
+    def _known_executor(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # Checked here, so a wrong executor or option fails the file before any model call.
+        from evalkit.inference.executors import get_executor
+
+        if "executor" in info.data:
+            try:
+                get_executor(info.data["executor"], options)
+            except InvalidArgument as exc:
+                raise ValueError(str(exc)) from None
+        return options
 
     @model_validator(mode="after")
     def _unique_names(self) -> SuiteSpec:

@@ -175,7 +175,7 @@ def _evaluate_pairs(client: TrackingClient, suite: Suite, prepared: dict[str, Pr
                         judge_params=spec.judge_params, judge_rate_limit=spec.judge_rate_limit,
                         concurrency=spec.concurrency, rate_limit=spec.rate_limit, cache=spec.cache,
                         max_cost_usd=budget, timeout=spec.timeout, max_attempts=spec.max_attempts, progress=progress,
-                        report=False,
+                        report=False, executor=spec.executor, executor_options=spec.executor_options or None,
                     )
                     pair.metrics = result.metrics
                     pair.unscored = result.unscored

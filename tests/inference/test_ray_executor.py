@@ -71,13 +71,13 @@ def timed(result: ek.EvaluationResult) -> list[str]:
 EVALUATORS = ["exact_match", "token_f1", "latency", "cost"]
 
 
-def test_every_row_answered_once_by_two_workers_and_the_run_matches_a_local_one(server):
+def test_every_row_answered_once_by_two_workers_as_a_local_run_and_cached_rows_stay_home(server):
     data = frame(48)
     local = ek.evaluate(model=uri(server), data=data, targets="ground_truth", cache="off", concurrency=8,
                         evaluators=EVALUATORS, progress=False, report=False)
     server.reset_stats()
     executor = RayExecutor(batch_size=6, concurrency=4, **WORKER)
-    remote = ek.evaluate(model=uri(server), data=data, targets="ground_truth", cache="off", progress=False,
+    remote = ek.evaluate(model=uri(server), data=data, targets="ground_truth", progress=False,
                          evaluators=EVALUATORS, report=False, executor=executor)
 
     assert len(chat_counts(server)) == 48 and set(chat_counts(server)) == {1}  # each row asked exactly once
@@ -92,19 +92,14 @@ def test_every_row_answered_once_by_two_workers_and_the_run_matches_a_local_one(
     assert same["cost/spent_usd"] > 0 and same["rows/total"] == 48
     assert ek.get_run(remote.run_id).data.params["executor"] == "ray"
 
-
-def test_a_cached_second_run_sends_nothing_to_the_cluster(server):
-    data = frame(24, tag="cached ")
-    first = ek.evaluate(model=uri(server), data=data, targets="ground_truth", progress=False, report=False, evaluators=EVALUATORS,
-                        executor="ray", executor_options={"batch_size": 8, **WORKER})
-    assert len(chat_counts(server)) == 24 and not first.tables["eval_results_table"]["cached"].any()
+    # The driver filled its cache with the workers' answers: a second run sends nothing to the cluster.
     server.reset_stats()
-    executor = RayExecutor(**WORKER)
-    second = ek.evaluate(model=uri(server), data=data, targets="ground_truth", progress=False, report=False, evaluators=EVALUATORS,
-                         executor=executor)
-    assert server.stats.requests == 0 and executor.stats.batches == 0 and executor.workers == []
+    again = RayExecutor(**WORKER)
+    second = ek.evaluate(model=uri(server), data=data, targets="ground_truth", progress=False, report=False,
+                         evaluators=EVALUATORS, executor=again)
+    assert server.stats.requests == 0 and again.stats.batches == 0 and again.workers == []
     table = second.tables["eval_results_table"]
-    assert table["cached"].all() and list(table["outputs"]) == list(first.tables["eval_results_table"]["outputs"])
+    assert table["cached"].all() and list(table["outputs"]) == list(remote.tables["eval_results_table"]["outputs"])
 
 
 def test_one_rate_limit_holds_for_the_whole_cluster(server):
@@ -123,7 +118,7 @@ def test_one_rate_limit_holds_for_the_whole_cluster(server):
 def test_a_429_pauses_every_worker_and_shrinks_the_rate():
     import asyncio
 
-    async def scenario() -> tuple[float, float, float]:
+    async def scenario() -> tuple[float, float, float, float]:
         limiter = ClusterLimiter(rpm=600, tpm=None)  # 10/s
         before = await limiter.grant(1, 0)
         await limiter.pause(2.0)
@@ -217,3 +212,28 @@ def test_executors_are_chosen_by_name_and_bad_options_are_named():
         get_executor("ray", {"batch_size": 0})
     with pytest.raises(InvalidArgument, match="forward_env.*NOT_SET_ANYWHERE"):
         get_executor("ray", {"forward_env": ["NOT_SET_ANYWHERE"]})
+
+
+def test_a_refused_model_stops_the_run_at_the_first_answer(server):
+    with pytest.raises(ek.EvalkitError, match="evaluation stopped before sending more requests.*does-not-exist"):
+        ek.evaluate(model=f"openai:/does-not-exist?base_url={server.base_url}", data=frame(40, tag="refused "),
+                    targets="ground_truth", cache="off", progress=False, report=False, evaluators=EVALUATORS,
+                    executor="ray", executor_options={"batch_size": 20, "concurrency": 2, **WORKER})
+    assert server.stats.requests <= 2 * 2  # the first answer of each worker, not one per row
+
+
+def test_the_cli_and_suite_file_take_the_executor(tmp_path):
+    from click.testing import CliRunner
+
+    from evalkit.cli import main
+
+    data = tmp_path / "qa.jsonl"
+    frame(2).to_json(data, orient="records", lines=True)
+    result = CliRunner().invoke(main, ["evaluate", "-m", "evalkit:/extractive", "-d", str(data), "-t", "ground_truth",
+                                       "--executor", "ray", "--executor-option", "batch_size=0"])
+    assert result.exit_code == 2 and "executor_options['batch_size'] must be an integer" in result.output
+    suite = tmp_path / "nightly.yaml"
+    suite.write_text(f"suite: s\\ndatasets:\\n  - name: d\\n    path: {data}\\n    targets: ground_truth\\nmodels:\\n"
+                     "  - name: m\\n    uri: evalkit:/extractive\\nexecutor: spark\\n")
+    result = CliRunner().invoke(main, ["run", str(suite)])
+    assert result.exit_code == 2 and "unknown executor 'spark'" in result.output
