@@ -139,7 +139,7 @@ def test_a_killed_worker_loses_no_row(server):
     def kill_a_worker() -> None:
         import ray
 
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 240
         while time.monotonic() < deadline and server.stats.requests < 16:
             time.sleep(0.01)
         pid = ray.get(executor.workers[0].pid.remote())
@@ -179,7 +179,8 @@ def test_a_killed_driver_resumes_paying_only_for_rows_in_flight(server, ray_clus
                              env={**os.environ}, stderr=subprocess.PIPE, text=True)
     ek.set_tracking_uri(store)
     journal = None
-    deadline = time.monotonic() + 60
+    # A bound, not the expected time: a loaded machine can take a minute to start the child's workers.
+    deadline = time.monotonic() + 240
     while time.monotonic() < deadline and child.poll() is None:
         runs = ek.search_runs(output_format="list") if Path(store).exists() else []
         if runs:
