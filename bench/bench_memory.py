@@ -40,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     args = parser.parse_args()
+    last: tuple[int, int] | None = None  # (rows, peak KB) of the size before
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as folder:
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -49,7 +50,10 @@ def main() -> None:
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             # ru_maxrss of children is the largest child so far: sizes go up, so each is its own peak
             shown = f"{peak / 1024:,.0f} MB" if peak > before else f"<= {before / 1024:,.0f} MB"
-            print(f"{rows:>9,} rows: {elapsed:6.1f} s, peak {shown} ({peak * 1024 / rows / 1000:.1f} KB per row)")
+            # what each row adds: the peak's growth from the size before (imports and the rest are fixed)
+            marginal = f", {(peak - last[1]) * 1024 / (rows - last[0]) / 1000:.1f} KB per added row" if last else ""
+            print(f"{rows:>9,} rows: {elapsed:6.1f} s, peak {shown}{marginal}")
+            last = (rows, peak)
 
 
 if __name__ == "__main__":
