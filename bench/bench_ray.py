@@ -41,6 +41,13 @@ def timed(url: str, rows: int, tag: str, concurrency: int, executor: str, option
     return elapsed
 
 
+def steady_rate(rows: int, elapsed: float, fixed: float) -> str:
+    """Rows per second once the fixed cost is taken out; meaningless when the fixed cost is most of it."""
+    if elapsed < 1.5 * fixed:
+        return "n/a (too few rows to tell it from the fixed cost)"
+    return f"{rows / (elapsed - fixed):.0f} rows/s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=3000)
@@ -59,16 +66,16 @@ def main() -> None:
         elapsed = timed(url, args.rows, "local", args.concurrency, "local", None)
         local = args.rows / elapsed
         print(f"  local executor: {local:7.0f} rows/s end to end; fixed cost {fixed:.1f} s, "
-              f"steady {args.rows / max(1e-9, elapsed - fixed):.0f} rows/s")
+              f"steady {steady_rate(args.rows, elapsed, fixed)}")
         one = None
         for workers in (1, 2, 3):
             options = {"num_workers": workers, "cpus_per_worker": cpus / workers, "batch_size": 128}
             startup = timed(url, 8, f"start{workers}", args.concurrency, "ray", options)
             elapsed = timed(url, args.rows, f"ray{workers}", args.concurrency, "ray", options)
-            rate, steady = args.rows / elapsed, args.rows / max(1e-9, elapsed - startup)
+            rate, steady = args.rows / elapsed, steady_rate(args.rows, elapsed, startup)
             one = one or rate
             print(f"  ray, {workers} worker(s): {rate:7.0f} rows/s end to end ({rate / one:.2f}x one worker, "
-                  f"{rate / local:.2f}x local); start-up {startup:.1f} s, steady {steady:.0f} rows/s")
+                  f"{rate / local:.2f}x local); start-up {startup:.1f} s, steady {steady}")
     finally:
         ray.shutdown()
         server.terminate()
