@@ -34,6 +34,7 @@ bench: $(BIN)/.installed-dev
 	$(BIN)/python bench/bench_rag.py
 	$(BIN)/python bench/bench_report.py
 	$(BIN)/python bench/bench_gate.py
+	$(BIN)/python bench/bench_ray.py
 
 # Mutation testing (not part of `make test`): mutmut plants one small bug at a time in the modules
 # below and runs the tests that reach it; a surviving mutant is a bug the tests would miss.

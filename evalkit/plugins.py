@@ -4,7 +4,8 @@
 - ``evalkit.evaluator_families``: a factory for evaluators named ``<family>:<metric>``
   (``ragas:faithfulness``), called with ``metric=`` and the evaluator's config;
 - ``evalkit.reports``: the HTML report renderer (``html``);
-- ``evalkit.model_providers``: a ChatModel factory per model URI scheme.
+- ``evalkit.model_providers``: a ChatModel factory per model URI scheme;
+- ``evalkit.executors``: where evaluate() answers rows (``local``, ``ray``), an Executor factory per name.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ EVALUATORS = "evalkit.evaluators"
 EVALUATOR_FAMILIES = "evalkit.evaluator_families"
 REPORTS = "evalkit.reports"
 MODEL_PROVIDERS = "evalkit.model_providers"
-GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODEL_PROVIDERS)
+EXECUTORS = "evalkit.executors"
+GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODEL_PROVIDERS, EXECUTORS)
 
 
 def require_extra(module: str, extra: str, what: str) -> None:

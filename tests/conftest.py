@@ -17,6 +17,8 @@ from evalkit.tracking.stores import close_stores
 REQUIRE_POSTGRES = os.environ.get("EVALKIT_REQUIRE_POSTGRES") == "1"
 # CI sets this so that a missing moto (or a server that cannot start) fails the S3 tests instead of skipping them.
 REQUIRE_S3 = os.environ.get("EVALKIT_REQUIRE_S3") == "1"
+# CI sets this so that a missing Ray (the 'ray' extra) fails the Ray executor's tests instead of skipping them.
+REQUIRE_RAY = os.environ.get("EVALKIT_REQUIRE_RAY") == "1"
 # Any AWS setting of the machine running the tests: the S3 fixtures set their own, and nothing may reach AWS.
 AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION",
            "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
@@ -47,6 +49,21 @@ def s3_server() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """One local Ray cluster (2 CPUs, no dashboard) for the whole session; yields its address, which
+    other processes (a driver in a subprocess) join it by."""
+    try:
+        import ray
+    except ImportError as exc:
+        if REQUIRE_RAY:
+            pytest.fail(f"EVALKIT_REQUIRE_RAY=1 but Ray cannot be imported: {exc}")
+        pytest.skip("ray not installed (pip install -e '.[ray]')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
 
 
 @pytest.fixture

@@ -39,6 +39,16 @@ def _parse_param(_ctx: click.Context, _param: click.Parameter, values: tuple[str
     return params
 
 
+def _parse_executor_options(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for key, raw in _pairs(values, "--executor-option", "num_workers=4").items():
+        try:
+            options[key] = json.loads(raw)
+        except ValueError:
+            options[key] = raw  # an address such as ray://head:10001
+    return options
+
+
 def _parse_col_mapping(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str] | None:
     return _pairs(values, "--col-mapping", "inputs=question") or None
 
@@ -121,6 +131,11 @@ def _options() -> list[click.Parameter]:
         _option("max_cost_usd", "--max-cost-usd", type=float),
         _option("timeout", "--timeout", type=float),
         _option("baseline", "--baseline", metavar="RUN_ID"),
+        _option("executor", "--executor", help="Where rows are answered: local (this process) or ray (a Ray "
+                                               "cluster; the 'ray' extra)."),
+        _option("executor_options", "--executor-option", multiple=True, callback=_parse_executor_options,
+                metavar="KEY=VALUE", help="Executor option, e.g. address=auto, num_workers=4, batch_size=64, "
+                                          "concurrency=32 (per worker) (repeatable)."),
         _option("resume", "--resume", metavar="RUN_ID",
                 help="Continue an interrupted run; model, data and params default to the run's own "
                      "(pass the same --prompt again if it had one)."),
@@ -128,7 +143,8 @@ def _options() -> list[click.Parameter]:
 
 
 # The options whose flag is not the field's name.
-_FLAGS = {"inference_params": "--param", "rate_limit": "--rpm/--tpm", "extra_metrics": "--evaluators"}
+_FLAGS = {"inference_params": "--param", "rate_limit": "--rpm/--tpm", "extra_metrics": "--evaluators",
+          "executor_options": "--executor-option"}
 
 
 class _ConfigCommand(click.Command):
@@ -186,6 +202,7 @@ def evaluate_config(rpm: float | None, tpm: float | None, **options: Any) -> Eva
         raise click.UsageError("--data is required (or --resume RUN_ID of a run that recorded its data path)")
     options["evaluators"], options["extra_metrics"] = options["evaluators"]
     options["rate_limit"] = {"rpm": rpm, "tpm": tpm} if (rpm or tpm) else None
+    options["executor_options"] = options["executor_options"] or None
     try:
         return EvalConfig(**options)
     except ValidationError as exc:

@@ -231,6 +231,12 @@ class EvalConfig(BaseModel):
         None, description="The response cache file [default: $EVALKIT_CACHE_PATH or ~/.cache/evalkit/responses.db]")
     baseline: str | None = Field(None, description="Run id to compare with in the report")
     report: bool = Field(True, description="Log an HTML report with the run")
+    executor: Any = Field("local", description=(
+        "Where the rows are answered: 'local' (this process), 'ray' (a Ray cluster; pip install 'evalkit[ray]'), "
+        "an executor installed under the evalkit.executors entry-point group, or an Executor object"))
+    executor_options: dict[str, Any] | None = Field(None, description=(
+        "The executor's options; for ray: address, num_workers, batch_size, concurrency (per worker), "
+        "cpus_per_worker, forward_env"))
 
     @model_validator(mode="after")
     def _model_or_predictions(self) -> EvalConfig:

@@ -109,6 +109,11 @@ def evaluate(*args: Any, **kwargs: Any) -> EvaluationResult:
     Each run logs an HTML report (``report.html``) when a report renderer is installed (the
     ``reports`` package is); ``baseline=<run_id>`` compares this run with that one row by row.
 
+    ``executor="ray"`` answers the rows on a Ray cluster (``pip install 'evalkit[ray]'``);
+    ``executor_options`` name its ``address``, ``num_workers``, ``batch_size`` and ``concurrency``
+    per worker (see ``evalkit.inference.executors.ray.executor.RayExecutor``). The driver keeps the
+    cache, the journal, the budget and the scoring, so the run is logged as a local one.
+
     Every option is a field of :class:`~evalkit.evaluation.config.EvalConfig`, which documents
     it. Inputs are checked before any request (:func:`~evalkit.evaluation.plan.plan`, then
     :func:`execute`): a wrong column, value or option raises ``InvalidArgument`` naming it. A row whose call still fails after its retries is recorded
@@ -138,6 +143,8 @@ def execute(plan: EvaluationPlan) -> EvaluationResult:
         journal = JournalLocation(artifacts, run_id)
         run_params = _run_params(dataset, chat_model, plan.template, params, chosen, config.model_type, data,
                                  cache_mode, concurrency, rate_limit, plan.prices)
+        if chat_model is not None:
+            run_params.update(plan.executor.params())
         if judge_model is not None:
             run_params.update(judge_uri=judge_model.uri,
                               judge_params=json.dumps(public_params(judge_inference), sort_keys=True))
@@ -154,7 +161,8 @@ def execute(plan: EvaluationPlan) -> EvaluationResult:
         if chat_model is not None:
             runner = Runner(chat_model, params, RunnerConfig(
                 concurrency=concurrency, rpm=rate_limit.rpm, tpm=rate_limit.tpm, max_attempts=max_attempts,
-                timeout=timeout, max_cost_usd=max_cost_usd), plan.prices, response_cache)
+                timeout=timeout, max_cost_usd=max_cost_usd), plan.prices, response_cache, executor=plan.executor,
+                model_source=config.model)
         judge_client = None
         if judge_model is not None:
             policy = RetryPolicy(max_attempts, max(100, dataset.num_rows), timeout)
@@ -217,6 +225,7 @@ def execute(plan: EvaluationPlan) -> EvaluationResult:
             client.set_terminated(run_id, RunStatus.FAILED, reason=failure_text(exc))
         raise
     finally:
+        plan.executor.close()
         if journal is not None:
             journal.publish()
         if response_cache is not None:

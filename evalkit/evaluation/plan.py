@@ -19,6 +19,7 @@ from evalkit.evaluation.data import EvalDataset, load_dataset
 from evalkit.evaluation.prompts import PromptTemplate, resolve_prompt
 from evalkit.evaluation.registry import resolve_evaluators
 from evalkit.evaluation.scoring import Evaluator, EvaluatorInfo, evaluator_info
+from evalkit.inference.executors import Executor, get_executor
 from evalkit.inference.pricing import PriceTable
 from evalkit.inference.providers.base import ChatModel
 from evalkit.inference.providers.callables import (
@@ -41,6 +42,7 @@ class EvaluationPlan:
     prices: PriceTable
     model: ChatModel | None  # None: the answers are the dataset's predictions column
     judge: ChatModel | None
+    executor: Executor  # answers the rows that need a request (see evalkit.inference.executors)
     skipped: list[str]  # default evaluators left out (an extra is missing), and why: warned about
 
 
@@ -77,13 +79,18 @@ def plan(config: EvalConfig) -> EvaluationPlan:
                     f"max_cost_usd needs a price for {name!r}, which the price table lacks: pass prices={{{name!r}: "
                     "{'input': ..., 'output': ..., 'cached_input': ...}} (USD per 1M tokens)"
                 )
+    with _option("executor"):
+        try:
+            executor = get_executor(config.executor, config.executor_options)
+        except TypeError as exc:  # an option the executor does not take
+            raise InvalidArgument(f"executor_options for {config.executor!r}: {exc}") from None
     if config.baseline is not None:
         from evalkit.tracking.client import TrackingClient
 
         with _option("baseline"):
             TrackingClient().get_run(config.baseline)  # an unknown baseline fails now, before any request
     return EvaluationPlan(config, dataset, template, chosen, [evaluator_info(e) for e in chosen], prices, model, judge,
-                          skipped)
+                          executor, skipped)
 
 
 def option_of(exc: BaseException) -> str | None:

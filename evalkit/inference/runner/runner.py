@@ -11,16 +11,21 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import BudgetExceeded, PermanentModelError, RetriesExhausted
 from evalkit.inference.cache import ResponseCache
+from evalkit.inference.executors.local import LocalExecutor
 from evalkit.inference.pricing import PriceTable
+from evalkit.inference.providers.base import ModelResponse
 from evalkit.inference.providers.callables import BatchCallableModel, RowCall
 from evalkit.inference.runner.caller import CallResult, ModelCaller, RetryPolicy
 from evalkit.inference.runner.progress import RunProgress
 from evalkit.inference.runner.ratelimit import RateLimits
 from evalkit.inference.runner.records import RowJob, RowOutcome, RowStatus
+
+if TYPE_CHECKING:
+    from evalkit.inference.executors.base import Executor
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,16 @@ class Runner:
         cache: ResponseCache | None = None,
         on_outcome: Callable[[RowOutcome], None] | None = None,
         progress: RunProgress | None = None,
+        executor: Executor | None = None,
+        model_source: Any = None,
     ) -> None:
         self.model = model
+        # What the model was built from (a URI or a function): executors rebuild it elsewhere.
+        self.model_source = model_source
         self.config = config
+        # Where the rows that missed the cache are answered: in this process, or on a cluster.
+        self.executor: Executor = executor or LocalExecutor()
+        self._slots: asyncio.Semaphore | None = None  # the concurrency, shared by every run() call
         self.caller = ModelCaller(model, params, prices, RateLimits(config.rpm, config.tpm), config.policy(0), cache)
         self.cache = self.caller.cache
         self.on_outcome = on_outcome or (lambda outcome: None)
@@ -115,20 +127,27 @@ class Runner:
                 self.progress.advance(error=outcome.status is RowStatus.FAILED, cached=outcome.cached,
                                       cost=None if outcome.cached else outcome.cost_usd)
 
-        if isinstance(self.model, BatchCallableModel):
-            await self._run_batches(jobs, record)
-            return outcomes
-
         pending = []
         for job in jobs:
-            hit = self.caller.cached(job.messages)
+            hit = None if isinstance(self.model, BatchCallableModel) else self.caller.cached(job.messages)
             if hit is not None:
                 record(_outcome(job, hit, hit.latency_s))
             else:
                 pending.append(job)
+        if pending:
+            await self.executor.answer(self, pending, record)
+        return outcomes
+
+    async def answer_here(self, jobs: list[RowJob], record: Callable[[RowOutcome], None]) -> None:
+        """Answer ``jobs`` in this process, ``concurrency`` at a time (what the local executor does)."""
+        if isinstance(self.model, BatchCallableModel):
+            await self._run_batches(jobs, record)
+            return
         # A wrong model name, key or parameter fails every row the same way: stop the whole run
         # at the first such answer (none of them is billed) instead of recording it N times.
-        semaphore = asyncio.Semaphore(self.config.concurrency)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.config.concurrency)
+        semaphore = self._slots
         queued_at = time.monotonic()
 
         async def answer(job: RowJob) -> tuple[RowOutcome, bool]:
@@ -141,7 +160,7 @@ class Runner:
                 record(outcome)
                 return outcome, True
 
-        tasks = [asyncio.ensure_future(answer(job)) for job in pending]
+        tasks = [asyncio.ensure_future(answer(job)) for job in jobs]
         try:
             for finished in asyncio.as_completed(tasks):
                 outcome, recorded = await finished
@@ -154,17 +173,51 @@ class Runner:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        return outcomes
+
+    @property
+    def answered_any(self) -> bool:
+        """Whether a row was answered: from then on, a refusal is that row's failure, not the run's."""
+        return self._answered_any
+
+    @answered_any.setter
+    def answered_any(self, value: bool) -> None:
+        self._answered_any = value
+
+    def book(self, estimate: float) -> bool:
+        """Book ``estimate`` USD against max_cost_usd before sending; False (and the run stops)
+        when it would break the budget. Give it back with ``release`` once the answer is in."""
+        if self.config.max_cost_usd is None:
+            return True
+        if self._stopped or self.spent + self.spent_elsewhere() + self._reserved + estimate > self.config.max_cost_usd:
+            self._stopped = self._stopped or "max_cost_usd"
+            return False
+        self._reserved += estimate
+        return True
+
+    def release(self, estimate: float) -> None:
+        self._reserved -= estimate
+
+    def skipped_for_budget(self, job: RowJob) -> RowOutcome:
+        return RowOutcome(job.index, RowStatus.SKIPPED, error_type="budget",
+                          error=f"not sent: the run stopped at max_cost_usd={self.config.max_cost_usd}")
+
+    def absorb(self, job: RowJob, outcome: RowOutcome) -> RowOutcome:
+        """An outcome answered elsewhere (a cluster worker), taken in as if answered here: priced
+        and counted in ``spent``, its answer put in this process's cache, the snapshot noted."""
+        if outcome.status is not RowStatus.OK or outcome.cached:
+            return outcome
+        response = ModelResponse(outcome.output or "", outcome.usage, outcome.model_snapshot)
+        result = self.caller.record(job.messages, self.caller.params, response, outcome.latency_s or 0.0,
+                                    outcome.attempts)
+        return _outcome(job, result, outcome.total_latency_s or 0.0)
 
     def _reserve(self, job: RowJob) -> float:
         """Book the job's estimated cost, or stop the run if it would break the budget."""
         if self.config.max_cost_usd is None:
             return 0.0
         estimate = self.caller.estimate_cost(job.messages) or 0.0
-        if self._stopped or self.spent + self.spent_elsewhere() + self._reserved + estimate > self.config.max_cost_usd:
-            self._stopped = self._stopped or "max_cost_usd"
+        if not self.book(estimate):
             raise BudgetExceeded
-        self._reserved += estimate
         return estimate
 
     async def _run_job(self, job: RowJob, queued_at: float) -> RowOutcome:
@@ -177,8 +230,7 @@ class Runner:
             finally:
                 self._reserved -= reserved
         except BudgetExceeded:
-            return RowOutcome(job.index, RowStatus.SKIPPED, error_type="budget",
-                              error=f"not sent: the run stopped at max_cost_usd={self.config.max_cost_usd}")
+            return self.skipped_for_budget(job)
         except RetriesExhausted as exc:
             return self._failed(job, queued_at, str(exc), "transient", exc.attempts)
         except PermanentModelError as exc:

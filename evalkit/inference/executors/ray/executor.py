@@ -1,0 +1,241 @@
+"""The driver side of the Ray executor.
+
+The runner in the driver has already answered what the cache holds; the rest is split here into
+batches (plain lists of rows: no Ray Data, whose pandas-3 splitting crashes) and fed to a pool of
+worker actors, each running evalkit's runner with its own client. Outcomes stream back and are
+recorded by the driver as they arrive: journalled, put in the driver's cache and priced there, so
+the run is logged exactly as a local one. The budget (max_cost_usd) is booked by the driver before
+a batch leaves, so it holds across workers; the rate limit is one limiter actor for all of them.
+
+A worker that dies loses only its rows in flight: they go back to the queue for the others, and a
+row whose batch died ``max_worker_failures`` times is recorded failed. When the driver dies, its
+actors die with it; the journal has every row it received, so a resume sends only the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from evalkit import plugins
+from evalkit.errors import InvalidArgument
+from evalkit.inference.executors.base import Executor
+from evalkit.inference.providers.base import PermanentModelError
+from evalkit.inference.runner.records import RowJob, RowOutcome, RowStatus
+from evalkit.redaction import redact_url
+
+if TYPE_CHECKING:
+    from evalkit.inference.runner.runner import Runner
+
+
+@dataclass
+class _Batch:
+    jobs: list[RowJob]
+    tries: int = 0
+
+
+@dataclass
+class RayStats:
+    """What the executor did, for tests and benchmarks: which worker process answered each row,
+    the batches sent and the workers lost."""
+
+    answered_by: dict[int, int] = field(default_factory=dict)  # row index: worker process id
+    batches: int = 0
+    workers_lost: int = 0
+
+
+class RayExecutor(Executor):
+    """Answers rows on a pool of Ray actors.
+
+    ``address``: the cluster (``"auto"``, ``"ray://host:10001"``; default: the cluster this process
+    is connected to, else ``$RAY_ADDRESS``, else a local one started here). ``num_workers``: actors
+    (default: one per ``cpus_per_worker`` CPUs of the cluster). ``batch_size``: rows per batch sent to
+    a worker. ``concurrency``: requests in flight per worker (default: evaluate's ``concurrency``).
+    ``limiter_block``: request slots a worker takes from the shared limiter at a time.
+    ``forward_env``: names of environment variables (e.g. ``["OPENAI_API_KEY"]``) to send to the
+    workers through Ray's runtime environment, for a cluster whose machines do not have them;
+    anyone who can inspect the cluster's jobs can read them there.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_workers: int | None = None, batch_size: int = 32,
+                 concurrency: int | None = None, cpus_per_worker: float = 1.0, limiter_block: int = 8,
+                 max_worker_failures: int = 2, forward_env: list[str] | tuple[str, ...] = ()) -> None:
+        plugins.require_extra("ray", "ray", "executor='ray'")
+        for option, value, low in (("num_workers", num_workers, 1), ("batch_size", batch_size, 1),
+                                   ("concurrency", concurrency, 1), ("limiter_block", limiter_block, 1),
+                                   ("max_worker_failures", max_worker_failures, 1)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+                raise InvalidArgument(f"executor_options[{option!r}] must be an integer of at least {low}, got {value!r}")
+        if not isinstance(cpus_per_worker, (int, float)) or cpus_per_worker <= 0:
+            raise InvalidArgument(f"executor_options['cpus_per_worker'] must be positive, got {cpus_per_worker!r}")
+        missing = [name for name in forward_env if name not in os.environ]
+        if missing:
+            raise InvalidArgument(f"executor_options['forward_env'] names variables that are not set: {', '.join(missing)}")
+        self.address = address
+        self.num_workers = num_workers
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.cpus_per_worker = cpus_per_worker
+        self.limiter_block = limiter_block
+        self.max_worker_failures = max_worker_failures
+        self.forward_env = tuple(forward_env)
+        self.stats = RayStats()
+        self._workers: list[Any] = []
+        self._limiter: Any = None
+
+    def params(self) -> dict[str, str]:
+        shown = {"executor": self.name, "executor_batch_size": str(self.batch_size)}
+        if self.address:
+            shown["executor_address"] = redact_url(self.address)
+        if self._workers:
+            shown["executor_workers"] = str(len(self._workers))
+        return shown
+
+    # ---- the pool ----------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        import ray
+
+        if not ray.is_initialized():
+            runtime_env = {"env_vars": {name: os.environ[name] for name in self.forward_env}} if self.forward_env else None
+            ray.init(address=self.address, include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
+        return ray
+
+    def _start(self, runner: Runner) -> None:
+        from evalkit.inference.executors.ray.limiter import ClusterLimiter
+        from evalkit.inference.executors.ray.worker import RowWorker, WorkerSpec
+
+        ray = self._connect()
+        if runner.model_source is None:
+            raise InvalidArgument("executor='ray' needs the model as a URI or a function, to build it on the workers")
+        count = self.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_worker))
+        config = runner.config
+        tag = uuid.uuid4().hex[:12]
+        self._limiter = ray.remote(ClusterLimiter).options(name=f"evalkit-limiter-{tag}", num_cpus=0).remote(
+            config.rpm, config.tpm)
+        spec = WorkerSpec(
+            model=runner.model_source, params=runner.caller.params, prices=runner.caller.prices,
+            concurrency=self.concurrency or config.concurrency, rpm=config.rpm, tpm=config.tpm,
+            max_attempts=config.max_attempts, timeout=config.timeout,
+            # the run's retry budget (one retry per row on average), shared out among the workers
+            retry_budget=runner.caller.policy.retry_budget // count + 1 if runner.caller.policy.retry_budget else 100,
+            limiter_block=self.limiter_block,
+        )
+        actor = ray.remote(RowWorker)
+        self._workers = [actor.options(name=f"evalkit-worker-{tag}-{i}", num_cpus=self.cpus_per_worker,
+                                       scheduling_strategy="SPREAD", max_restarts=0).remote(spec, self._limiter)
+                         for i in range(count)]
+
+    def close(self) -> None:
+        if not self._workers and self._limiter is None:
+            return
+        import ray
+
+        for handle in [*self._workers, self._limiter]:
+            if handle is not None:
+                ray.kill(handle)
+        self._workers, self._limiter = [], None
+
+    @property
+    def workers(self) -> list[Any]:
+        """The worker actors of the running evaluation (empty before the first batch and after close)."""
+        return list(self._workers)
+
+    @property
+    def limiter(self) -> Any:
+        return self._limiter
+
+    # ---- answering ---------------------------------------------------------------------------
+
+    async def answer(self, runner: Runner, jobs: list[RowJob], record: Callable[[RowOutcome], None]) -> None:
+        if not self._workers:
+            self._start(runner)
+        import ray.exceptions
+
+        queue = deque(_Batch(jobs[i:i + self.batch_size]) for i in range(0, len(jobs), self.batch_size))
+        changed = asyncio.Condition()
+        in_flight = 0
+        refusal: list[PermanentModelError] = []
+
+        def give_up(batch: _Batch, reason: str) -> None:
+            for job in batch.jobs:
+                record(RowOutcome(job.index, RowStatus.FAILED, error=reason, error_type="transient", attempts=batch.tries))
+
+        async def next_batch() -> _Batch | None:
+            nonlocal in_flight
+            async with changed:
+                await changed.wait_for(lambda: queue or not in_flight or refusal)
+                if not queue or refusal:
+                    return None
+                in_flight += 1  # taken under the lock: no loop ends while a batch may come back
+                return queue.popleft()
+
+        async def drive(worker: Any) -> None:
+            nonlocal in_flight
+            while (batch := await next_batch()) is not None:
+                sendable, booked = self._book(runner, batch, record)
+                received: set[int] = set()
+                try:
+                    if not sendable:
+                        continue
+                    self.stats.batches += 1
+                    stream = worker.answer.options(num_returns="streaming").remote(sendable, runner.answered_any)
+                    async for ref in stream:
+                        pid, outcomes = await ref
+                        for outcome in outcomes:
+                            received.add(outcome.index)
+                            runner.release(booked.pop(outcome.index, 0.0))
+                            self.stats.answered_by[outcome.index] = pid
+                            record(runner.absorb(jobs_by_index[outcome.index], outcome))
+                except ray.exceptions.RayActorError as exc:
+                    # The worker is gone: its unanswered rows go to the others (or fail, after
+                    # max_worker_failures), and this driver loop ends with it.
+                    self.stats.workers_lost += 1
+                    rest = _Batch([j for j in sendable if j.index not in received], batch.tries + 1)
+                    if rest.jobs and rest.tries >= self.max_worker_failures:
+                        give_up(rest, f"its Ray worker died {rest.tries} times: {type(exc).__name__}")
+                    elif rest.jobs:
+                        queue.append(rest)
+                    return
+                except Exception as exc:
+                    cause = getattr(exc, "cause", exc)
+                    if not isinstance(cause, PermanentModelError):
+                        raise
+                    if runner.answered_any:  # answered meanwhile elsewhere: these rows go again as failures
+                        queue.append(_Batch([j for j in sendable if j.index not in received], batch.tries))
+                    else:
+                        refusal.append(cause)
+                finally:
+                    for estimate in booked.values():
+                        runner.release(estimate)
+                    in_flight -= 1
+                    async with changed:
+                        changed.notify_all()
+
+        jobs_by_index = {job.index: job for job in jobs}
+        await asyncio.gather(*(drive(worker) for worker in self._workers))
+        if refusal:
+            raise PermanentModelError(str(refusal[0]))
+        while queue:  # every worker died
+            give_up(queue.popleft(), "no Ray worker was left to answer it")
+
+    def _book(self, runner: Runner, batch: _Batch, record: Callable[[RowOutcome], None]) -> tuple[list[RowJob], dict[int, float]]:
+        """The rows of ``batch`` that fit the budget, booked; the others are recorded skipped."""
+        if runner.config.max_cost_usd is None:
+            return batch.jobs, {}
+        sendable, booked = [], {}
+        for job in batch.jobs:
+            estimate = runner.caller.estimate_cost(job.messages) or 0.0
+            if runner.book(estimate):
+                sendable.append(job)
+                booked[job.index] = estimate
+            else:
+                record(runner.skipped_for_budget(job))
+        return sendable, booked
