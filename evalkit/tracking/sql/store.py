@@ -1,11 +1,9 @@
-"""The SQL tracking store: experiments, runs, params, metrics and tags in SQLite or PostgreSQL."""
+"""The SQL tracking store: experiments, runs, params, metrics and tags in SQLite or PostgreSQL,
+and the model registry (``sql/registry.py``)."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import getpass
-import json
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -38,6 +36,8 @@ from evalkit.tracking.sql.engine import (
     create_store_engine,
     write_transaction,
 )
+from evalkit.tracking.sql.paging import decode_page_token, encode_page_token
+from evalkit.tracking.sql.registry import SqlRegistry, os_user
 from evalkit.tracking.sql.search import compile_filter, order_clauses
 from evalkit.tracking.store import (
     SEARCH_MAX_RESULTS,
@@ -63,7 +63,7 @@ CHECKPOINT_DELAY_SECONDS = 1.0
 __all__ = ["SqlStore"]
 
 
-class SqlStore(TrackingStore):
+class SqlStore(SqlRegistry, TrackingStore):
     """The tracking store in SQLite or PostgreSQL. Every call is one transaction: nothing is
     buffered here (``BufferedStore`` adds that), so a value is stored when the call returns.
 
@@ -257,7 +257,7 @@ class SqlStore(TrackingStore):
         }
         run_id = uuid.uuid4().hex
         started = start_time if start_time is not None else now_ms()
-        user = _user_id()
+        user = os_user()
 
         def work(conn: Connection) -> str:
             experiment = self._require_experiment(conn, pk, active=True)
@@ -460,7 +460,7 @@ class SqlStore(TrackingStore):
             raise InvalidArgument(f"max_results must be an integer from 1 to {SEARCH_MAX_RESULTS}, got {max_results!r}")
         expression = parse_filter(filter_string)
         orders = parse_order_by(order_by)
-        offset = _decode_page_token(page_token)
+        offset = decode_page_token(page_token)
         condition = and_(
             t.runs.c.experiment_id.in_([_experiment_pk(e) for e in experiment_ids]),
             _lifecycle_condition(t.runs.c.lifecycle_stage, ViewType(view_type)),
@@ -473,7 +473,7 @@ class SqlStore(TrackingStore):
             rows = conn.execute(query).all()
             more = len(rows) > max_results
             runs = self._load_runs(conn, rows[:max_results])
-        return runs, _encode_page_token(offset + max_results) if more else None
+        return runs, encode_page_token(offset + max_results) if more else None
 
     def close(self) -> None:
         """Copy the SQLite write-ahead log into the database file (so the .db file alone holds
@@ -500,13 +500,6 @@ def _checked_batch(
         if previous != param.value:
             raise param_change_error(run_id, param.key, previous, param.value)
     return metric_list, param_values, {tag.key: tag.value for tag in map(checked_tag, tags)}
-
-
-def _user_id() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers; the field is optional
-        return None
 
 
 def _experiment_pk(experiment_id: str | int) -> int:
@@ -582,19 +575,3 @@ def _upsert_latest(conn: Connection, rows: list[dict[str, Any]]) -> None:
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _encode_page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def _decode_page_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        if isinstance(offset, int) and offset >= 0:
-            return offset
-    except (ValueError, KeyError, TypeError):
-        pass
-    raise InvalidArgument(f"invalid page token {token!r}")
