@@ -101,7 +101,8 @@ def _load_prompt(_ctx: click.Context, _param: click.Parameter, path: Path | None
 
 
 @click.command("evaluate")
-@click.option("--model", "-m", help="Model URI, e.g. openai:/gpt-4o or evalkit:/extractive.")
+@click.option("--model", "-m", help="Model URI, e.g. openai:/gpt-4o or evalkit:/extractive, or a model bundle: "
+                                   "models:/NAME/VERSION, models:/NAME/STAGE, models:/NAME@ALIAS, runs:/RUN_ID/PATH.")
 @click.option("--data", "-d", type=click.Path(dir_okay=False), help="CSV, JSONL or Parquet file.")
 @click.option("--targets", "-t", default=None, help="Column holding the expected answers.")
 @click.option("--predictions", default=None, help="Column of answers computed elsewhere (instead of --model).")
@@ -143,10 +144,13 @@ def evaluate_command(model: str | None, data: str | None, targets: str | None, p
 
     if resume:
         logged = TrackingClient(create=False).get_run(resume).data.params
-        model = model or logged.get("model_uri")
+        # A bundle's run resumes with the same bundle version, which brings its own prompt and params.
+        source = logged.get("model_source")
+        model = model or source or logged.get("model_uri")
         data = data or logged.get("data_path")
         targets = targets or logged.get("targets_column")
-        params = params or json.loads(logged.get("inference_params", "{}"))
+        if not source:
+            params = params or json.loads(logged.get("inference_params", "{}"))
     if not data:
         raise click.UsageError("--data is required (or --resume RUN_ID of a run that recorded its data path)")
     if not model and not predictions:

@@ -9,6 +9,7 @@ import click
 from evalkit import __version__
 from evalkit.cli.evaluate import evaluate_command
 from evalkit.cli.experiments import experiments
+from evalkit.cli.models import models
 from evalkit.cli.report import report_command
 from evalkit.cli.runs import runs
 from evalkit.cli.suite import history_command, run_command
@@ -36,6 +37,7 @@ cli.add_command(report_command)
 cli.add_command(experiments)
 cli.add_command(run_command)
 cli.add_command(history_command)
+cli.add_command(models)
 
 
 def main() -> None:

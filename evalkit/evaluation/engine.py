@@ -58,6 +58,8 @@ from evalkit.inference.runner.progress import RunProgress
 from evalkit.inference.runner.ratelimit import RateLimits
 from evalkit.inference.runner.records import RowJob, RowOutcome, RowStatus
 from evalkit.inference.runner.runner import Runner, RunnerConfig
+from evalkit.models.evaluation import open_bundle
+from evalkit.models.resolve import is_bundle_uri
 from evalkit.redaction import redact
 from evalkit.tracking import fluent, run_tags
 from evalkit.tracking.artifacts import ArtifactRepository, join_artifact_uri
@@ -65,6 +67,7 @@ from evalkit.tracking.artifacts.local import LocalArtifactRepository
 from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.clock import now_ms
 from evalkit.tracking.provenance import git_commit
+from evalkit.tracking.registry import BUNDLE_HASH_PARAM
 from evalkit.tracking.uri import default_tracking_uri, parse_tracking_uri
 
 RESULTS_TABLE = "eval_results_table"
@@ -122,7 +125,9 @@ def evaluate(
     """Run ``model`` over ``data``, score the answers, and log it all as a run.
 
     ``model`` is a model URI (``"openai:/gpt-4o"``, ``"openai:/llama3?base_url=http://host:8000/v1"``,
-    ``"evalkit:/extractive"``), a Python function (per row, sync or async), ``batch(fn, size)``
+    ``"evalkit:/extractive"``), a logged or registered model bundle (``"models:/RAGBot@champion"``,
+    ``"models:/RAGBot/Production"``, ``"runs:/<run_id>/model"``: its model runs with its prompt and
+    params, and the run records the bundle's version and hash), a Python function (per row, sync or async), ``batch(fn, size)``
     for a function over lists, or None with ``predictions="<column>"`` for answers computed elsewhere.
     ``data`` is a DataFrame, a ``datasets.Dataset`` or a CSV/JSONL/Parquet path with an
     ``inputs`` (or ``question``) column and optionally ``contexts`` and targets.
@@ -146,6 +151,11 @@ def evaluate(
     ``InvalidArgument`` naming it. A row whose call still fails after its retries is recorded
     with its error and counted in ``error_count``; it is never dropped.
     """
+    bundle_params: dict[str, str] = {}
+    if is_bundle_uri(model):
+        bundle = open_bundle(model, prompt, inference_params)  # type: ignore[arg-type]
+        model, prompt, inference_params, bundle_params = (bundle.model, bundle.prompt, bundle.inference_params,
+                                                          bundle.run_params)
     dataset = load_dataset(data, targets=targets, predictions=predictions, col_mapping=col_mapping)
     if model is None and dataset.prediction_column is None:
         raise InvalidArgument("evaluate() needs a model, or predictions='<column>' holding answers computed elsewhere")
@@ -188,6 +198,7 @@ def evaluate(
         journal = JournalLocation(artifacts, run_id)
         run_params = _run_params(dataset, chat_model, template, params, chosen, model_type, data, cache_mode,
                                  concurrency, rpm, tpm, price_table)
+        run_params.update(bundle_params)
         if judge_model is not None:
             run_params.update(judge_uri=judge_model.uri,
                               judge_params=json.dumps(public_params(judge_inference), sort_keys=True))
@@ -542,7 +553,7 @@ def _run_params(dataset: EvalDataset, model: Any, template: PromptTemplate, para
 
 
 # Params that must agree for a resumed run to continue where it stopped.
-_RESUME_KEYS = ("model_uri", "inference_params", "prompt_digest", "dataset_digest")
+_RESUME_KEYS = ("model_uri", "inference_params", "prompt_digest", "dataset_digest", BUNDLE_HASH_PARAM)
 
 
 def _check_resume_matches(client: TrackingClient, run_id: str, run_params: dict[str, str]) -> dict[str, str]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from evalkit.errors import InvalidArgument
+from evalkit.errors import InvalidArgument, NotFound
 from evalkit.evaluation.data import EvalDataset, load_dataset, read_frame
 from evalkit.evaluation.prompts import resolve_prompt
 from evalkit.evaluation.registry import resolve_evaluators
@@ -18,6 +18,8 @@ from evalkit.evaluation.scoring import Evaluator, Score, evaluator_info
 from evalkit.inference.params_check import check_inference_params, parse_rate_limit
 from evalkit.inference.providers.resolve import parse_model_uri
 from evalkit.inference.runner.records import RowOutcome, RowStatus
+from evalkit.models.evaluation import open_bundle
+from evalkit.models.resolve import is_bundle_uri
 from evalkit.suite.config import Suite, problem
 from evalkit.suite.expressions import resolve_metric
 from evalkit.suite.gates import row_values
@@ -52,12 +54,19 @@ def preflight(suite: Suite) -> dict[str, Prepared]:
     _check(suite, ("rate_limit",), lambda: parse_rate_limit(spec.rate_limit))
     _check(suite, ("judge_rate_limit",), lambda: parse_rate_limit(spec.judge_rate_limit))
     for i, model in enumerate(spec.models):
-        _check(suite, ("models", i, "uri"), lambda m=model: parse_model_uri(m.uri))
+        prompt = model.prompt
+        if is_bundle_uri(model.uri):
+            try:
+                prompt = open_bundle(model.uri, model.prompt, model.params).prompt
+            except (InvalidArgument, NotFound) as exc:
+                raise problem(suite, ("models", i, "uri"), str(exc)) from None
+        else:
+            _check(suite, ("models", i, "uri"), lambda m=model: parse_model_uri(m.uri))
         _check(suite, ("models", i, "params"), lambda m=model: check_inference_params(m.params))
         for name, item in prepared.items():
             has_contexts = item.dataset.context_column is not None
             _check(suite, ("models", i, "prompt"),
-                   lambda m=model, d=item, c=has_contexts: resolve_prompt(m.prompt, c).check(_first_row(d)),
+                   lambda p=prompt, d=item, c=has_contexts: resolve_prompt(p, c).check(_first_row(d)),
                    f" (dataset {name})")
 
     for i, item in enumerate(spec.datasets):
