@@ -13,7 +13,11 @@ from evalkit.inference.providers.callables import batch
 from evalkit.models.bundle import load_bundle
 from evalkit.models.flavors.llm import LLMModel, import_entrypoint
 from evalkit.models.resolve import locate
-from evalkit.tracking.registry import BUNDLE_HASH_PARAM, REGISTERED_NAME_PARAM, REGISTERED_VERSION_PARAM
+from evalkit.tracking.registry import (
+    BUNDLE_HASH_PARAM,
+    REGISTERED_NAME_PARAM,
+    REGISTERED_VERSION_PARAM,
+)
 
 MODEL_SOURCE_PARAM = "model_source"  # the bundle URI pinned to its version: models:/RAGBot/3
 MODEL_FLAVOR_PARAM = "model_flavor"

@@ -16,7 +16,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from evalkit.entities import ModelVersion, ModelVersionEvent, RegisteredModel, Run, Stage
+from evalkit.entities import (
+    ModelVersion,
+    ModelVersionEvent,
+    RegisteredModel,
+    Run,
+    Stage,
+)
 from evalkit.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
 from evalkit.tracking.clock import now_ms
 from evalkit.tracking.registry import (
