@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
@@ -131,10 +132,16 @@ def promote_command(name: str, version: str, target: str, suite_file: Path | Non
 @models.command("history")
 @click.argument("name")
 @click.option("--version", default=None, help="Only the events about this version.")
+@click.option("--at", "at", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+              default=None, help="Instead, the stages and aliases as they were at this UTC time (end of day for a date).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def history_command(name: str, version: str | None, as_json: bool) -> None:
-    """Every stage transition, alias move and evidence-rule change of NAME, oldest first."""
+def history_command(name: str, version: str | None, at: datetime | None, as_json: bool) -> None:
+    """Every stage transition, alias move and evidence-rule change of NAME, oldest first; with
+    --at, which versions were in each stage and where each alias pointed at that time."""
     events = TrackingClient(create=False).get_model_version_history(name, version)
+    if at is not None:
+        _print_state(name, events, at, as_json)
+        return
     if as_json:
         print_json([e.to_dict() for e in events])
         return
@@ -142,6 +149,23 @@ def history_command(name: str, version: str | None, as_json: bool) -> None:
              "" if e.version is None else e.version, e.from_value or "-", e.to_value or "-", e.user_id or "",
              e.evidence_run_id or "") for e in events]
     print_table(f"history of {name}", ["when", "what", "version", "from", "to", "who", "evidence run"], rows)
+
+
+def _print_state(name: str, events: list, at: datetime, as_json: bool) -> None:
+    from evalkit.entities import Stage
+    from evalkit.models.history import state_at
+
+    if at.hour == at.minute == at.second == 0:
+        at = at + timedelta(days=1) - timedelta(milliseconds=1)  # a date means the end of that day
+    state = state_at(events, int(at.replace(tzinfo=timezone.utc).timestamp() * 1000))
+    rows = [(stage.value, ", ".join(f"v{v}" for v in state.in_stage(stage)) or "-")
+            for stage in Stage if stage is not Stage.NONE]
+    rows += [(f"@{alias}", f"v{version}") for alias, version in sorted(state.aliases.items())]
+    if as_json:
+        print_json({"at": at.isoformat(), "stages": {s: v for s, v in rows if not s.startswith("@")},
+                    "aliases": state.aliases})
+        return
+    print_table(f"{name} at {at:%Y-%m-%d %H:%M:%S} UTC", ["stage or alias", "versions"], rows)
 
 
 def _quoted(text: str) -> str:

@@ -3,13 +3,18 @@ history, the evidence rule, searches, and bad input refused with nothing half-wr
 
 from __future__ import annotations
 
+import json
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import evalkit as ek
+from evalkit.cli.main import cli
 from evalkit.entities import ModelVersion, ModelVersionEvent, RegisteredModel
+from evalkit.models.history import state_at
 from evalkit.suite import tags as suite_tags
 from evalkit.tracking.registry import BUNDLE_HASH_PARAM
 
@@ -69,7 +74,7 @@ def test_versions_stages_and_aliases(two_versions):
     assert ek.load_model("models:/RAGBot/latest").spec.retrieval == {"top_k": 3}
 
 
-def test_every_stage_transition_and_alias_move_is_in_the_history(two_versions):
+def test_every_stage_transition_and_alias_move_is_in_the_history(two_versions, tracking_uri):
     client, _, _ = two_versions
     client.transition_model_version_stage("RAGBot", 1, "Production")
     client.set_registered_model_alias("RAGBot", "champion", 1)
@@ -87,11 +92,15 @@ def test_every_stage_transition_and_alias_move_is_in_the_history(two_versions):
     ]
     assert all(e.user_id and e.timestamp > 0 for e in events)
     assert [e.to_value for e in client.get_model_version_history("RAGBot", 1)] == ["Production", "1", "Archived", "2"]
-    # Which version was in Production at a given time: replay the history up to it.
-    middle = events[1].timestamp
-    in_production = {e.version for e in events if e.kind == "stage" and e.timestamp <= middle
-                     and e.to_value == "Production"}
-    assert in_production == {1}
+    # Which version was in Production at a given time, and where the alias pointed.
+    then = state_at(events, events[1].timestamp)
+    assert (then.in_stage("Production"), then.aliases) == ([1], {"champion": 1})
+    now = state_at(events, events[-1].timestamp)
+    assert (now.in_stage("Production"), now.in_stage("Archived"), now.aliases) == ([2], [1], {})
+    day = datetime.fromtimestamp(events[-1].timestamp / 1000, tz=timezone.utc)
+    shown = CliRunner().invoke(cli, ["--tracking-uri", tracking_uri, "models", "history", "RAGBot", "--json", "--at", f"{day:%Y-%m-%d}"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["stages"] == {"Staging": "-", "Production": "v2", "Archived": "v1"}
 
 
 def test_promotion_that_requires_evidence(two_versions):
