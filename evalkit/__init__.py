@@ -50,11 +50,15 @@ _LAZY: dict[str, str] = {
     "Score": "evalkit.evaluation.scoring",
     "evaluator": "evalkit.evaluation.scoring",
     "TrackingClient": "evalkit.tracking.client",
+    "ModelInfo": "evalkit.models.api",
+    "log_model": "evalkit.models.api",
+    "load_model": "evalkit.models.api",
+    "register_model": "evalkit.models.api",
     "get_tracking_uri": "evalkit.tracking.stores",
     "set_tracking_uri": "evalkit.tracking.stores",
 }
 # Submodules reachable as attributes (``ek.scoring.Score``), by their full module name.
-_SUBMODULES = {"scoring": "evalkit.evaluation.scoring"}
+_SUBMODULES = {"scoring": "evalkit.evaluation.scoring", "pyfunc": "evalkit.pyfunc"}
 
 
 def __getattr__(name: str) -> Any:
@@ -75,10 +79,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
+    from evalkit import pyfunc
     from evalkit.evaluation import scoring
     from evalkit.evaluation.engine import EvaluationResult, evaluate
     from evalkit.evaluation.scoring import EvalRow, Score, evaluator
     from evalkit.inference.providers.callables import batch
+    from evalkit.models.api import ModelInfo, load_model, log_model, register_model
     from evalkit.tracking.client import TrackingClient
     from evalkit.tracking.fluent import (
         ActiveRun,
@@ -115,7 +121,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActiveRun", "AlreadyExists", "EvalRow", "EvaluationFailed", "EvaluationResult", "EvaluationWarning", "Score", "batch", "evaluate", "evaluator", "scoring", "EvalkitError", "Experiment", "FileInfo", "FilterSyntaxError",
+    "ActiveRun", "AlreadyExists", "EvalRow", "EvaluationFailed", "EvaluationResult", "EvaluationWarning", "Score", "batch", "evaluate", "evaluator", "scoring",
+    "ModelInfo", "load_model", "log_model", "pyfunc", "register_model", "EvalkitError", "Experiment", "FileInfo", "FilterSyntaxError",
     "InvalidArgument", "InvalidState", "LifecycleStage", "Metric", "MissingExtra", "NotFound", "Param", "Run", "RunData",
     "RunInfo", "RunStatus", "RunTag", "StoreUnavailable", "TrackingClient", "ViewType", "__version__",
     "active_run", "create_experiment", "delete_experiment", "delete_run", "end_run", "flush",

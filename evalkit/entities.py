@@ -195,3 +195,113 @@ class FileInfo:
     def from_dict(cls, data: dict[str, Any]) -> FileInfo:
         size = data.get("file_size")
         return cls(data["path"], bool(data["is_dir"]), None if size is None else int(size))
+
+
+# ---- the model registry ----------------------------------------------------------------------
+
+
+class Stage(str, enum.Enum):
+    """The stage a model version is in. Each version is in exactly one; a new version is in NONE."""
+
+    NONE = "None"
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+    ARCHIVED = "Archived"
+
+
+@dataclass
+class ModelVersion:
+    """One registered version of a model: an immutable bundle (``source``, ``bundle_hash``) with
+    a stage, aliases, tags and a description. ``version`` counts from 1 and is never reused."""
+
+    name: str
+    version: int
+    creation_timestamp: int
+    last_updated_timestamp: int
+    current_stage: str
+    source: str
+    run_id: str | None
+    bundle_hash: str
+    flavor: str
+    description: str = ""
+    user_id: str | None = None
+    status: str = "READY"
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "creation_timestamp": self.creation_timestamp,
+                "last_updated_timestamp": self.last_updated_timestamp, "current_stage": self.current_stage,
+                "source": self.source, "run_id": self.run_id, "bundle_hash": self.bundle_hash, "flavor": self.flavor,
+                "description": self.description, "user_id": self.user_id, "status": self.status,
+                "tags": dict(self.tags), "aliases": list(self.aliases)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelVersion:
+        return cls(data["name"], int(data["version"]), int(data["creation_timestamp"]),
+                   int(data["last_updated_timestamp"]), data["current_stage"], data["source"], data.get("run_id"),
+                   data["bundle_hash"], data["flavor"], data.get("description") or "", data.get("user_id"),
+                   data.get("status", "READY"), dict(data.get("tags") or {}), list(data.get("aliases") or []))
+
+
+@dataclass
+class RegisteredModel:
+    """A named model: its versions are numbered 1, 2, ...; ``aliases`` maps each alias to a version;
+    ``latest_versions`` holds the newest version in each stage; ``evidence_required`` lists the
+    stages (``Production``) and aliases (``@champion``) a version only reaches with evidence."""
+
+    name: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, int] = field(default_factory=dict)
+    latest_versions: list[ModelVersion] = field(default_factory=list)
+    evidence_required: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "creation_timestamp": self.creation_timestamp,
+                "last_updated_timestamp": self.last_updated_timestamp, "description": self.description,
+                "tags": dict(self.tags), "aliases": dict(self.aliases),
+                "latest_versions": [v.to_dict() for v in self.latest_versions],
+                "evidence_required": list(self.evidence_required)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RegisteredModel:
+        return cls(data["name"], int(data["creation_timestamp"]), int(data["last_updated_timestamp"]),
+                   data.get("description") or "", dict(data.get("tags") or {}),
+                   {k: int(v) for k, v in (data.get("aliases") or {}).items()},
+                   [ModelVersion.from_dict(v) for v in data.get("latest_versions") or []],
+                   list(data.get("evidence_required") or []))
+
+
+@dataclass(frozen=True)
+class ModelVersionEvent:
+    """One entry of a registered model's history: a stage transition (``kind="stage"``: version
+    ``version`` went from stage ``from_value`` to ``to_value``), an alias move (``kind="alias"``,
+    ``alias`` set: it pointed at version ``from_value`` and now at ``to_value``, None when unset),
+    or a change of the evidence rule (``kind="evidence_rule"``, values are comma-separated lists).
+    ``user_id`` is who did it, ``timestamp`` when (ms since the epoch), ``evidence_run_id`` the
+    run that justified it, if any."""
+
+    name: str
+    kind: str
+    version: int | None
+    from_value: str | None
+    to_value: str | None
+    timestamp: int
+    user_id: str | None = None
+    alias: str | None = None
+    evidence_run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "version": self.version, "from_value": self.from_value,
+                "to_value": self.to_value, "timestamp": self.timestamp, "user_id": self.user_id,
+                "alias": self.alias, "evidence_run_id": self.evidence_run_id}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelVersionEvent:
+        version = data.get("version")
+        return cls(data["name"], data["kind"], None if version is None else int(version), data.get("from_value"),
+                   data.get("to_value"), int(data["timestamp"]), data.get("user_id"), data.get("alias"),
+                   data.get("evidence_run_id"))

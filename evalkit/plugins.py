@@ -6,6 +6,7 @@
 - ``evalkit.reports``: the HTML report renderer (``html``);
 - ``evalkit.model_providers``: a ChatModel factory per model URI scheme;
 - ``evalkit.executors``: where evaluate() answers rows (``local``, ``ray``), an Executor factory per name.
+- ``evalkit.model_flavors``: a model bundle flavor per name (``llm = "evalkit.models.flavors.llm:LLMFlavor"``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ EVALUATOR_FAMILIES = "evalkit.evaluator_families"
 REPORTS = "evalkit.reports"
 MODEL_PROVIDERS = "evalkit.model_providers"
 EXECUTORS = "evalkit.executors"
-GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODEL_PROVIDERS, EXECUTORS)
+MODEL_FLAVORS = "evalkit.model_flavors"
+GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODEL_PROVIDERS, EXECUTORS, MODEL_FLAVORS)
 
 
 def require_extra(module: str, extra: str, what: str) -> None:

@@ -18,6 +18,7 @@ EXPORTED = [
     "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric", "log_metrics", "log_param",
     "log_params", "log_table", "log_text", "restore_run", "scoring", "search_experiments", "search_runs",
     "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "start_run",
+    "ModelInfo", "load_model", "log_model", "pyfunc", "register_model",
 ]
 
 

@@ -104,7 +104,8 @@ def _options() -> list[click.Parameter]:
     from evalkit.inference.cache import CacheMode
 
     return [
-        _option("model", "--model", "-m", help="Model URI, e.g. openai:/gpt-4o or evalkit:/extractive."),
+        _option("model", "--model", "-m", help="Model URI, e.g. openai:/gpt-4o or evalkit:/extractive, or a model bundle: "
+                                               "models:/NAME/VERSION, models:/NAME/STAGE, models:/NAME@ALIAS, runs:/RUN_ID/PATH."),
         _option("data", "--data", "-d", type=click.Path(dir_okay=False), help="CSV, JSONL or Parquet file."),
         _option("targets", "--targets", "-t"),
         _option("predictions", "--predictions", help="Column of answers computed elsewhere (instead of --model)."),
@@ -194,10 +195,13 @@ def evaluate_config(rpm: float | None, tpm: float | None, **options: Any) -> Eva
 
     if options["resume"]:
         logged = TrackingClient(create=False).get_run(options["resume"]).data.params
-        options["model"] = options["model"] or logged.get("model_uri")
+        # A bundle's run resumes with the same bundle version, which brings its own prompt and params.
+        source = logged.get("model_source")
+        options["model"] = options["model"] or source or logged.get("model_uri")
         options["data"] = options["data"] or logged.get("data_path")
         options["targets"] = options["targets"] or logged.get("targets_column")
-        options["inference_params"] = options["inference_params"] or json.loads(logged.get("inference_params", "{}"))
+        if not source:
+            options["inference_params"] = options["inference_params"] or json.loads(logged.get("inference_params", "{}"))
     if not options["data"]:
         raise click.UsageError("--data is required (or --resume RUN_ID of a run that recorded its data path)")
     options["evaluators"], options["extra_metrics"] = options["evaluators"]

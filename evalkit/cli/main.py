@@ -10,6 +10,7 @@ from evalkit import __version__
 from evalkit.cli.evaluate import evaluate_command
 from evalkit.cli.experiments import experiments
 from evalkit.cli.import_mlflow import import_mlflow_command
+from evalkit.cli.models import models
 from evalkit.cli.report import report_command
 from evalkit.cli.runs import runs
 from evalkit.cli.server import server_command, ui_command
@@ -41,6 +42,7 @@ cli.add_command(history_command)
 cli.add_command(server_command)
 cli.add_command(ui_command)
 cli.add_command(import_mlflow_command)
+cli.add_command(models)
 
 
 def main() -> None:

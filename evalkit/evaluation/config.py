@@ -59,10 +59,13 @@ def _rule(check: Callable[[Any], Any]) -> BeforeValidator:
 
 
 def check_model_uri(uri: Any) -> str:
-    """A model URI, parsed to check it (the URI is kept as given; the model is built by plan)."""
+    """A model URI, parsed to check it (the URI is kept as given; the model is built by plan). A
+    model bundle's URI (``models:/...``, ``runs:/...``) is resolved by plan, which reads the store."""
     from evalkit.inference.providers.resolve import parse_model_uri
+    from evalkit.models.resolve import is_bundle_uri
 
-    parse_model_uri(uri)
+    if not is_bundle_uri(uri):
+        parse_model_uri(uri)
     return uri
 
 

@@ -63,6 +63,7 @@ from evalkit.tracking.artifacts.local import LocalArtifactRepository
 from evalkit.tracking.client import TrackingClient
 from evalkit.tracking.clock import now_ms
 from evalkit.tracking.provenance import git_commit
+from evalkit.tracking.registry import BUNDLE_HASH_PARAM
 from evalkit.tracking.uri import default_tracking_uri, parse_tracking_uri
 
 RESULTS_TABLE = "eval_results_table"
@@ -143,6 +144,7 @@ def execute(plan: EvaluationPlan) -> EvaluationResult:
         journal = JournalLocation(artifacts, run_id)
         run_params = _run_params(dataset, chat_model, plan.template, params, chosen, config.model_type, data,
                                  cache_mode, concurrency, rate_limit, plan.prices)
+        run_params.update(plan.bundle_params)
         if chat_model is not None:
             run_params.update(plan.executor.params())
         if judge_model is not None:
@@ -488,7 +490,7 @@ def _run_params(dataset: EvalDataset, model: Any, template: PromptTemplate, para
 
 
 # Params that must agree for a resumed run to continue where it stopped.
-_RESUME_KEYS = ("model_uri", "inference_params", "prompt_digest", "dataset_digest")
+_RESUME_KEYS = ("model_uri", "inference_params", "prompt_digest", "dataset_digest", BUNDLE_HASH_PARAM)
 
 
 def _check_resume_matches(client: TrackingClient, run_id: str, run_params: dict[str, str]) -> dict[str, str]:

@@ -28,6 +28,8 @@ from evalkit.inference.providers.callables import (
     batch,
 )
 from evalkit.inference.providers.resolve import build_model, parse_model_uri
+from evalkit.models.evaluation import open_bundle
+from evalkit.models.resolve import is_bundle_uri
 
 
 @dataclass
@@ -44,6 +46,7 @@ class EvaluationPlan:
     judge: ChatModel | None
     executor: Executor  # answers the rows that need a request (see evalkit.inference.executors)
     skipped: list[str]  # default evaluators left out (an extra is missing), and why: warned about
+    bundle_params: dict[str, str]  # for a model bundle (models:/, runs:/): its source, version and hash
 
 
 def plan(config: EvalConfig) -> EvaluationPlan:
@@ -52,6 +55,14 @@ def plan(config: EvalConfig) -> EvaluationPlan:
     Raises InvalidArgument naming the value at fault (NotFound for an unknown baseline run);
     :func:`option_of` says which option of the config the error came from.
     """
+    bundle_params: dict[str, str] = {}
+    if is_bundle_uri(config.model):
+        with _option("model"):
+            bundle = open_bundle(config.model, config.prompt, config.inference_params)
+        # The run evaluates the bundle's own model, prompt and params (checked by EvalConfig's rules).
+        config = EvalConfig.build(**{**dict(config), "model": bundle.model, "prompt": bundle.prompt,
+                                     "inference_params": bundle.inference_params})
+        bundle_params = bundle.run_params
     with _option("data"):
         dataset = load_dataset(config.data, targets=config.targets, predictions=config.predictions,
                                col_mapping=config.col_mapping)
@@ -90,7 +101,7 @@ def plan(config: EvalConfig) -> EvaluationPlan:
         with _option("baseline"):
             TrackingClient().get_run(config.baseline)  # an unknown baseline fails now, before any request
     return EvaluationPlan(config, dataset, template, chosen, [evaluator_info(e) for e in chosen], prices, model, judge,
-                          executor, skipped)
+                          executor, skipped, bundle_params)
 
 
 def option_of(exc: BaseException) -> str | None:

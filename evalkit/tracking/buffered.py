@@ -35,7 +35,13 @@ from evalkit.entities import (
     RunTag,
     ViewType,
 )
-from evalkit.tracking.store import HISTORY_PAGE_MAX, RunStats, TrackingStore, run_status
+from evalkit.tracking.store import (
+    HISTORY_PAGE_MAX,
+    REGISTRY_OPERATIONS,
+    RunStats,
+    TrackingStore,
+    run_status,
+)
 from evalkit.tracking.validation import (
     checked_metric,
     checked_param,
@@ -409,6 +415,23 @@ class BufferedStore(TrackingStore):
                 self._wake.set()
                 _live_stores.discard(self)
             self.inner.close()
+
+
+def _forward(name: str) -> Any:
+    """A registry operation of the wrapped store, after a flush: a promotion reads its evidence
+    run, which must hold every value logged before it."""
+
+    def forwarded(self: BufferedStore, *args: Any, **kwargs: Any) -> Any:
+        self.flush()
+        return getattr(self.inner, name)(*args, **kwargs)
+
+    forwarded.__name__ = name
+    forwarded.__doc__ = getattr(TrackingStore, name).__doc__
+    return forwarded
+
+
+for _name in REGISTRY_OPERATIONS:
+    setattr(BufferedStore, _name, _forward(_name))
 
 
 def _params_and_tags(writes: RunWrites) -> tuple[list[Param], list[RunTag]]:

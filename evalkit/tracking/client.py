@@ -14,11 +14,15 @@ from evalkit.entities import (
     Experiment,
     FileInfo,
     Metric,
+    ModelVersion,
+    ModelVersionEvent,
     Param,
+    RegisteredModel,
     Run,
     RunInfo,
     RunStatus,
     RunTag,
+    Stage,
     ViewType,
 )
 from evalkit.errors import InvalidArgument
@@ -187,6 +191,103 @@ class TrackingClient:
     def flush(self) -> None:
         """Write every buffered value now."""
         self.store.flush()
+
+    # ---- model registry ----------------------------------------------------------------------
+    # MLflow's names and arguments; the rules are the store's (evalkit.tracking.store).
+
+    def create_registered_model(self, name: str, tags: dict[str, Any] | None = None, description: str | None = None,
+                                evidence_required: Sequence[str] | None = None) -> RegisteredModel:
+        """Create a registered model with no versions. ``evidence_required`` lists the stages and
+        ``@aliases`` (e.g. ``["Production", "@champion"]``) a version only reaches by naming a
+        passing nightly-job run that evaluated it."""
+        return self.store.create_registered_model(name, tags, description, evidence_required)
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return self.store.get_registered_model(name)
+
+    def search_registered_models(self, filter_string: str | None = None, max_results: int = 100,
+                                 order_by: Sequence[str] | str | None = None,
+                                 page_token: str | None = None) -> list[RegisteredModel]:
+        """Registered models matching e.g. ``"name LIKE 'rag%' AND tags.team = 'nlp'"``, sorted by
+        ``order_by`` (``name``, ``creation_timestamp``, ``last_updated_timestamp`` [ASC|DESC])."""
+        return self.store.search_registered_models(filter_string, max_results, order_by, page_token)[0]
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        return self.store.rename_registered_model(name, new_name)
+
+    def update_registered_model(self, name: str, description: str | None = None,
+                                evidence_required: Sequence[str] | None = None) -> RegisteredModel:
+        """Change the description and/or the evidence rule (a rule change goes into the history)."""
+        return self.store.update_registered_model(name, description, evidence_required)
+
+    def delete_registered_model(self, name: str) -> None:
+        self.store.delete_registered_model(name)
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        self.store.set_registered_model_tag(name, key, value)
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        self.store.delete_registered_model_tag(name, key)
+
+    def create_model_version(self, name: str, source: str, run_id: str | None = None,
+                             tags: dict[str, Any] | None = None, description: str | None = None) -> ModelVersion:
+        """Register the bundle at ``source`` (``runs:/<run_id>/<path>``) as the next version of
+        ``name``; its bundle hash and flavor are read from the bundle's manifest."""
+        from evalkit.models.resolve import locate
+
+        location = locate(source, self)
+        manifest = location.manifest()
+        return self.store.create_model_version(name, source, manifest.bundle_hash, manifest.flavor,
+                                               run_id or location.run_id, tags, description)
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        return self.store.get_model_version(name, version)
+
+    def update_model_version(self, name: str, version: int | str, description: str) -> ModelVersion:
+        return self.store.update_model_version(name, version, description)
+
+    def delete_model_version(self, name: str, version: int | str) -> None:
+        self.store.delete_model_version(name, version)
+
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: Any) -> None:
+        self.store.set_model_version_tag(name, version, key, value)
+
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        self.store.delete_model_version_tag(name, version, key)
+
+    def search_model_versions(self, filter_string: str | None = None, max_results: int = 1000,
+                              order_by: Sequence[str] | str | None = None) -> list[ModelVersion]:
+        """Versions matching e.g. ``"name = 'RAGBot'"`` or ``"run_id = '...'"``, newest first."""
+        return self.store.search_model_versions(filter_string, max_results, order_by)
+
+    def transition_model_version_stage(self, name: str, version: int | str, stage: Stage | str,
+                                       archive_existing_versions: bool = False,
+                                       evidence_run_id: str | None = None) -> ModelVersion:
+        """Move a version to None, Staging, Production or Archived; ``archive_existing_versions``
+        archives the versions already in that stage. Where the model requires evidence for the
+        stage, ``evidence_run_id`` names the passing nightly-job run that evaluated this version."""
+        return self.store.transition_model_version_stage(name, version, stage, archive_existing_versions,
+                                                         evidence_run_id)
+
+    def get_latest_versions(self, name: str, stages: Sequence[str] | None = None) -> list[ModelVersion]:
+        """The newest version in each of ``stages`` (all stages by default)."""
+        return self.store.get_latest_versions(name, stages)
+
+    def set_registered_model_alias(self, name: str, alias: str, version: int | str,
+                                   evidence_run_id: str | None = None) -> None:
+        """Point ``alias`` (e.g. ``champion``) at ``version``, so ``models:/<name>@<alias>`` loads it."""
+        self.store.set_registered_model_alias(name, alias, version, evidence_run_id)
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        self.store.delete_registered_model_alias(name, alias)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return self.store.get_model_version_by_alias(name, alias)
+
+    def get_model_version_history(self, name: str, version: int | str | None = None) -> list[ModelVersionEvent]:
+        """Every stage transition, alias move and evidence-rule change of the model (or of one
+        version), oldest first, with who, when and the evidence run."""
+        return self.store.get_model_version_history(name, version)
 
     # ---- artifacts ---------------------------------------------------------------------------
 

@@ -20,8 +20,11 @@ The contract every implementation keeps, so callers behave the same whatever the
 - **Stores do not buffer** unless they say so: after a call returns, the value is stored and
   visible to every reader. ``flush`` exists for those that do, and is a no-op otherwise.
 
-Registered models get their own abstract store beside this one when the model registry lands, so
-one backend can implement both without this interface growing registry methods.
+The model registry (registered models, versions, stages, aliases, their history and the evidence
+rule) is a section of this interface, so one backend keeps runs and the models registered from
+them, and a promotion can check its evidence run in the same transaction. A store without a
+registry (a test double) keeps the default methods, which refuse with ``InvalidState``; the ones a
+server exposes are listed in ``REGISTRY_OPERATIONS``.
 """
 
 from __future__ import annotations
@@ -37,11 +40,15 @@ from evalkit.entities import (
     Experiment,
     LifecycleStage,
     Metric,
+    ModelVersion,
+    ModelVersionEvent,
     Param,
+    RegisteredModel,
     Run,
     RunInfo,
     RunStatus,
     RunTag,
+    Stage,
     ViewType,
 )
 from evalkit.errors import AlreadyExists, InvalidArgument, InvalidState
@@ -287,6 +294,119 @@ class TrackingStore(ABC):
         ``experiment_ids``, sorted, at most ``max_results``, optionally only those containing
         ``contains`` (case-insensitive). For column choosers over thousands of keys: nothing else is loaded.
         ``InvalidArgument`` for an unknown entity or a ``max_results`` outside 1..``SEARCH_MAX_RESULTS``."""
+    # ---- model registry ----------------------------------------------------------------------
+    #
+    # Names are checked with ``evalkit.tracking.registry`` (same rules, same messages in every
+    # store). ``NotFound`` for an unknown model, version or alias; ``AlreadyExists`` for a taken
+    # name; ``InvalidArgument`` for a bad name, version, stage, alias, filter or evidence rule;
+    # ``InvalidState`` for a promotion whose evidence is missing or does not hold. Each write is
+    # one transaction. ``user`` says who acts (a server passes its token's user); a local store
+    # takes the operating-system user when it is None. Stage transitions and alias moves append
+    # to the model's history in the same transaction as the change itself.
+
+    def registry_unsupported(self) -> InvalidState:
+        return InvalidState(f"the tracking store {self.display_uri} holds no model registry")
+
+    def create_registered_model(self, name: str, tags: dict[str, Any] | None = None, description: str | None = None,
+                                evidence_required: Sequence[str] | None = None,
+                                user: str | None = None) -> RegisteredModel:
+        """Create an empty registered model; ``AlreadyExists`` if the name is taken.
+        ``evidence_required`` lists stages and ``@aliases`` a version only reaches with evidence."""
+        raise self.registry_unsupported()
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        """The model with its tags, aliases, evidence rule and newest version per stage."""
+        raise self.registry_unsupported()
+
+    def search_registered_models(self, filter_string: str | None = None, max_results: int = 100,
+                                 order_by: Sequence[str] | str | None = None,
+                                 page_token: str | None = None) -> tuple[list[RegisteredModel], str | None]:
+        """One page of models matching ``filter_string`` (``name``/``tags.<key>`` with =, !=, LIKE,
+        ILIKE, joined by AND), sorted by ``order_by`` (``name``, ``creation_timestamp``,
+        ``last_updated_timestamp``, ASC or DESC; name ascending by default), and the next page's token."""
+        raise self.registry_unsupported()
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """Rename a model; its versions, aliases and history follow. ``AlreadyExists`` if taken."""
+        raise self.registry_unsupported()
+
+    def update_registered_model(self, name: str, description: str | None = None,
+                                evidence_required: Sequence[str] | None = None,
+                                user: str | None = None) -> RegisteredModel:
+        """Change the description and/or the evidence rule (None leaves each as it is; a change of
+        the rule is recorded in the history)."""
+        raise self.registry_unsupported()
+
+    def delete_registered_model(self, name: str) -> None:
+        """Delete a model with its versions, tags and aliases."""
+        raise self.registry_unsupported()
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        raise self.registry_unsupported()
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        """``NotFound`` if the model has no such tag."""
+        raise self.registry_unsupported()
+
+    def create_model_version(self, name: str, source: str, bundle_hash: str, flavor: str, run_id: str | None = None,
+                             tags: dict[str, Any] | None = None, description: str | None = None,
+                             user: str | None = None) -> ModelVersion:
+        """Add the next version (numbers are never reused) of an existing model, in stage None.
+        ``source`` is the bundle's location (``runs:/<id>/<path>`` or an artifact URI) and
+        ``bundle_hash`` its content hash, read by the caller from the bundle's manifest."""
+        raise self.registry_unsupported()
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        raise self.registry_unsupported()
+
+    def update_model_version(self, name: str, version: int | str, description: str) -> ModelVersion:
+        raise self.registry_unsupported()
+
+    def delete_model_version(self, name: str, version: int | str, user: str | None = None) -> None:
+        """Delete a version, its tags and the aliases pointing at it (its number is not reused)."""
+        raise self.registry_unsupported()
+
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: Any) -> None:
+        raise self.registry_unsupported()
+
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        raise self.registry_unsupported()
+
+    def search_model_versions(self, filter_string: str | None = None, max_results: int = 1000,
+                              order_by: Sequence[str] | str | None = None) -> list[ModelVersion]:
+        """Versions matching ``filter_string`` (``name``, ``run_id``, ``bundle_hash``,
+        ``current_stage``, ``source`` or ``tags.<key>``), newest first unless ``order_by`` says otherwise."""
+        raise self.registry_unsupported()
+
+    def transition_model_version_stage(self, name: str, version: int | str, stage: Stage | str,
+                                       archive_existing_versions: bool = False, evidence_run_id: str | None = None,
+                                       user: str | None = None) -> ModelVersion:
+        """Move a version to ``stage``; with ``archive_existing_versions`` every other version in
+        that stage moves to Archived in the same transaction (each move in the history). Where the
+        model's evidence rule names ``stage``, ``evidence_run_id`` must name a passing run of the
+        nightly job that evaluated exactly this version's bundle (``evidence_problem``)."""
+        raise self.registry_unsupported()
+
+    def get_latest_versions(self, name: str, stages: Sequence[str] | None = None) -> list[ModelVersion]:
+        """The newest version in each of ``stages`` (every stage by default) that has one."""
+        raise self.registry_unsupported()
+
+    def set_registered_model_alias(self, name: str, alias: str, version: int | str,
+                                   evidence_run_id: str | None = None, user: str | None = None) -> None:
+        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere), with evidence where
+        the rule names ``@alias``."""
+        raise self.registry_unsupported()
+
+    def delete_registered_model_alias(self, name: str, alias: str, user: str | None = None) -> None:
+        raise self.registry_unsupported()
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        raise self.registry_unsupported()
+
+    def get_model_version_history(self, name: str, version: int | str | None = None) -> list[ModelVersionEvent]:
+        """The model's stage transitions, alias moves and evidence-rule changes, oldest first;
+        with ``version``, only the events about that version (aliases moved to or from it)."""
+        raise self.registry_unsupported()
 
     # ---- lifetime ----------------------------------------------------------------------------
 
@@ -295,6 +415,17 @@ class TrackingStore(ABC):
 
     def close(self) -> None:
         """Flush, then release connections. The store is not used after this."""
+
+
+# The registry operations, for wrappers that forward them and servers that expose them.
+REGISTRY_OPERATIONS = (
+    "create_registered_model", "get_registered_model", "search_registered_models", "rename_registered_model",
+    "update_registered_model", "delete_registered_model", "set_registered_model_tag", "delete_registered_model_tag",
+    "create_model_version", "get_model_version", "update_model_version", "delete_model_version",
+    "set_model_version_tag", "delete_model_version_tag", "search_model_versions", "transition_model_version_stage",
+    "get_latest_versions", "set_registered_model_alias", "delete_registered_model_alias",
+    "get_model_version_by_alias", "get_model_version_history",
+)
 
 
 def require_writable(info: RunInfo) -> None:

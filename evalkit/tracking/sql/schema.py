@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -135,4 +136,82 @@ server_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(128), nullable=False),
     Column("created", BigInteger, nullable=False),
+)
+
+# ---- the model registry (migration 0004) ---------------------------------------------------
+
+# ``next_version`` makes version numbers never reused, even after a version is deleted.
+# ``evidence_required`` is the canonical rule, comma-separated: "Production,@champion".
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("model_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("evidence_required", Text, nullable=False, default=""),
+    Column("next_version", Integer, nullable=False, default=1),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.model_id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.model_id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("current_stage", String(20), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("run_id", String(32)),
+    Column("bundle_hash", String(64), nullable=False),
+    Column("flavor", String(100), nullable=False),
+    Column("user_id", String(250)),
+    Column("status", String(20), nullable=False),
+    Index("ix_model_versions_run_id", "run_id"),
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("model_id", Integer, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    ForeignKeyConstraint(["model_id", "version"], ["model_versions.model_id", "model_versions.version"]),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", Integer, ForeignKey("registered_models.model_id"), primary_key=True),
+    Column("alias", String(255), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+# Append-only: kept when a version or model is deleted (no foreign key), so the record of what
+# was in Production when outlives what it describes.
+model_history = Table(
+    "model_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("version", Integer),
+    Column("alias", String(255)),
+    Column("from_value", String(500)),
+    Column("to_value", String(500)),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("user_id", String(250)),
+    Column("evidence_run_id", String(32)),
+    Index("ix_model_history_model", "model_id", "id"),
 )

@@ -1,9 +1,9 @@
-"""The SQL tracking store: experiments, runs, params, metrics and tags in SQLite or PostgreSQL."""
+"""The SQL tracking store: experiments, runs, params, metrics and tags in SQLite or PostgreSQL,
+and the model registry (``sql/registry.py``)."""
 
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -30,13 +30,13 @@ from evalkit.tracking.artifacts import join_artifact_uri
 from evalkit.tracking.clock import now_ms
 from evalkit.tracking.filter import parse_filter, parse_order_by
 from evalkit.tracking.names import random_run_name
-from evalkit.tracking.request_scope import acting_user
 from evalkit.tracking.sql import schema as t
 from evalkit.tracking.sql.engine import (
     checkpoint_wal,
     create_store_engine,
     write_transaction,
 )
+from evalkit.tracking.sql.registry import SqlRegistry, os_user
 from evalkit.tracking.sql.search import compile_filter, order_clauses
 from evalkit.tracking.store import (
     HISTORY_PAGE_MAX,
@@ -68,7 +68,7 @@ CHECKPOINT_DELAY_SECONDS = 1.0
 __all__ = ["SqlStore"]
 
 
-class SqlStore(TrackingStore):
+class SqlStore(SqlRegistry, TrackingStore):
     """The tracking store in SQLite or PostgreSQL. Every call is one transaction: nothing is
     buffered here (``BufferedStore`` adds that), so a value is stored when the call returns.
 
@@ -262,7 +262,7 @@ class SqlStore(TrackingStore):
         }
         run_id = uuid.uuid4().hex
         started = start_time if start_time is not None else now_ms()
-        user = _user_id()
+        user = os_user()
 
         def work(conn: Connection) -> tuple[str, str]:
             experiment = self._require_experiment(conn, pk, active=True)
@@ -590,14 +590,6 @@ def _checked_batch(
             raise param_change_error(run_id, param.key, previous, param.value)
     return metric_list, param_values, {tag.key: tag.value for tag in map(checked_tag, tags)}
 
-
-def _user_id() -> str | None:
-    if (user := acting_user.get()) is not None:  # a request served by the tracking server
-        return user
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers; the field is optional
-        return None
 
 
 def _search_condition(experiment_ids: Sequence[str], filter_string: str | None, view_type: ViewType) -> Any:
