@@ -54,7 +54,11 @@ _LAZY: dict[str, str] = {
     "set_tracking_uri": "evalkit.tracking.stores",
 }
 # Submodules reachable as attributes (``ek.scoring.Score``), by their full module name.
-_SUBMODULES = {"scoring": "evalkit.evaluation.scoring"}
+_SUBMODULES = {
+    "scoring": "evalkit.evaluation.scoring",
+    "openai": "evalkit.autolog.openai",  # ek.openai.autolog()
+    "transformers": "evalkit.autolog.transformers",  # ek.transformers.autolog()
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -75,6 +79,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
+    from evalkit.autolog import openai, transformers
     from evalkit.evaluation import scoring
     from evalkit.evaluation.engine import EvaluationResult, EvaluationWarning, evaluate
     from evalkit.evaluation.scoring import EvalRow, Score, evaluator
@@ -115,7 +120,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActiveRun", "AlreadyExists", "EvalRow", "EvaluationFailed", "EvaluationResult", "EvaluationWarning", "Score", "batch", "evaluate", "evaluator", "scoring", "EvalkitError", "Experiment", "FileInfo", "FilterSyntaxError",
+    "ActiveRun", "AlreadyExists", "EvalRow", "EvaluationFailed", "EvaluationResult", "EvaluationWarning", "Score", "batch", "evaluate", "evaluator", "openai", "scoring", "transformers", "EvalkitError", "Experiment", "FileInfo", "FilterSyntaxError",
     "InvalidArgument", "InvalidState", "LifecycleStage", "Metric", "MissingExtra", "NotFound", "Param", "Run", "RunData",
     "RunInfo", "RunStatus", "RunTag", "StoreUnavailable", "TrackingClient", "ViewType", "__version__",
     "active_run", "create_experiment", "delete_experiment", "delete_run", "end_run", "flush",
