@@ -50,6 +50,9 @@ _LAZY: dict[str, str] = {
     "Score": "evalkit.evaluation.scoring",
     "evaluator": "evalkit.evaluation.scoring",
     "TrackingClient": "evalkit.tracking.client",
+    # stand-in until the registry branch (issue 15) is merged: the lead points these at its module
+    "log_model": "evalkit.models.interim",
+    "load_model": "evalkit.models.interim",
     "get_tracking_uri": "evalkit.tracking.stores",
     "set_tracking_uri": "evalkit.tracking.stores",
 }
@@ -84,6 +87,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from evalkit.evaluation.engine import EvaluationResult, EvaluationWarning, evaluate
     from evalkit.evaluation.scoring import EvalRow, Score, evaluator
     from evalkit.inference.providers.callables import batch
+    from evalkit.models.interim import load_model, log_model
     from evalkit.tracking.client import TrackingClient
     from evalkit.tracking.fluent import (
         ActiveRun,
@@ -125,7 +129,7 @@ __all__ = [
     "RunInfo", "RunStatus", "RunTag", "StoreUnavailable", "TrackingClient", "ViewType", "__version__",
     "active_run", "create_experiment", "delete_experiment", "delete_run", "end_run", "flush",
     "get_experiment", "get_experiment_by_name", "get_metric_history", "get_run", "get_tracking_uri",
-    "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric", "log_metrics", "log_param",
-    "log_params", "log_table", "log_text", "restore_run", "search_experiments", "search_runs",
+    "load_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric", "log_metrics",
+    "log_model", "log_param", "log_params", "log_table", "log_text", "restore_run", "search_experiments", "search_runs",
     "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "start_run",
 ]
