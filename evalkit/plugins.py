@@ -4,7 +4,8 @@
 - ``evalkit.evaluator_families``: a factory for evaluators named ``<family>:<metric>``
   (``ragas:faithfulness``), called with ``metric=`` and the evaluator's config;
 - ``evalkit.reports``: the HTML report renderer (``html``);
-- ``evalkit.model_providers``: a ChatModel factory per model URI scheme.
+- ``evalkit.model_providers``: a ChatModel factory per model URI scheme;
+- ``evalkit.model_flavors``: a model bundle flavor per name (``llm = "evalkit.models.flavors.llm:LLMFlavor"``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ EVALUATORS = "evalkit.evaluators"
 EVALUATOR_FAMILIES = "evalkit.evaluator_families"
 REPORTS = "evalkit.reports"
 MODEL_PROVIDERS = "evalkit.model_providers"
-GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODEL_PROVIDERS)
+MODEL_FLAVORS = "evalkit.model_flavors"
+GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODEL_PROVIDERS, MODEL_FLAVORS)
 
 
 def require_extra(module: str, extra: str, what: str) -> None:

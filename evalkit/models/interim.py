@@ -11,15 +11,13 @@ import json
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import InvalidArgument, NotFound
-from evalkit.models.flavors.base import Flavor, LoadedModel
+from evalkit.models.flavors.base import LoadedModel, get_flavor
 
 MANIFEST = "evalkit-model.json"
-FLAVORS = "evalkit.model_flavors"
 
 
 @dataclass(frozen=True)
@@ -27,13 +25,6 @@ class ModelInfo:
     model_uri: str
     bundle_hash: str
     flavor: str
-
-
-def _flavor(name: str) -> Flavor:
-    found = {ep.name: ep for ep in entry_points(group=FLAVORS)}
-    if name not in found:
-        raise InvalidArgument(f"unknown model flavor {name!r}; installed: {', '.join(sorted(found)) or 'none'}")
-    return found[name].load()()
 
 
 def _sha256(path: Path) -> str:
@@ -48,7 +39,7 @@ def save_bundle(model: Any, path: Path, flavor: str, **options: Any) -> dict[str
     """Write ``model`` with its flavor into ``path`` plus the manifest; return the manifest."""
     from evalkit import __version__
 
-    metadata = _flavor(flavor).save(model, path, **options)
+    metadata = get_flavor(flavor).save(model, path, **options)
     files = {p.relative_to(path).as_posix(): _sha256(p) for p in sorted(path.rglob("*")) if p.is_file()}
     bundle_hash = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
     manifest = {"flavor": flavor, "metadata": metadata, "files": files, "bundle_hash": bundle_hash,
@@ -82,4 +73,4 @@ def load_model(model_uri: str) -> LoadedModel:
     for name, digest in manifest["files"].items():
         if _sha256(folder / name) != digest:
             raise InvalidArgument(f"{model_uri}: file {name} does not match its hash in {MANIFEST}")
-    return _flavor(manifest["flavor"]).load(folder, manifest["metadata"])
+    return get_flavor(manifest["flavor"]).load(folder, manifest["metadata"])

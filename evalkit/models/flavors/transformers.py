@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import InvalidArgument
-from evalkit.models.flavors.base import Flavor, LoadedModel
+from evalkit.models.flavors.base import Flavor, LoadedModel, input_texts
 from evalkit.plugins import require_extra
 
 TRAINING_ARGS_FILE = "training_args.json"
@@ -98,13 +98,5 @@ class PipelineModel(LoadedModel):
         self.pipeline = pipeline
 
     def predict(self, inputs: Any) -> list[Any]:
-        """``inputs``: a list of strings, or a DataFrame (its ``inputs`` or ``text`` column, or
-        its only column)."""
-        if hasattr(inputs, "columns"):
-            columns = [c for c in ("inputs", "text") if c in inputs.columns] or list(inputs.columns)
-            if len(columns) != 1 and columns[0] not in ("inputs", "text"):
-                raise InvalidArgument(f"predict: the DataFrame needs an 'inputs' or 'text' column, got {list(inputs.columns)}")
-            inputs = inputs[columns[0]].tolist()
-        if isinstance(inputs, str):
-            raise InvalidArgument("predict takes a list of strings, not one string")
-        return list(self.pipeline(list(inputs)))
+        """``inputs``: a list of strings, or a DataFrame with an ``inputs`` (or ``question``) column."""
+        return list(self.pipeline(input_texts(inputs)))
