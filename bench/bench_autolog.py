@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import evalkit as ek
 from bench_runner import start_server
+
+import evalkit as ek
 
 ROOT = Path(__file__).resolve().parent.parent
 
