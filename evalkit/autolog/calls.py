@@ -12,10 +12,11 @@ calls a run makes. A batch is written when ``batch_size`` rows are waiting, when
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from evalkit.tracking.clock import now_ms
 if TYPE_CHECKING:
     import pandas as pd
 
+    from evalkit.tracking.artifacts import ArtifactRepository
     from evalkit.tracking.client import TrackingClient
 
 _log = logging.getLogger(__name__)
@@ -123,6 +125,7 @@ class CallLog:
         # Serialises writes, so a run's parts land in order and a run-end flush waits for a
         # batch another thread is writing.
         self._write_lock = threading.Lock()
+        self._repositories: dict[str, ArtifactRepository] = {}
 
     def add(self, run_id: str, record: CallRecord) -> None:
         """Record a call; writes a batch when one is due."""
@@ -148,6 +151,10 @@ class CallLog:
         for batch in batches:
             if batch is not None:
                 self._write(batch)
+        if forget:
+            with self._write_lock:
+                for i in ids:
+                    self._repositories.pop(i, None)
 
     def _take(self, run_id: str, calls: _RunCalls) -> _Batch | None:
         if not calls.pending:
@@ -163,8 +170,12 @@ class CallLog:
         try:
             with self._write_lock:
                 client = TrackingClient()
-                frame = _frame(batch.rows)
-                client.log_table(batch.run_id, frame, f"{self.prefix}/calls/{_part_name(batch.part)}.json")
+                client.store.check_writable(batch.run_id)
+                repository = self._repositories.get(batch.run_id)
+                if repository is None:  # looked up once per run: it costs a read of the run
+                    repository = self._repositories[batch.run_id] = client.artifact_repository(batch.run_id)
+                path = f"{self.prefix}/calls/{_part_name(batch.part)}.json"
+                repository.write_bytes(path, _table_json(batch.rows).encode("utf-8"))
                 timestamp = now_ms()
                 client.log_batch(
                     batch.run_id,
@@ -181,10 +192,11 @@ def _part_name(part: int) -> str:
     return f"{now_ms():013d}-{part:05d}"
 
 
-def _frame(rows: list[CallRecord]) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame([asdict(row) for row in rows], columns=COLUMNS)
+def _table_json(rows: list[CallRecord]) -> str:
+    """The rows in ``log_table``'s JSON layout (``load_table`` reads it), written without pandas:
+    this runs inside the user's API call once per batch."""
+    data = [[getattr(row, column) for column in COLUMNS] for row in rows]
+    return json.dumps({"columns": COLUMNS, "data": data}, ensure_ascii=False)
 
 
 def load_calls(run_id: str, prefix: str = "openai", client: TrackingClient | None = None) -> pd.DataFrame:
