@@ -5,6 +5,8 @@
    the autolog (interleaved, best of ``--repeat``); prints requests/s and the client's CPU time per
    call (``time.process_time``, which includes the autolog's batch writes to the SQLite store).
    Goal: the autolog adds under 5% of client CPU per call and does not change throughput.
+   Also, in process and without the network (so without the noise of the machine's other load):
+   the autolog's own CPU time per recorded call, batch writes included.
 2. ``ek.transformers.autolog()``: a 200-step Trainer run of the tiny BERT of
    tests/autolog/tiny_bert.py (logging every step, log_every_n_steps=1, model not logged), without
    and with the autolog; prints wall times. Goal: under 2% of the training's wall time.
@@ -77,6 +79,30 @@ def bench_openai(calls: int, repeat: int) -> None:
     print(f"  -> overhead {(min(c for _, c in results[True]) - base_cpu) / base_cpu * 100:+.1f}% CPU per call")
 
 
+def bench_record_path(calls: int = 5000) -> None:
+    """CPU of the autolog's work on one call (wrapper state, pricing, row, batched writes)."""
+    from openai.types.chat import ChatCompletion
+
+    from evalkit.autolog import openai as autolog_openai
+
+    response = ChatCompletion.model_validate({
+        "id": "x", "object": "chat.completion", "created": 1, "model": "gpt-4o-2024-08-06",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
+                  "prompt_tokens_details": {"cached_tokens": 2}}})
+    request = {"model": "gpt-4o", "messages": [{"role": "user", "content": "q"}]}
+    ek.openai.autolog()
+    try:
+        with ek.start_run():
+            start = time.process_time()
+            for _ in range(calls):
+                autolog_openai._begin("chat.completions", request).finished(response)
+            cpu = time.process_time() - start
+    finally:
+        ek.openai.autolog(disable=True)
+    print(f"openai autolog record path: {cpu / calls * 1000:.3f} ms CPU per call ({calls} calls, in process)")
+
+
 def trainer_round(tmp: Path, autolog: bool, steps: int) -> float:
     sys.path.insert(0, str(ROOT / "tests" / "autolog"))
     import tiny_bert
@@ -122,6 +148,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         ek.set_tracking_uri(str(Path(folder) / "bench.db"))
+        bench_record_path()
         bench_openai(args.calls, args.repeat)
         if not args.skip_trainer:
             bench_trainer(args.repeat)
