@@ -599,7 +599,19 @@ class FakeOpenAIServer:
                 "usage": self._usage(prompt_tokens, text),
             }
 
-        return await self._answer(request, digest, build, self._chunks(body, "chat.completion.chunk"))
+        return await self._reply_with(request, digest, build, self._chunks(body, "chat.completion.chunk"))
+
+    async def _reply_with(
+        self,
+        request: web.Request,
+        digest: str | None,
+        build: Callable[[], dict[str, Any]],
+        events: Callable[[dict[str, Any]], list[dict[str, Any]]] | None,
+    ) -> web.StreamResponse:
+        # _answer keeps its three-argument call for plain answers: tests wrap it with that signature.
+        if events is None:
+            return await self._answer(request, digest, build)
+        return await self._answer(request, digest, build, events)
 
     def _usage(self, prompt_tokens: int, text: str, responses_api: bool = False) -> dict[str, Any]:
         completion_tokens = _count_tokens(len(text.split()))
@@ -671,7 +683,7 @@ class FakeOpenAIServer:
                 "usage": self._usage(_count_tokens(len(prompt.split())), text),
             }
 
-        return await self._answer(request, None, build, self._chunks(body, "text_completion"))
+        return await self._reply_with(request, None, build, self._chunks(body, "text_completion"))
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:
         opened = await self._open(request)
@@ -722,7 +734,7 @@ class FakeOpenAIServer:
             out.append({"type": "response.completed", "response": payload})
             return [{**event, "sequence_number": i} for i, event in enumerate(out)]
 
-        return await self._answer(request, None, build, events if body.get("stream") is True else None)
+        return await self._reply_with(request, None, build, events if body.get("stream") is True else None)
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         opened = await self._open(request)
