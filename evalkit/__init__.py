@@ -58,7 +58,12 @@ _LAZY: dict[str, str] = {
     "set_tracking_uri": "evalkit.tracking.stores",
 }
 # Submodules reachable as attributes (``ek.scoring.Score``), by their full module name.
-_SUBMODULES = {"scoring": "evalkit.evaluation.scoring", "pyfunc": "evalkit.pyfunc"}
+_SUBMODULES = {
+    "scoring": "evalkit.evaluation.scoring",
+    "pyfunc": "evalkit.pyfunc",  # ek.pyfunc.load_model, for MLflow users
+    "openai": "evalkit.autolog.openai",  # ek.openai.autolog()
+    "transformers": "evalkit.autolog.transformers",  # ek.transformers.autolog()
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -80,6 +85,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from evalkit import pyfunc
+    from evalkit.autolog import openai, transformers
     from evalkit.evaluation import scoring
     from evalkit.evaluation.engine import EvaluationResult, evaluate
     from evalkit.evaluation.scoring import EvalRow, Score, evaluator
@@ -122,12 +128,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActiveRun", "AlreadyExists", "EvalRow", "EvaluationFailed", "EvaluationResult", "EvaluationWarning", "Score", "batch", "evaluate", "evaluator", "scoring",
-    "ModelInfo", "load_model", "log_model", "pyfunc", "register_model", "EvalkitError", "Experiment", "FileInfo", "FilterSyntaxError",
+    "ModelInfo", "load_model", "log_model", "pyfunc", "register_model", "EvalkitError", "Experiment", "FileInfo", "FilterSyntaxError", "openai", "transformers",
     "InvalidArgument", "InvalidState", "LifecycleStage", "Metric", "MissingExtra", "NotFound", "Param", "Run", "RunData",
     "RunInfo", "RunStatus", "RunTag", "StoreUnavailable", "TrackingClient", "ViewType", "__version__",
     "active_run", "create_experiment", "delete_experiment", "delete_run", "end_run", "flush",
     "get_experiment", "get_experiment_by_name", "get_metric_history", "get_run", "get_tracking_uri",
-    "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric", "log_metrics", "log_param",
-    "log_params", "log_table", "log_text", "restore_run", "search_experiments", "search_runs",
+    "load_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric", "log_metrics",
+    "log_model", "log_param", "log_params", "log_table", "log_text", "restore_run", "search_experiments", "search_runs",
     "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "start_run",
 ]

@@ -15,6 +15,7 @@ import numpy as np
 import openai
 
 from evalkit.errors import InvalidArgument
+from evalkit.inference.own_calls import own_call
 
 BATCH = 256
 
@@ -50,7 +51,8 @@ class EndpointEmbedder:
         return matrix / np.where(norms == 0, 1.0, norms)
 
     async def _batch(self, texts: list[str]) -> list[list[float]]:
-        response = await self._client.embeddings.create(model=self.model, input=texts)
+        with own_call():  # an evaluator's call: evaluate() accounts for it, autologging must not
+            response = await self._client.embeddings.create(model=self.model, input=texts)
         return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
 
     async def aclose(self) -> None:

@@ -15,10 +15,10 @@ EXPORTED = [
     "RunTag", "Score", "StoreUnavailable", "TrackingClient", "ViewType", "__version__", "active_run", "batch",
     "create_experiment", "delete_experiment", "delete_run", "end_run", "evaluate", "evaluator", "flush",
     "get_experiment", "get_experiment_by_name", "get_metric_history", "get_run", "get_tracking_uri",
-    "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric", "log_metrics", "log_param",
-    "log_params", "log_table", "log_text", "restore_run", "scoring", "search_experiments", "search_runs",
-    "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "start_run",
-    "ModelInfo", "load_model", "log_model", "pyfunc", "register_model",
+    "load_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric", "log_metrics",
+    "log_model", "log_param", "log_params", "log_table", "log_text", "openai", "restore_run", "scoring", "search_experiments", "search_runs",
+    "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "start_run", "transformers",
+    "ModelInfo", "pyfunc", "register_model",
 ]
 
 

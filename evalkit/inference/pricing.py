@@ -57,6 +57,8 @@ class PriceTable:
         self._prices = dict(prices)
         # Longest first, so "gpt-4o-mini-2024-07-18" matches gpt-4o-mini before gpt-4o.
         self._by_length = sorted(self._prices, key=len, reverse=True)
+        # lookup's answers by model string: autologging prices every API call the same few names
+        self._looked_up: dict[str, Price | None] = {}
 
     @classmethod
     def load(
@@ -101,14 +103,15 @@ class PriceTable:
         the table lacks at their base model (``o3-mini`` as ``o3``): override those if you
         use them.
         """
+        if model in self._looked_up:
+            return self._looked_up[model]
         name = bare_model_name(model)
         price = self._prices.get(name)
-        if price is not None:
-            return price
-        for known in self._by_length:
-            if name.startswith(known + "-"):
-                return self._prices[known]
-        return None
+        if price is None:
+            price = next((self._prices[known] for known in self._by_length if name.startswith(known + "-")), None)
+        if len(self._looked_up) < 10_000:  # bounded: model strings come from API responses
+            self._looked_up[model] = price
+        return price
 
     def cost(self, usage: Usage, model: str) -> float | None:
         """USD for one call, or None when the model is unknown.

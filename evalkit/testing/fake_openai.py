@@ -1,8 +1,11 @@
 """A fake OpenAI-compatible HTTP server for tests and benchmarks.
 
-It answers ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``POST /v1/moderations`` and
-``GET /v1/models`` deterministically, and can inject latency and faults (429, 500, hangs, malformed
-bodies, missing usage, dropped connections) either at random from a seed or scripted per prompt.
+It answers ``POST /v1/chat/completions``, ``POST /v1/completions``, ``POST /v1/responses``,
+``POST /v1/embeddings``, ``POST /v1/moderations`` and ``GET /v1/models`` deterministically (the
+first three also as server-sent-event streams with ``"stream": true``, the chat and completions
+streams ending in a usage chunk only when ``stream_options.include_usage`` asks for it, like the
+real API), and can inject latency and faults (429, 500, hangs, malformed bodies, missing usage,
+dropped connections) either at random from a seed or scripted per prompt.
 
 In a test::
 
@@ -136,6 +139,9 @@ class FakeConfig:
     """``response_format`` types refused with a 400 (e.g. ``{"json_schema"}``, as older models do)."""
     default_temperature_only: bool = False
     """Refuse any temperature but 1 with a 400, as OpenAI's reasoning models do."""
+    cached_tokens: int = 0
+    """Prompt tokens reported as served from the prompt cache (at most the prompt's count), in
+    ``prompt_tokens_details`` / ``input_tokens_details``."""
 
 
 class LoggedRequest(NamedTuple):
@@ -406,6 +412,8 @@ class FakeOpenAIServer:
     async def _listen(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/moderations", self._moderations)
         app.router.add_get("/v1/models", self._models)
@@ -498,9 +506,14 @@ class FakeOpenAIServer:
         return None
 
     async def _answer(
-        self, request: web.Request, digest: str | None, build: Callable[[], dict[str, Any]]
+        self,
+        request: web.Request,
+        digest: str | None,
+        build: Callable[[], dict[str, Any]],
+        events: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
     ) -> web.StreamResponse:
-        """Apply rate limits, scripted and random faults and latency, then reply with build()."""
+        """Apply rate limits, scripted and random faults and latency, then reply with build(), or
+        stream the events made from it."""
         if limited := self._over_rpm_limit():
             return limited
         config = self.config
@@ -534,7 +547,21 @@ class FakeOpenAIServer:
         payload = build()
         if fault == "missing_usage":
             payload.pop("usage", None)
+        if events is not None:
+            return await self._stream(request, events(payload))
         return self._reply(200, payload)
+
+    async def _stream(self, request: web.Request, events: list[dict[str, Any]]) -> web.StreamResponse:
+        """Send ``events`` as server-sent events, then ``[DONE]``."""
+        self.stats.by_status[200] += 1
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in events:
+            name = f"event: {event['type']}\n" if "type" in event else ""
+            await response.write(f"{name}data: {json.dumps(event)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -561,7 +588,6 @@ class FakeOpenAIServer:
         def build() -> dict[str, Any]:
             text = self.responder(body)
             prompt_tokens = _count_tokens(sum(len(_content_text(m.get("content")).split()) for m in messages))
-            completion_tokens = _count_tokens(len(text.split()))
             return {
                 "id": f"chatcmpl-{next(self._ids)}",
                 "object": "chat.completion",
@@ -570,15 +596,145 @@ class FakeOpenAIServer:
                 "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                 ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                    "prompt_tokens_details": {"cached_tokens": 0},
-                },
+                "usage": self._usage(prompt_tokens, text),
             }
 
-        return await self._answer(request, digest, build)
+        return await self._reply_with(request, digest, build, self._chunks(body, "chat.completion.chunk"))
+
+    async def _reply_with(
+        self,
+        request: web.Request,
+        digest: str | None,
+        build: Callable[[], dict[str, Any]],
+        events: Callable[[dict[str, Any]], list[dict[str, Any]]] | None,
+    ) -> web.StreamResponse:
+        # _answer keeps its three-argument call for plain answers: tests wrap it with that signature.
+        if events is None:
+            return await self._answer(request, digest, build)
+        return await self._answer(request, digest, build, events)
+
+    def _usage(self, prompt_tokens: int, text: str, responses_api: bool = False) -> dict[str, Any]:
+        completion_tokens = _count_tokens(len(text.split()))
+        cached = min(self.config.cached_tokens, prompt_tokens)
+        if responses_api:
+            return {
+                "input_tokens": prompt_tokens,
+                "output_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "input_tokens_details": {"cached_tokens": cached},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            }
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        }
+
+    @staticmethod
+    def _chunks(body: dict[str, Any], kind: str) -> Callable[[dict[str, Any]], list[dict[str, Any]]] | None:
+        """For a streamed chat or completions request, the chunks of an answer: a word per chunk,
+        then the usage chunk if the request asked for it (and the answer has usage)."""
+        if body.get("stream") is not True:
+            return None
+        options = body.get("stream_options")
+        with_usage = isinstance(options, dict) and options.get("include_usage") is True
+
+        def chunks(payload: dict[str, Any]) -> list[dict[str, Any]]:
+            choice = payload["choices"][0]
+            text = choice["message"]["content"] if "message" in choice else choice["text"]
+            words = text.split(" ")
+            head = {"id": payload["id"], "object": kind, "created": payload["created"], "model": payload["model"]}
+            out = []
+            for i, word in enumerate(words):
+                piece = word if i == len(words) - 1 else word + " "
+                last = i == len(words) - 1
+                delta = {"content": piece, **({"role": "assistant"} if i == 0 else {})}
+                part = {"delta": delta} if "message" in choice else {"text": piece, "logprobs": None}
+                out.append({**head, "choices": [{"index": 0, **part, "finish_reason": "stop" if last else None}],
+                            **({"usage": None} if with_usage else {})})
+            if with_usage and "usage" in payload:
+                out.append({**head, "choices": [], "usage": payload["usage"]})
+            return out
+
+        return chunks
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        opened = await self._open(request)
+        if isinstance(opened, web.Response):
+            return opened
+        body = opened
+        model, prompt = body.get("model"), body.get("prompt")
+        if not isinstance(model, str):
+            return self._reply(*_invalid("model", "you must provide a model parameter", "missing_required_parameter"))
+        if not isinstance(prompt, str):
+            return self._reply(*_invalid("prompt", "Invalid 'prompt': expected a string."))
+        if model in self.config.unknown_models:
+            return self._unknown_model(model)
+
+        def build() -> dict[str, Any]:
+            text = self.responder({**body, "messages": [{"role": "user", "content": prompt}]})
+            return {
+                "id": f"cmpl-{next(self._ids)}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": self.config.snapshots.get(model, model),
+                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+                "usage": self._usage(_count_tokens(len(prompt.split())), text),
+            }
+
+        return await self._reply_with(request, None, build, self._chunks(body, "text_completion"))
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        opened = await self._open(request)
+        if isinstance(opened, web.Response):
+            return opened
+        body = opened
+        model, given = body.get("model"), body.get("input")
+        if not isinstance(model, str):
+            return self._reply(*_invalid("model", "you must provide a model parameter", "missing_required_parameter"))
+        if isinstance(given, str):
+            messages = [{"role": "user", "content": given}]
+        elif isinstance(given, list) and given and all(isinstance(m, dict) for m in given):
+            messages = given
+        else:
+            return self._reply(*_invalid("input", "Invalid 'input': expected a string or a non-empty array."))
+        if isinstance(body.get("instructions"), str):
+            messages = [{"role": "system", "content": body["instructions"]}, *messages]
+        if model in self.config.unknown_models:
+            return self._unknown_model(model)
+
+        def build() -> dict[str, Any]:
+            text = self.responder({**body, "messages": messages})
+            prompt_tokens = _count_tokens(sum(len(_content_text(m.get("content")).split()) for m in messages))
+            number = next(self._ids)
+            return {
+                "id": f"resp_{number}",
+                "object": "response",
+                "created_at": int(time.time()),
+                "model": self.config.snapshots.get(model, model),
+                "status": "completed",
+                "output": [{
+                    "type": "message", "id": f"msg_{number}", "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }],
+                "parallel_tool_calls": True,
+                "tool_choice": "auto",
+                "tools": [],
+                "usage": self._usage(prompt_tokens, text, responses_api=True),
+            }
+
+        def events(payload: dict[str, Any]) -> list[dict[str, Any]]:
+            text = payload["output"][0]["content"][0]["text"]
+            started = {**payload, "status": "in_progress", "output": [], "usage": None}
+            item = {"item_id": payload["output"][0]["id"], "output_index": 0, "content_index": 0, "logprobs": []}
+            out = [{"type": "response.created", "response": started}]
+            out += [{"type": "response.output_text.delta", "delta": word + " ", **item} for word in text.split(" ")[:-1]]
+            out.append({"type": "response.output_text.delta", "delta": text.split(" ")[-1], **item})
+            out.append({"type": "response.completed", "response": payload})
+            return [{**event, "sequence_number": i} for i, event in enumerate(out)]
+
+        return await self._reply_with(request, None, build, events if body.get("stream") is True else None)
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         opened = await self._open(request)

@@ -27,7 +27,7 @@ from evalkit.entities import (
 )
 from evalkit.errors import InvalidArgument
 from evalkit.redaction import redact
-from evalkit.tracking import run_tags
+from evalkit.tracking import hooks, run_tags
 from evalkit.tracking.artifacts import ArtifactRepository, get_artifact_repository
 from evalkit.tracking.clock import now_ms
 from evalkit.tracking.store import TrackingStore
@@ -124,7 +124,9 @@ class TrackingClient:
         """End a run with FINISHED, FAILED or KILLED; its buffered values are written first.
 
         ``reason`` says why a run FAILED or was KILLED; it is stored (secrets removed) in the
-        ``evalkit.failure_reason`` tag, which ``evalkit runs show``, the report and searches show."""
+        ``evalkit.failure_reason`` tag, which ``evalkit runs show``, the report and searches show.
+        Run-end hooks (``evalkit.tracking.hooks``) write what they buffered first."""
+        hooks.run_ending(run_id)
         if reason:
             self.set_tag(run_id, run_tags.FAILURE_REASON, redact(reason)[:run_tags.REASON_LIMIT])
         return self.store.update_run(run_id, status, end_time)

@@ -12,6 +12,7 @@ from typing import Any
 
 from evalkit.errors import RetriesExhausted, TransientModelError
 from evalkit.inference.cache import CachedResponse, ResponseCache, cache_key
+from evalkit.inference.own_calls import own_call
 from evalkit.inference.params_check import public_params
 from evalkit.inference.pricing import PriceTable
 from evalkit.inference.providers.base import Message, ModelResponse, Usage
@@ -130,10 +131,12 @@ class ModelCaller:
         start = time.monotonic()
         try:
             if isinstance(self.model, CallableModel):
+                # the user's function: its own API calls are the user's, and autologging counts them
                 call = self.model.call(request or RowCall(messages[-1]["content"], [], {}, messages))
+                response = await asyncio.wait_for(call, self.policy.timeout)
             else:
-                call = self.model.generate(messages, params)
-            response = await asyncio.wait_for(call, self.policy.timeout)
+                with own_call():  # wait_for's task copies the context, flag included
+                    response = await asyncio.wait_for(self.model.generate(messages, params), self.policy.timeout)
         except asyncio.TimeoutError:
             raise TransientModelError(f"no answer within the {self.policy.timeout:g} s request timeout") from None
         return response, time.monotonic() - start
