@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import test_suite_job as suite_job
 from click.testing import CliRunner
 from server_fixture import ServerProcess, start_server
+from suite_files import OFFLINE, write_suite
 
 import evalkit as ek
 from evalkit.cli.main import cli
@@ -72,7 +72,7 @@ def test_an_evaluation_and_its_report_through_the_server_with_artifacts_on_s3(te
 
 def test_a_suite_night_through_the_server(team_server, tmp_path):
     ek.set_tracking_uri(team_server.url)
-    path = suite_job.write_suite(tmp_path, suite_job.OFFLINE)
+    path = write_suite(tmp_path, OFFLINE)
     night = run_suite(path, tmp_path / "night")
     assert night.exit_code == 0
     history = CliRunner().invoke(cli, ["--tracking-uri", team_server.url, "history", "nightly-test",

@@ -12,34 +12,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from suite_files import DATASET, OFFLINE, ROOT, write_suite
 
 import evalkit as ek
 from evalkit.cli.main import cli
 from evalkit.suite import run_suite, tags
 from evalkit.testing.fake_openai import FakeConfig, FakeOpenAIServer
-
-ROOT = Path(__file__).resolve().parents[2]
-DATASET = ROOT / "datasets" / "rag_qa.jsonl"
-
-
-def write_suite(folder: Path, body: str, name: str = "suite.yaml") -> Path:
-    path = folder / name
-    path.write_text(f"suite: nightly-test\ndatasets:\n  - name: rag_qa\n    path: {DATASET}\n    targets: ground_truth\n"
-                    f"    limit: 40\n{body}")
-    return path
-
-
-OFFLINE = """models:
-  - name: extractive
-    uri: evalkit:/extractive
-cache: off
-thresholds:
-  - faithfulness/mean >= 0.85
-  - error_rate <= 2%
-baseline:
-  rules:
-    - metric: answer_correctness/mean
-"""
 
 
 def run(path: Path, out: Path, *extra: str):
