@@ -133,7 +133,7 @@ __all__ = [
     "RunInfo", "RunStatus", "RunTag", "StoreUnavailable", "TrackingClient", "ViewType", "__version__",
     "active_run", "create_experiment", "delete_experiment", "delete_run", "end_run", "flush",
     "get_experiment", "get_experiment_by_name", "get_metric_history", "get_run", "get_tracking_uri",
-    "load_model", "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric", "log_metrics",
-    "log_model", "log_param", "log_params", "log_table", "log_text", "restore_run", "search_experiments", "search_runs",
+    "log_artifact", "log_artifacts", "log_dict", "log_figure", "log_metric", "log_metrics",
+    "log_param", "log_params", "log_table", "log_text", "restore_run", "search_experiments", "search_runs",
     "set_experiment", "set_tag", "set_tags", "set_tracking_uri", "start_run",
 ]

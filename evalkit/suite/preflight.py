@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 from pydantic import ValidationError
 
-from evalkit.errors import InvalidArgument
+from evalkit.errors import InvalidArgument, NotFound
 from evalkit.evaluation.config import EvalConfig, problems
 from evalkit.evaluation.data import read_frame
 from evalkit.evaluation.plan import EvaluationPlan, option_of, plan
@@ -43,10 +43,10 @@ def preflight(suite: Suite, progress: bool | None = None) -> dict[Pair, Evaluati
             config = pair_config(suite, item, model, frame, progress)
             try:
                 plans[item.name, model.name] = plan(config)
-            except InvalidArgument as exc:
+            except (InvalidArgument, NotFound) as exc:
                 option = option_of(exc) or ""
                 # A problem that the data shows (a prompt's variable, an evaluator's column) names the dataset.
-                shown_by_data = option not in (*_DATASET_OPTIONS, "model", "inference_params")
+                shown_by_data = option not in (*_DATASET_OPTIONS, "model", "inference_params", "executor", "executor_options")
                 raise problem(suite, _location(option, i, j),
                               f"{exc} (dataset {item.name})" if shown_by_data else str(exc)) from None
         _check_gate_metrics(suite, plans[item.name, spec.models[0].name].evaluators, item.name)

@@ -240,4 +240,4 @@ def test_the_cli_and_suite_file_take_the_executor(tmp_path):
     suite.write_text(f"suite: s\ndatasets:\n  - name: d\n    path: {data}\n    targets: ground_truth\nmodels:\n"
                      "  - name: m\n    uri: evalkit:/extractive\nexecutor: spark\n")
     result = CliRunner().invoke(main, ["run", str(suite)])
-    assert "executor_options: unknown executor 'spark'" in f"{result.output}{result.exception}"
+    assert "line 9, executor: unknown executor 'spark'" in f"{result.output}{result.exception}"

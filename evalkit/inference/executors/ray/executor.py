@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evalkit import plugins
-from evalkit.errors import InvalidArgument
+from evalkit.errors import InvalidArgument, PermanentModelError
 from evalkit.inference.executors.base import Executor
-from evalkit.inference.providers.base import PermanentModelError
 from evalkit.inference.runner.records import RowJob, RowOutcome, RowStatus
 from evalkit.redaction import redact_url
 
