@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import time
 import uuid
 
 import httpx
@@ -198,8 +199,13 @@ def test_the_access_log_is_json_lines_without_secrets(tracking_server, server_ur
     secret = "tok-" + uuid.uuid4().hex
     with api(server_uri) as http:
         http.get("/experiments", params={"token": secret}, headers={"Authorization": f"Bearer {secret}"})
-    lines = [json.loads(line) for line in tracking_server.log().splitlines() if line.startswith("{")]
-    assert any(line["path"] == "/api/v1/experiments" and line["status"] == 200 for line in lines)
+    deadline = time.monotonic() + 10  # the server writes the line after the answer has left
+    while True:
+        lines = [json.loads(line) for line in tracking_server.log().splitlines() if line.startswith("{")]
+        if any(line["path"] == "/api/v1/experiments" and line["status"] == 200 for line in lines):
+            break
+        assert time.monotonic() < deadline, "no access log line for GET /api/v1/experiments"
+        time.sleep(0.05)
     assert secret not in tracking_server.log()
 
 
