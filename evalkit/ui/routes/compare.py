@@ -8,11 +8,13 @@ from starlette.responses import JSONResponse, Response
 
 from evalkit.entities import Run, ViewType
 from evalkit.errors import InvalidArgument, NotFound
-from evalkit.reports.model import RESULTS_TABLE, build_report
 from evalkit.tracking.downsample import downsample
 from evalkit.ui.context import artifacts, client, render, store
 from evalkit.ui.routes.errors import page
 from evalkit.ui.routes.run import MAX_POINTS, finite_or_none
+
+# The report's and the results' modules load pandas: they are imported in the handlers that use
+# them, so an idle server stays small (issue 13's memory goal).
 
 router = APIRouter()
 MAX_COMPARED = 100
@@ -52,6 +54,7 @@ def _rows(runs: list[Run], entity: str, only_differences: bool) -> list[tuple[st
 @router.get("/compare")
 @page
 def compare_page(request: Request) -> Response:
+    from evalkit.reports.model import RESULTS_TABLE, build_report
     run_ids = [r for value in request.query_params.getlist("run") for r in value.split(",") if r]
     runs = load_runs(request, run_ids)
     only_differences = request.query_params.get("diff") == "1"

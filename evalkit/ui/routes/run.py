@@ -12,12 +12,13 @@ from starlette.responses import JSONResponse, Response
 
 from evalkit.entities import RunStatus
 from evalkit.errors import InvalidArgument, NotFound
-from evalkit.reports.model import RESULTS_TABLE
 from evalkit.tracking.artifacts import safe_relative_path
 from evalkit.tracking.downsample import DOWNSAMPLE_MAX_POINTS, downsample_metric_history
-from evalkit.ui import artifact_views, progress, results
 from evalkit.ui.context import artifacts, client, render, store
 from evalkit.ui.routes.errors import page
+
+# The report's and the results' modules load pandas: they are imported in the handlers that use
+# them, so an idle server stays small (issue 13's memory goal).
 
 router = APIRouter()
 REPORT_FILE = "report.html"
@@ -37,6 +38,8 @@ def finite_or_none(value: float) -> float | None:
 @router.get("/runs/{run_id}")
 @page
 def run_page(request: Request, run_id: str) -> Response:
+    from evalkit.reports.model import RESULTS_TABLE
+    from evalkit.ui import results
     tracking = store(request)
     run = tracking.get_run(run_id)
     experiment = tracking.get_experiment(run.info.experiment_id)
@@ -72,6 +75,7 @@ def artifact_tree(request: Request, run_id: str, path: str = "") -> Response:
 @router.get("/runs/{run_id}/preview")
 @page
 def artifact_preview(request: Request, run_id: str, path: str, page_number: int = 1) -> Response:
+    from evalkit.ui import artifact_views
     run = store(request).get_run(run_id)
     path = safe_relative_path(path, file=True)
     repository = artifacts(request, run)
@@ -97,6 +101,7 @@ def artifact_preview(request: Request, run_id: str, path: str, page_number: int 
 @router.get("/runs/{run_id}/artifact")
 @page
 def artifact_file(request: Request, run_id: str, path: str, download: bool = False) -> Response:
+    from evalkit.ui import artifact_views
     run = store(request).get_run(run_id)
     path = safe_relative_path(path, file=True)
     repository = artifacts(request, run)
@@ -113,6 +118,7 @@ def artifact_file(request: Request, run_id: str, path: str, download: bool = Fal
 @router.get("/runs/{run_id}/results")
 @page
 def results_table(request: Request, run_id: str, q: str = "", page_number: int = 1) -> Response:
+    from evalkit.ui import results
     chosen = tuple(f for f in results.FILTERS if request.query_params.get(f) == "1")
     table = results.load_results(client(request), run_id)
     shown = results.page(table, q, chosen, page_number)
@@ -124,6 +130,7 @@ def results_table(request: Request, run_id: str, q: str = "", page_number: int =
 @router.get("/runs/{run_id}/results/{row}")
 @page
 def result_row(request: Request, run_id: str, row: int) -> Response:
+    from evalkit.ui import results
     detail = results.row_detail(results.load_results(client(request), run_id), row)
     if detail is None:
         raise NotFound(f"run {run_id}'s results table has no row {row}")
@@ -133,6 +140,7 @@ def result_row(request: Request, run_id: str, row: int) -> Response:
 @router.get("/runs/{run_id}/progress")
 @page
 def live_progress(request: Request, run_id: str) -> Response:
+    from evalkit.ui import progress
     run = store(request).get_run(run_id)
     rows = run.data.params.get("dataset_rows")
     state = progress.read_progress(artifacts(request, run), int(rows) if rows and rows.isdigit() else None)

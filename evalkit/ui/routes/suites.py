@@ -11,12 +11,12 @@ from starlette.responses import Response
 
 from evalkit.entities import Run, ViewType
 from evalkit.errors import EvalkitError
-from evalkit.reports.charts import line_chart
-from evalkit.reports.model import GATE_KINDS, HISTORY_RUNS
 from evalkit.suite import tags
-from evalkit.suite.history import metrics_history
 from evalkit.ui.context import artifacts, client, render, store, when
 from evalkit.ui.routes.errors import page
+
+# The report's and the results' modules load pandas: they are imported in the handlers that use
+# them, so an idle server stays small (issue 13's memory goal).
 
 router = APIRouter()
 MAX_EXPERIMENTS = 5000
@@ -61,6 +61,9 @@ def _gates(request: Request, pair: Run) -> dict[str, Any]:
 
 def _history_charts(request: Request, suite: str, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each gated metric of the newest night, one line chart per (dataset, model) pair."""
+    from evalkit.reports.charts import line_chart
+    from evalkit.reports.model import GATE_KINDS, HISTORY_RUNS
+    from evalkit.suite.history import metrics_history
     metrics: list[str] = []
     for pair in pairs:
         for gate in pair["gates"].get("gates", []):
