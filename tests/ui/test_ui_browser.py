@@ -120,7 +120,12 @@ def test_column_chooser_is_remembered_in_the_url(ui: Any, ui_server: Any) -> Non
     go(ui, f"/experiments/{sweep}")
     ui.click("#chooser summary")
     ui.fill("#chooser input[type=search]", "tea")
-    ui.wait_for_selector("#column-list input[value='tags.team']")
+    # Wait for the search's answer itself: the list the chooser loaded when it opened also holds
+    # tags.team, and a box checked there would be replaced by the search's answer.
+    ui.wait_for_function("""() => {
+        const boxes = [...document.querySelectorAll('#column-list fieldset input')].map(b => b.value);
+        return boxes.length === 1 && boxes[0] === 'tags.team';
+    }""")
     ui.wait_for_load_state("networkidle")
     # The chosen columns stay listed; the search narrowed the others to the one key containing "tea".
     offered = ui.locator("#column-list fieldset input").evaluate_all("boxes => boxes.map(b => b.value)")
