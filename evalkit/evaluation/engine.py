@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import os
 import shlex
 import sys
-import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -56,6 +54,7 @@ from evalkit.inference.runner.progress import RunProgress
 from evalkit.inference.runner.ratelimit import RateLimits
 from evalkit.inference.runner.records import RowJob, RowOutcome, RowStatus
 from evalkit.inference.runner.runner import Runner, RunnerConfig
+from evalkit.inference.sync import run_sync
 from evalkit.redaction import redact
 from evalkit.tracking import fluent, run_tags
 from evalkit.tracking.artifacts import ArtifactRepository, join_artifact_uri
@@ -178,7 +177,7 @@ def execute(plan: EvaluationPlan) -> EvaluationResult:
         context = ScoringContext(judge_client, concurrency,
                                  judge_client.cost_by_row if judge_client is not None else {})
         jobs = [job for job in _jobs(dataset, plan.template) if _needs_answer(previous.get(job.index))] if runner else []
-        done = _run_async(_execute(dataset, runner, jobs, previous, journal, config.progress, chosen, context,
+        done = run_sync(_execute(dataset, runner, jobs, previous, journal, config.progress, chosen, context,
                                    chat_model, judge_model))
         outcomes, scores = done.outcomes, done.scores
         if runner is not None and runner.snapshot:
@@ -516,40 +515,6 @@ def _jobs(dataset: EvalDataset, template: PromptTemplate) -> list[RowJob]:
 
 def _needs_answer(previous: RowOutcome | None) -> bool:
     return previous is None or previous.status is not RowStatus.OK
-
-
-def _run_async(coroutine: Any) -> Any:
-    """Run a coroutine to completion, also from inside a running event loop (a notebook)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return _run_in_new_loop(coroutine)
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["value"] = _run_in_new_loop(coroutine)
-        except BaseException as exc:  # handed back to the caller's thread below
-            result["error"] = exc
-
-    # The thread runs in a copy of this context, so the caller's active run stays visible.
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), name="evalkit-evaluate")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
-
-
-def _run_in_new_loop(coroutine: Any) -> Any:
-    # uvloop's event loop costs far less CPU per request than asyncio's, which is what limits
-    # throughput at high concurrency; a Runner with a loop factory leaves the global policy alone.
-    try:
-        import uvloop
-    except ImportError:  # not built for this platform (Windows): asyncio's own loop works too
-        return asyncio.run(coroutine)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coroutine)
 
 
 def _eval_rows(dataset: EvalDataset, outcomes: list[RowOutcome]) -> list[EvalRow]:

@@ -69,10 +69,17 @@ def save_bundle(model: Any, path: Path, flavor: str, **options: Any) -> Manifest
 
 
 def read_manifest(text: str | bytes, where: str) -> Manifest:
+    """The manifest in ``text``; ``InvalidState`` if it is not one, or if its bundle hash is not the
+    hash of the files it lists (the hash a registry records is then always the files' own)."""
     try:
-        return Manifest.from_dict(json.loads(text))
-    except (ValueError, KeyError, TypeError) as exc:
+        manifest = Manifest.from_dict(json.loads(text))
+        listed = bundle_hash(manifest.files)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidState(f"{where} holds a damaged {MANIFEST}: {exc}") from None
+    if listed != manifest.bundle_hash:
+        raise InvalidState(f"{where} holds a damaged {MANIFEST}: its bundle_hash is not the hash of the files it "
+                           "lists")
+    return manifest
 
 
 def load_bundle(path: Path) -> tuple[Manifest, LoadedModel]:

@@ -22,7 +22,7 @@ from evalkit.server.auth import install_auth
 from evalkit.server.config import ServerConfig
 from evalkit.server.errors import install_error_handlers
 from evalkit.server.middleware import AccessLog, BodySizeLimit
-from evalkit.server.routes import artifacts, meta, tracking
+from evalkit.server.routes import artifacts, meta, registry, tracking
 from evalkit.tracking.sql.engine import write_transaction
 from evalkit.tracking.sql.idempotency import forget_old_keys
 from evalkit.tracking.sql.store import SqlStore
@@ -30,7 +30,8 @@ from evalkit.tracking.uri import parse_tracking_uri
 from evalkit.ui import mount_ui
 
 KEY_CLEANUP_SECONDS = 3600
-DESCRIPTION = """The evalkit tracking server: experiments, runs, params, metrics, tags and artifacts.
+DESCRIPTION = """The evalkit tracking server: experiments, runs, params, metrics, tags, artifacts and the model
+registry.
 
 Errors are JSON `{"error_code": ..., "message": ...}` with evalkit's codes (INVALID_ARGUMENT 400,
 NOT_FOUND 404, ALREADY_EXISTS and INVALID_STATE 409, REQUEST_TOO_LARGE 413, STORE_UNAVAILABLE 503).
@@ -66,6 +67,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(meta.router)
     app.include_router(tracking.router)
     app.include_router(artifacts.router)
+    app.include_router(registry.router)
     install_auth(app, engine_or_store_uri=store.engine, enabled=config.auth_enabled,
                  loopback_only=config.loopback_only)
     mount_ui(app)  # last: it serves "/"

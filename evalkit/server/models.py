@@ -126,3 +126,91 @@ class MetricHistories(_Body):
 
 class UploadRequest(_Body):
     path: str
+
+
+# ---- model registry ----------------------------------------------------------------------------
+# Names, versions, stages and aliases are checked by the store (``evalkit.tracking.registry``), so
+# a bad one gets the same message as on a local store; a version is a number or a string of digits.
+
+
+class CreateRegisteredModel(_Body):
+    name: str
+    tags: dict[str, Any] | None = None
+    description: str | None = None
+    evidence_required: list[str] | None = Field(None, description='stages and @aliases, e.g. ["Production", "@champion"]')
+
+
+class ModelName(_Body):
+    name: str
+
+
+class RenameRegisteredModel(_Body):
+    name: str
+    new_name: str
+
+
+class UpdateRegisteredModel(_Body):
+    name: str
+    description: str | None = None
+    evidence_required: list[str] | None = None
+
+
+class RegisteredModelTagKey(_Body):
+    name: str
+    key: str
+
+
+class RegisteredModelTag(RegisteredModelTagKey):
+    value: Any
+
+
+class CreateModelVersion(_Body):
+    name: str
+    source: str = Field(description="runs:/<run_id>/<path>, or an artifact URI holding a bundle")
+    run_id: str | None = None
+    bundle_hash: str | None = Field(None, description="checked against the bundle's manifest for a runs:/ source; "
+                                                      "required for any other source, which the server does not read")
+    flavor: str | None = Field(None, description="as bundle_hash")
+    tags: dict[str, Any] | None = None
+    description: str | None = None
+
+
+class ModelVersionRef(_Body):
+    name: str
+    version: int | str
+
+
+class UpdateModelVersion(_Body):
+    name: str
+    version: int | str
+    description: str
+
+
+class ModelVersionTagKey(_Body):
+    name: str
+    version: int | str
+    key: str
+
+
+class ModelVersionTag(ModelVersionTagKey):
+    value: Any
+
+
+class TransitionStage(_Body):
+    name: str
+    version: int | str
+    stage: str
+    archive_existing_versions: bool = False
+    evidence_run_id: str | None = None
+
+
+class SetAlias(_Body):
+    name: str
+    alias: str
+    version: int | str
+    evidence_run_id: str | None = None
+
+
+class AliasRef(_Body):
+    name: str
+    alias: str

@@ -1,7 +1,6 @@
 """Suites: the nightly evaluation job (``evalkit run suite.yaml``), its gates and its history.
 
-Names load on first use, so reading ``evalkit.suite.tags`` (the store's evidence check does)
-does not import the evaluation engine.
+Names load on first use, so reading ``evalkit.suite.tags`` does not import the evaluation engine.
 """
 
 from typing import TYPE_CHECKING, Any

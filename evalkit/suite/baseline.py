@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from evalkit.errors import InvalidArgument, NotFound
 from evalkit.suite import tags
 from evalkit.tracking.client import TrackingClient
+from evalkit.tracking.suite_tags import PASSED
 
 LAST_PASSING = "last-passing"
 
@@ -38,11 +39,11 @@ def resolve_baseline(client: TrackingClient, experiment_id: str, suite: str, wan
             run = client.get_run(wanted)
         except NotFound:
             raise InvalidArgument(f"baseline run {wanted!r} does not exist") from None
-        if run.data.tags.get(tags.ROLE) == "parent":
+        if run.data.tags.get(tags.ROLE) == tags.PARENT:
             return Baseline("explicit", wanted, _children(client, run.info.experiment_id, wanted))
         return Baseline("explicit", wanted, single=wanted)
-    query = (f"tags.`{tags.SUITE}` = '{_quote(suite)}' AND tags.`{tags.ROLE}` = 'parent' "
-             f"AND tags.`{tags.STATUS}` = 'passed'")
+    query = (f"tags.`{tags.SUITE}` = '{_quote(suite)}' AND tags.`{tags.ROLE}` = '{tags.PARENT}' "
+             f"AND tags.`{tags.STATUS}` = '{PASSED}'")
     if exclude:
         query += f" AND attributes.run_id != '{exclude}'"
     runs, _ = client.search_runs(experiment_id, query, max_results=1, order_by=["attributes.start_time DESC"])

@@ -61,7 +61,7 @@ def _runs_by_pair(client: TrackingClient, suite: str, last: int, dataset: str | 
     """The newest ``last`` pair runs of the suite for each (dataset, model), newest first."""
     if last < 1:
         raise InvalidArgument(f"last must be a positive number of runs, got {last}")
-    query = f"tags.`{tags.SUITE}` = '{suite}' AND tags.`{tags.ROLE}` = 'pair'"
+    query = f"tags.`{tags.SUITE}` = '{suite}' AND tags.`{tags.ROLE}` = '{tags.PAIR}'"
     if dataset:
         query += f" AND tags.`{tags.DATASET}` = '{dataset}'"
     if model:

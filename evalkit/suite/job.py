@@ -104,7 +104,7 @@ def run_suite(suite: Suite | str | Path, out_dir: str | Path = "evalkit-out", ba
     experiment_id = _experiment(client, spec.experiment or spec.suite)
     out = Path(out_dir)
     (out / "reports").mkdir(parents=True, exist_ok=True)
-    parent_tags = {tags.SUITE: spec.suite, tags.ROLE: "parent", tags.STATUS: "running",
+    parent_tags = {tags.SUITE: spec.suite, tags.ROLE: tags.PARENT, tags.STATUS: "running",
                    tags.SUITE_DIGEST: hashlib.sha256(suite.text.encode()).hexdigest()[:16]}
     if commit := git_commit(suite.path.parent):
         parent_tags[tags.GIT_COMMIT] = commit
@@ -162,7 +162,7 @@ def _evaluate_pairs(client: TrackingClient, suite: Suite, plans: dict[Pair, Eval
             if budget is not None and budget <= 0:
                 pair.status, pair.error = ERROR, f"not run: the suite's budget_usd={spec.budget_usd:g} was spent"
                 continue
-            pair_tags = {tags.SUITE: spec.suite, tags.ROLE: "pair", tags.STATUS: "running", tags.DATASET: dataset.name,
+            pair_tags = {tags.SUITE: spec.suite, tags.ROLE: tags.PAIR, tags.STATUS: "running", tags.DATASET: dataset.name,
                          tags.MODEL: model.name, **({tags.GIT_COMMIT: parent_tags[tags.GIT_COMMIT]}
                                                     if tags.GIT_COMMIT in parent_tags else {})}
             try:

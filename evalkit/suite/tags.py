@@ -1,8 +1,12 @@
-"""The tags a suite run writes, which baseline resolution and history read back."""
+"""The tags a suite run writes, which baseline resolution and history read back.
+
+The role and status tags are also read by the registry's evidence check, so they are defined in
+``evalkit.tracking.suite_tags`` (the store does not import the suite) and re-exported here.
+"""
+
+from evalkit.tracking.suite_tags import PAIR, PARENT, ROLE, STATUS  # noqa: F401 - re-exported
 
 SUITE = "evalkit.suite"
-ROLE = "evalkit.suite.role"  # "parent" on the suite run, "pair" on each (dataset, model) child
-STATUS = "evalkit.suite.status"  # passed, failed or error (the parent's covers the whole job)
 DATASET = "evalkit.suite.dataset"
 MODEL = "evalkit.suite.model"
 GIT_COMMIT = "evalkit.git_commit"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from evalkit.entities import LifecycleStage, Run, RunStatus, Stage
 from evalkit.errors import FilterSyntaxError, InvalidArgument
-from evalkit.suite import tags as suite_tags
+from evalkit.tracking import suite_tags
 
 MAX_NAME_LENGTH = 256
 MAX_DESCRIPTION_LENGTH = 5000
@@ -131,19 +131,20 @@ def evidence_problem(run: Run, children: Sequence[Run], bundle_hash: str) -> str
     if run.info.status is not RunStatus.FINISHED:
         return f"evidence run {run_id} is {run.info.status.value}, not FINISHED"
     role = run.data.tags.get(suite_tags.ROLE)
-    if role not in ("parent", "pair"):
+    if role not in (suite_tags.PARENT, suite_tags.PAIR):
         return (f"run {run_id} is not a run of the nightly job (evalkit run, or evalkit models promote --suite): "
                 "evidence is a suite run whose gates passed")
     status = run.data.tags.get(suite_tags.STATUS)
-    if status != "passed":
+    if status != suite_tags.PASSED:
         return f"the gates of evidence run {run_id} did not pass (suite status: {status})"
-    pairs = [run] if role == "pair" else [c for c in children if c.data.tags.get(suite_tags.ROLE) == "pair"]
+    pairs = [run] if role == suite_tags.PAIR else [c for c in children
+                                               if c.data.tags.get(suite_tags.ROLE) == suite_tags.PAIR]
     evaluated = {p.data.params.get(BUNDLE_HASH_PARAM) for p in pairs}
     if bundle_hash not in evaluated:
         seen = ", ".join(sorted(h for h in evaluated if h)) or "no registered or logged bundle"
         return f"evidence run {run_id} evaluated {seen}, not this version's bundle {bundle_hash}"
-    failing = [p.info.run_id for p in pairs
-               if p.data.params.get(BUNDLE_HASH_PARAM) == bundle_hash and p.data.tags.get(suite_tags.STATUS) != "passed"]
+    failing = [p.info.run_id for p in pairs if p.data.params.get(BUNDLE_HASH_PARAM) == bundle_hash
+               and p.data.tags.get(suite_tags.STATUS) != suite_tags.PASSED]
     if failing:
         return f"the gates of run {failing[0]}, which evaluated this version, did not pass"
     return None

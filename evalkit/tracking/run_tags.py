@@ -1,4 +1,5 @@
-"""Names of the tags evalkit itself sets on runs (the suite's own are in ``evalkit.suite.tags``)."""
+"""Names of the tags evalkit itself sets on runs (the suite's own are in ``evalkit.suite.tags``
+and ``evalkit.tracking.suite_tags``)."""
 
 from __future__ import annotations
 

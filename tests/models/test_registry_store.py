@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -237,3 +239,13 @@ def test_a_store_without_a_registry_says_so():
 
     with pytest.raises(ek.InvalidState, match="memory: holds no model registry"):
         MemoryStore().get_registered_model("x")
+
+
+def test_the_store_and_a_loaded_llm_model_need_neither_the_suite_nor_the_engine():
+    probe = ("import sys, evalkit.tracking.sql.store, evalkit.tracking.rest.store\n"
+             "from evalkit.models.flavors.llm import LLMModel, LLMSpec\n"
+             "assert len(LLMModel(LLMSpec('evalkit:/extractive')).predict(['hi'])) == 1\n"
+             "print(','.join(sorted(m for m in sys.modules if m.startswith(('evalkit.suite', "
+             "'evalkit.evaluation.engine')))))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == ""

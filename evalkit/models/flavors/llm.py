@@ -133,13 +133,13 @@ class LLMModel(LoadedModel):
         self.spec = spec
 
     def predict(self, inputs: Any) -> list[str]:
-        from evalkit.evaluation.engine import _run_async
+        from evalkit.inference.sync import run_sync
 
         texts = input_texts(inputs)
         if self.spec.entrypoint is not None:
             function = import_entrypoint(self.spec.entrypoint)
             return [str(function(text)) for text in texts]
-        return _run_async(self._answer_all(texts))
+        return run_sync(self._answer_all(texts))
 
     async def _answer_all(self, texts: list[str]) -> list[str]:
         from evalkit.evaluation.prompts import resolve_prompt

@@ -20,14 +20,26 @@ from urllib.parse import urlsplit, urlunsplit
 from evalkit.entities import (
     Experiment,
     Metric,
+    ModelVersion,
+    ModelVersionEvent,
     Param,
+    RegisteredModel,
     Run,
     RunInfo,
     RunStatus,
     RunTag,
+    Stage,
     ViewType,
 )
 from evalkit.errors import InvalidArgument, NotFound
+from evalkit.tracking.registry import (
+    check_description,
+    evidence_rule,
+    parse_stage,
+    parse_version,
+    validate_alias,
+    validate_model_name,
+)
 from evalkit.tracking.rest.api import (
     MAX_BATCH_ITEMS,
     SEARCH_PAGE_MAX,
@@ -266,6 +278,117 @@ class RestStore(TrackingStore):
                 "max_results": max_results}
         return list(self.client.call("POST", "/keys/search", json=body)["keys"])
 
+    # ---- model registry ----------------------------------------------------------------------
+    # Names, versions, stages, aliases and evidence rules are checked here first with the
+    # registry's own rules (same messages, nothing sent when one is bad); the server checks them
+    # again. ``user`` is not sent: the server records its token's user as who acted.
+
+    def create_registered_model(self, name: str, tags: dict[str, Any] | None = None, description: str | None = None,
+                                evidence_required: Sequence[str] | None = None,
+                                user: str | None = None) -> RegisteredModel:
+        body = {"name": validate_model_name(name), "tags": _stringified(tags),
+                "description": _description(description), "evidence_required": _rule(evidence_required)}
+        return RegisteredModel.from_dict(self.client.call("POST", "/registered-models", json=body, write=True))
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return RegisteredModel.from_dict(self.client.call("GET", "/registered-models/get", params={"name": name}))
+
+    def search_registered_models(self, filter_string: str | None = None, max_results: int = 100,
+                                 order_by: Sequence[str] | str | None = None,
+                                 page_token: str | None = None) -> tuple[list[RegisteredModel], str | None]:
+        params = {"filter": filter_string, "max_results": max_results, "order_by": _orders(order_by),
+                  "page_token": page_token}
+        answer = self.client.call("GET", "/registered-models", params=params)
+        return [RegisteredModel.from_dict(m) for m in answer["registered_models"]], answer.get("next_page_token")
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        body = {"name": name, "new_name": validate_model_name(new_name)}
+        return RegisteredModel.from_dict(self.client.call("POST", "/registered-models/rename", json=body, write=True))
+
+    def update_registered_model(self, name: str, description: str | None = None,
+                                evidence_required: Sequence[str] | None = None,
+                                user: str | None = None) -> RegisteredModel:
+        body = {"name": name, "description": None if description is None else _description(description),
+                "evidence_required": _rule(evidence_required)}
+        return RegisteredModel.from_dict(self.client.call("POST", "/registered-models/update", json=body, write=True))
+
+    def delete_registered_model(self, name: str) -> None:
+        self.client.call("POST", "/registered-models/delete", json={"name": name}, write=True)
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        self.client.call("POST", "/registered-models/set-tag", json={"name": name, "key": key,
+                                                                     "value": _stringify(value)}, write=True)
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None:
+        self.client.call("POST", "/registered-models/delete-tag", json={"name": name, "key": key}, write=True)
+
+    def create_model_version(self, name: str, source: str, bundle_hash: str, flavor: str, run_id: str | None = None,
+                             tags: dict[str, Any] | None = None, description: str | None = None,
+                             user: str | None = None) -> ModelVersion:
+        """For a ``runs:/`` source the server reads the bundle's manifest itself and refuses a
+        ``bundle_hash`` or ``flavor`` that disagrees with it."""
+        body = {"name": name, "source": source, "bundle_hash": bundle_hash, "flavor": flavor, "run_id": run_id,
+                "tags": _stringified(tags), "description": _description(description)}
+        return ModelVersion.from_dict(self.client.call("POST", "/model-versions", json=body, write=True))
+
+    def get_model_version(self, name: str, version: int | str) -> ModelVersion:
+        params = {"name": name, "version": parse_version(version)}
+        return ModelVersion.from_dict(self.client.call("GET", "/model-versions/get", params=params))
+
+    def update_model_version(self, name: str, version: int | str, description: str) -> ModelVersion:
+        body = {"name": name, "version": parse_version(version), "description": _description(description)}
+        return ModelVersion.from_dict(self.client.call("POST", "/model-versions/update", json=body, write=True))
+
+    def delete_model_version(self, name: str, version: int | str, user: str | None = None) -> None:
+        self.client.call("POST", "/model-versions/delete", json={"name": name, "version": parse_version(version)},
+                         write=True)
+
+    def set_model_version_tag(self, name: str, version: int | str, key: str, value: Any) -> None:
+        body = {"name": name, "version": parse_version(version), "key": key, "value": _stringify(value)}
+        self.client.call("POST", "/model-versions/set-tag", json=body, write=True)
+
+    def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
+        body = {"name": name, "version": parse_version(version), "key": key}
+        self.client.call("POST", "/model-versions/delete-tag", json=body, write=True)
+
+    def search_model_versions(self, filter_string: str | None = None, max_results: int = 1000,
+                              order_by: Sequence[str] | str | None = None) -> list[ModelVersion]:
+        params = {"filter": filter_string, "max_results": max_results, "order_by": _orders(order_by)}
+        answer = self.client.call("GET", "/model-versions", params=params)
+        return [ModelVersion.from_dict(v) for v in answer["model_versions"]]
+
+    def transition_model_version_stage(self, name: str, version: int | str, stage: Stage | str,
+                                       archive_existing_versions: bool = False, evidence_run_id: str | None = None,
+                                       user: str | None = None) -> ModelVersion:
+        body = {"name": name, "version": parse_version(version), "stage": parse_stage(stage).value,
+                "archive_existing_versions": bool(archive_existing_versions), "evidence_run_id": evidence_run_id}
+        return ModelVersion.from_dict(self.client.call("POST", "/model-versions/transition-stage", json=body,
+                                                       write=True))
+
+    def get_latest_versions(self, name: str, stages: Sequence[str] | None = None) -> list[ModelVersion]:
+        wanted = [stages] if isinstance(stages, str) else list(stages or [])
+        params = {"name": name, "stages": [parse_stage(s).value for s in wanted] or None}
+        answer = self.client.call("GET", "/registered-models/latest-versions", params=params)
+        return [ModelVersion.from_dict(v) for v in answer["model_versions"]]
+
+    def set_registered_model_alias(self, name: str, alias: str, version: int | str,
+                                   evidence_run_id: str | None = None, user: str | None = None) -> None:
+        body = {"name": name, "alias": validate_alias(alias), "version": parse_version(version),
+                "evidence_run_id": evidence_run_id}
+        self.client.call("POST", "/registered-models/alias", json=body, write=True)
+
+    def delete_registered_model_alias(self, name: str, alias: str, user: str | None = None) -> None:
+        self.client.call("POST", "/registered-models/alias/delete", json={"name": name, "alias": alias}, write=True)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return ModelVersion.from_dict(self.client.call("GET", "/registered-models/alias",
+                                                       params={"name": name, "alias": alias}))
+
+    def get_model_version_history(self, name: str, version: int | str | None = None) -> list[ModelVersionEvent]:
+        params = {"name": name, "version": None if version is None else parse_version(version)}
+        answer = self.client.call("GET", "/registered-models/history", params=params)
+        return [ModelVersionEvent.from_dict(e) for e in answer["events"]]
+
     # ---- lifetime ----------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -295,6 +418,19 @@ def _segment(value: str, what: str) -> str:
 
 def _stringify(value: Any) -> Any:
     return value if isinstance(value, str) else None if value is None else str(value)
+
+
+def _orders(order_by: Sequence[str] | str | None) -> list[str] | None:
+    return [order_by] if isinstance(order_by, str) else (list(order_by) if order_by else None)
+
+
+def _description(description: str | None) -> str | None:
+    check_description(description)
+    return description
+
+
+def _rule(evidence_required: Sequence[str] | None) -> list[str] | None:
+    return None if evidence_required is None else evidence_rule(evidence_required)
 
 
 def _stringified(tags: dict[str, Any] | None) -> dict[str, Any] | None:
