@@ -23,7 +23,12 @@ from evalkit.inference.executors import get_executor
 from evalkit.inference.executors.ray.executor import RayExecutor
 from evalkit.inference.executors.ray.limiter import ClusterLimiter
 from evalkit.inference.tokens import count_message_tokens
-from evalkit.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_answer, messages_hash
+from evalkit.testing.fake_openai import (
+    FakeConfig,
+    FakeOpenAIServer,
+    default_answer,
+    messages_hash,
+)
 
 pytestmark = pytest.mark.slow
 
