@@ -62,9 +62,10 @@ class RowWorker:
         self.runner: Runner | None = None
         self._queues: dict[int, asyncio.Queue[RowOutcome]] = {}
 
-    def configure(self, spec: WorkerSpec, limiter: Any) -> tuple[int, str]:
+    async def configure(self, spec: WorkerSpec, limiter: Any) -> tuple[int, str]:
         """Answer the next batches with ``spec``'s model, params and limits and ``limiter``'s budget;
-        returns (this process's id, its Ray node's id)."""
+        returns (this process's id, its Ray node's id). A coroutine, so that the client and locks it
+        builds belong to the actor's event loop, where the batches are answered."""
         config = RunnerConfig(concurrency=spec.concurrency, max_attempts=spec.max_attempts, timeout=spec.timeout,
                               retry_budget=spec.retry_budget)
         # Its own client in its own process; no cache (the driver's), no budget (the driver books it).
