@@ -2,7 +2,9 @@
 the application.
 
 It patches ``create`` of chat completions, completions, embeddings and responses, sync and async,
-streaming included. Each call becomes a row of the run's calls table (``openai/calls/``, read it
+streaming included, and ``parse`` of chat completions and responses (structured outputs), which
+posts its request without going through ``create``. The ``.stream()`` helpers of chat completions
+and responses call ``create(stream=True)``, so their streams are recorded (once) by that patch. Each call becomes a row of the run's calls table (``openai/calls/``, read it
 with :func:`load_calls`): the endpoint, the model the request named and the model the response
 named, prompt, completion and cached tokens, latency, cost and status. Cost is priced on the
 response's model (an Azure deployment name is not a model), with cached input tokens at their own
@@ -46,16 +48,17 @@ PREFIX = "openai"
 ERROR_LIMIT = 1000
 _log = logging.getLogger(__name__)
 
-# (module, class, endpoint name, async?) of every patched ``create``.
-_TARGETS = (
-    ("openai.resources.chat.completions", "Completions", "chat.completions", False),
-    ("openai.resources.chat.completions", "AsyncCompletions", "chat.completions", True),
-    ("openai.resources.completions", "Completions", "completions", False),
-    ("openai.resources.completions", "AsyncCompletions", "completions", True),
-    ("openai.resources.embeddings", "Embeddings", "embeddings", False),
-    ("openai.resources.embeddings", "AsyncEmbeddings", "embeddings", True),
-    ("openai.resources.responses", "Responses", "responses", False),
-    ("openai.resources.responses", "AsyncResponses", "responses", True),
+# (module, class, method, endpoint name) of every patched method; the Async* classes' are coroutines.
+_TARGETS = tuple(
+    (module, prefix + cls, method, endpoint)
+    for module, cls, methods, endpoint in (
+        ("openai.resources.chat.completions", "Completions", ("create", "parse"), "chat.completions"),
+        ("openai.resources.completions", "Completions", ("create",), "completions"),
+        ("openai.resources.embeddings", "Embeddings", ("create",), "embeddings"),
+        ("openai.resources.responses", "Responses", ("create", "parse"), "responses"),
+    )
+    for prefix in ("", "Async")
+    for method in methods
 )
 # Endpoints whose streams report usage only when asked to.
 _ASKS_FOR_STREAM_USAGE = {"chat.completions", "completions"}
@@ -130,14 +133,14 @@ def _disable() -> None:
 
 
 def _patch() -> None:
-    for module_name, class_name, endpoint, is_async in _TARGETS:
+    for module_name, class_name, method, endpoint in _TARGETS:
         owner = getattr(importlib.import_module(module_name), class_name)
-        if (owner, "create") in _state.originals:
+        original = getattr(owner, method, None)
+        if (owner, method) in _state.originals or original is None:  # parse: absent from older clients
             continue
-        original = owner.create
-        wrapper = _async_wrapper if is_async else _sync_wrapper
-        _state.originals[(owner, "create")] = original
-        owner.create = wrapper(original, endpoint)
+        _state.originals[(owner, method)] = original
+        # Not inspect.iscoroutinefunction: openai's argument checks wrap its coroutines in plain functions.
+        setattr(owner, method, _wrap(original, endpoint, class_name.startswith("Async")))
 
 
 def _run_ending(run_id: str) -> None:
@@ -300,56 +303,64 @@ def _rejected_option(call: _Call, exc: BaseException) -> bool:
     return call.hide_usage_chunk and "stream_options" in str(exc)
 
 
-def _sync_wrapper(original: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
+async def _recorded(call: _Call, send: Callable[[dict[str, Any]], Any], kwargs: dict[str, Any], watch: Any) -> Any:
+    """One call, recorded: what the sync and async patches share. ``send(kwargs)`` makes the
+    request (a coroutine for both: the sync patch's never suspends); ``watch`` wraps a stream."""
+    try:
+        try:
+            result = await send(call.kwargs)
+        except Exception as exc:
+            if not _rejected_option(call, exc):
+                raise
+            call.kwargs, call.hide_usage_chunk = kwargs, False
+            result = await send(kwargs)
+    except BaseException as exc:
+        _safely("recording a failed call", call.failed, exc)
+        raise
+    if call.stream and hasattr(result, "_iterator"):
+        _safely("watching a stream", lambda: setattr(result, "_iterator", watch(call, result._iterator)))
+    else:
+        _safely("recording a call", call.finished, result)
+    return result
+
+
+def _finish_now(coroutine: Any) -> Any:
+    """The value of a coroutine that never suspends (the sync patch's), without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("evalkit autolog: a synchronous call suspended")  # not reached: nothing in it awaits
+
+
+def _wrap(original: Callable[..., Any], endpoint: str, is_async: bool) -> Callable[..., Any]:
+    if is_async:
+        @functools.wraps(original)
+        async def patched_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            call = _begin(endpoint, kwargs)
+            if call is None:
+                return await original(self, *args, **kwargs)
+
+            async def send(given: dict[str, Any]) -> Any:
+                return await original(self, *args, **given)
+
+            return await _recorded(call, send, kwargs, _awatch)
+
+        return patched_async
+
     @functools.wraps(original)
-    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
         call = _begin(endpoint, kwargs)
         if call is None:
             return original(self, *args, **kwargs)
-        try:
-            try:
-                result = original(self, *args, **call.kwargs)
-            except Exception as exc:
-                if not _rejected_option(call, exc):
-                    raise
-                call.kwargs, call.hide_usage_chunk = kwargs, False
-                result = original(self, *args, **kwargs)
-        except BaseException as exc:
-            _safely("recording a failed call", call.failed, exc)
-            raise
-        if call.stream and hasattr(result, "_iterator"):
-            _safely("watching a stream", lambda: setattr(result, "_iterator", _watch(call, result._iterator)))
-        else:
-            _safely("recording a call", call.finished, result)
-        return result
 
-    return create
+        async def send(given: dict[str, Any]) -> Any:
+            return original(self, *args, **given)
 
+        return _finish_now(_recorded(call, send, kwargs, _watch))
 
-def _async_wrapper(original: Callable[..., Any], endpoint: str) -> Callable[..., Any]:
-    @functools.wraps(original)
-    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _begin(endpoint, kwargs)
-        if call is None:
-            return await original(self, *args, **kwargs)
-        try:
-            try:
-                result = await original(self, *args, **call.kwargs)
-            except Exception as exc:
-                if not _rejected_option(call, exc):
-                    raise
-                call.kwargs, call.hide_usage_chunk = kwargs, False
-                result = await original(self, *args, **kwargs)
-        except BaseException as exc:
-            _safely("recording a failed call", call.failed, exc)
-            raise
-        if call.stream and hasattr(result, "_iterator"):
-            _safely("watching a stream", lambda: setattr(result, "_iterator", _awatch(call, result._iterator)))
-        else:
-            _safely("recording a call", call.finished, result)
-        return result
-
-    return create
+    return patched
 
 
 def _watch(call: _Call, items: Iterator[Any]) -> Iterator[Any]:

@@ -725,13 +725,24 @@ class FakeOpenAIServer:
             }
 
         def events(payload: dict[str, Any]) -> list[dict[str, Any]]:
-            text = payload["output"][0]["content"][0]["text"]
+            # The real API's sequence, which the client's .stream() helper rebuilds the response from.
+            message = payload["output"][0]
+            text = message["content"][0]["text"]
             started = {**payload, "status": "in_progress", "output": [], "usage": None}
-            item = {"item_id": payload["output"][0]["id"], "output_index": 0, "content_index": 0, "logprobs": []}
-            out = [{"type": "response.created", "response": started}]
+            where = {"output_index": 0, "content_index": 0}
+            item = {"item_id": message["id"], **where, "logprobs": []}
+            empty_part = {"type": "output_text", "text": "", "annotations": []}
+            out = [{"type": "response.created", "response": started},
+                   {"type": "response.output_item.added", "output_index": 0,
+                    "item": {**message, "status": "in_progress", "content": []}},
+                   {"type": "response.content_part.added", "item_id": message["id"], **where, "part": empty_part}]
             out += [{"type": "response.output_text.delta", "delta": word + " ", **item} for word in text.split(" ")[:-1]]
             out.append({"type": "response.output_text.delta", "delta": text.split(" ")[-1], **item})
-            out.append({"type": "response.completed", "response": payload})
+            out += [{"type": "response.output_text.done", "text": text, **item},
+                    {"type": "response.content_part.done", "item_id": message["id"], **where,
+                     "part": message["content"][0]},
+                    {"type": "response.output_item.done", "output_index": 0, "item": message},
+                    {"type": "response.completed", "response": payload}]
             return [{**event, "sequence_number": i} for i, event in enumerate(out)]
 
         return await self._reply_with(request, None, build, events if body.get("stream") is True else None)

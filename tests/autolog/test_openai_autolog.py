@@ -7,12 +7,13 @@ import logging
 
 import openai
 import pandas as pd
+import pydantic
 import pytest
 
 import evalkit as ek
 from evalkit.autolog.calls import load_calls
 from evalkit.inference.pricing import PriceTable
-from evalkit.testing.fake_openai import FakeConfig, FakeOpenAIServer
+from evalkit.testing.fake_openai import FakeConfig, FakeOpenAIServer, default_answer
 
 SECRET = "sk-autolog-secret-0123456789abcdef"
 MESSAGES = [{"role": "user", "content": "Context: Paris is the capital of France. Question: capital?"}]
@@ -31,6 +32,7 @@ def server():
 @pytest.fixture(autouse=True)
 def _fresh(server):
     server.config = FakeConfig()
+    server.responder = default_answer
     yield
     ek.openai.autolog(disable=True)
 
@@ -103,6 +105,60 @@ def test_streams_report_usage_from_the_last_chunk_and_the_caller_sees_the_same_c
     assert rows.prompt_tokens[0] == asked[-1].usage.prompt_tokens
     answer = "".join(chunk.choices[0].delta.content for chunk in chunks)
     assert rows.output[0] == answer and "Paris" in rows.input[0]
+
+
+class City(pydantic.BaseModel):
+    city: str
+
+
+def city_json(body: dict) -> str:
+    return '{"city": "Paris"}'
+
+
+def test_structured_outputs_and_the_stream_helpers_are_recorded_once_each(client, server):
+    # parse() posts without create(); the .stream() helpers go through create(stream=True).
+    server.responder = city_json
+    server.reset_stats()
+    ek.openai.autolog(log_texts=True)
+    with ek.start_run() as run:
+        parsed = client.chat.completions.parse(model="gpt-4o", messages=MESSAGES, response_format=City)
+        answer = client.responses.parse(model="gpt-4o", input="Capital of France?", text_format=City)
+        with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES, response_format=City) as stream:
+            streamed = stream.get_final_completion()
+        with client.responses.stream(model="gpt-4o", input="Capital of France?") as events:
+            final = events.get_final_response()
+    assert parsed.choices[0].message.parsed == City(city="Paris") and answer.output_parsed == City(city="Paris")
+    assert streamed.choices[0].message.parsed == City(city="Paris")
+    rows = calls_of(run.info.run_id)
+    assert list(rows.endpoint) == ["chat.completions", "responses", "chat.completions", "responses"]
+    assert list(rows.stream) == [False, False, True, True] and (rows.status == "ok").all()
+    assert list(rows.model) == ["gpt-4o-2024-08-06"] * 4 and rows.cost_usd.notna().all()
+    assert rows.prompt_tokens[0] == parsed.usage.prompt_tokens and rows.prompt_tokens[1] == answer.usage.input_tokens
+    assert rows.prompt_tokens[3] == final.usage.input_tokens
+    assert list(rows.output) == ['{"city": "Paris"}'] * 4
+    assert server.stats.requests == 4
+
+
+def test_async_structured_outputs_and_stream_helpers_are_recorded(server):
+    server.responder = city_json
+    server.reset_stats()
+    ek.openai.autolog()
+
+    async def main() -> list:
+        async with aclient(server) as client:
+            parsed = await client.chat.completions.parse(model="gpt-4o", messages=MESSAGES, response_format=City)
+            answer = await client.responses.parse(model="gpt-4o", input="Capital?", text_format=City)
+            async with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES) as stream:
+                streamed = await stream.get_final_completion()
+            return [parsed.choices[0].message.parsed, answer.output_parsed, streamed.choices[0].message.content]
+
+    with ek.start_run() as run:
+        got = asyncio.run(main())
+    assert got == [City(city="Paris"), City(city="Paris"), '{"city": "Paris"}']
+    rows = calls_of(run.info.run_id)
+    assert list(rows.endpoint) == ["chat.completions", "responses", "chat.completions"]
+    assert list(rows.stream) == [False, False, True] and rows.prompt_tokens.notna().all()
+    assert rows.cost_usd.notna().all() and server.stats.requests == 3
 
 
 def test_a_stream_without_usage_records_no_tokens_and_no_cost_rather_than_a_guess(client, server):
@@ -208,6 +264,8 @@ def test_disable_restores_the_clients_methods(client):
     assert openai.resources.chat.completions.Completions.create is not original
     ek.openai.autolog(disable=True)
     assert openai.resources.chat.completions.Completions.create is original
+    assert openai.resources.responses.AsyncResponses.parse.__name__ == "parse"
+    assert not hasattr(openai.resources.responses.AsyncResponses.parse, "__wrapped__")
     with ek.start_run() as run:
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert calls_of(run.info.run_id).empty

@@ -5,6 +5,7 @@ driver; the same run as a local evaluation."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,7 +22,13 @@ from evalkit.errors import InvalidArgument
 from evalkit.inference.executors import get_executor
 from evalkit.inference.executors.ray.executor import RayExecutor
 from evalkit.inference.executors.ray.limiter import ClusterLimiter
-from evalkit.testing.fake_openai import FakeConfig, FakeOpenAIServer
+from evalkit.inference.tokens import count_message_tokens
+from evalkit.testing.fake_openai import (
+    FakeConfig,
+    FakeOpenAIServer,
+    default_answer,
+    messages_hash,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +49,7 @@ def _env(monkeypatch, tmp_path, server, ray_cluster):
     monkeypatch.setenv("EVALKIT_CACHE_PATH", str(tmp_path / "cache.db"))
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     server.config = FakeConfig(latency=0.05)
+    server.responder = default_answer
     server.reset_stats()
 
 
@@ -132,6 +140,94 @@ def test_a_429_pauses_every_worker_and_shrinks_the_rate():
     assert rpm == pytest.approx(450)
 
 
+def busiest_second(times: list[float], weights: list[float]) -> float:
+    """The most weight that arrived within any 1-second window starting at an arrival."""
+    return max(sum(w for t, w in zip(times[i:], weights[i:]) if t < start + 1.0) for i, start in enumerate(times))
+
+
+def test_one_token_budget_holds_for_the_whole_cluster(server):
+    tokens: dict[str, int] = {}
+
+    def counting(body: dict) -> str:  # what each request weighs in the budget, as the caller counts it
+        tokens[messages_hash(body["messages"])] = count_message_tokens(body["messages"], "gpt-4o")
+        return default_answer(body)
+
+    server.config = FakeConfig(latency=0.01)
+    server.responder = counting
+    per_second = 1000  # tokens: about 12 rows a second at this data's 84 tokens a row
+    block = 2
+    ek.evaluate(model=uri(server), data=frame(60, tag="tokens "), targets="ground_truth", cache="off",
+                rate_limit={"tpm": per_second * 60}, progress=False, report=False, evaluators=EVALUATORS,
+                executor="ray", executor_options={"batch_size": 5, "concurrency": 8, "limiter_block": block, **WORKER})
+    log = server.stats.request_log
+    assert len(log) == 60 and len(tokens) == 60
+    times, weights = [e.time for e in log], [tokens[e.messages_hash] for e in log]
+    largest, total = max(weights), sum(weights)
+    # The budget's burst (a second's worth, as locally) plus a block of requests held by each worker.
+    allowance = per_second + 2 * block * largest
+    assert busiest_second(times, weights) <= per_second + allowance
+    # Held for the whole run, not per worker: two workers with a budget each would take half the time.
+    spread = times[-1] - times[0]
+    assert per_second * spread >= total - allowance, (total, spread)
+
+
+def test_a_429_seen_by_one_worker_pauses_every_worker_and_no_row_is_lost_or_paid_twice(server):
+    # Seeded: the 22nd and 51st requests get a 429 with Retry-After 2.5 s.
+    retry_after = 2.5
+    server.config = FakeConfig(latency=0.02, rate_429=0.03, retry_after=retry_after, seed=11)
+    server.reset_stats()
+    rows = 80
+    executor = RayExecutor(batch_size=5, concurrency=4, **WORKER)
+    result = ek.evaluate(model=uri(server), data=frame(rows, tag="429 "), targets="ground_truth", cache="off",
+                         rate_limit={"rpm": 3000}, progress=False, report=False, evaluators=EVALUATORS,
+                         executor=executor)
+    table = result.tables["eval_results_table"]
+    refused = server.stats.faults["429"]
+    assert refused == 2 and set(table["status"]) == {"ok"} and list(table["row"]) == list(range(rows))
+    # Nothing lost, nothing paid twice: one 200 per row; the refused rows were asked once more.
+    assert server.stats.by_status[200] == rows
+    assert len(chat_counts(server)) == rows and sum(chat_counts(server)) == rows + refused
+    assert len(set(executor.stats.answered_by.values())) == 2
+    # Every worker held off: the first request of a row asked twice is the one refused; a worker
+    # learns of another's 429 within 0.2 s (plus a round trip), then nobody asks until it is over.
+    log = server.stats.request_log
+    seen: set[str] = set()
+    refused_at = []
+    for entry in log:
+        if entry.messages_hash not in seen and server.stats.messages_counts()[entry.messages_hash] == 2:
+            refused_at.append(entry.time)
+        seen.add(entry.messages_hash)
+    assert len(refused_at) == 2
+    for at in refused_at:
+        during = [e.time - at for e in log if at + 0.7 <= e.time <= at + retry_after - 0.1]
+        assert during == [], during
+
+
+def test_warm_workers_serve_a_second_evaluation_and_the_cost_budget_holds_across_them(server):
+    with RayExecutor(batch_size=4, concurrency=4, keep_workers=True, **WORKER) as executor:
+        ek.evaluate(model=uri(server), data=frame(16, tag="warm "), targets="ground_truth", cache="off",
+                    progress=False, report=False, evaluators=EVALUATORS, executor=executor)
+        first = set(executor.stats.answered_by.values())
+        assert executor.stats.workers_started == 2 and len(first) == 2 and len(executor.workers) == 2
+
+        # The same workers, reconfigured (not restarted), answer the next evaluation, under a budget.
+        server.reset_stats()
+        budget = 0.01  # about 30 of the 80 rows, at max_tokens 20
+        result = ek.evaluate(model=uri(server), data=frame(80, tag="budget "), targets="ground_truth", cache="off",
+                             inference_params={"max_tokens": 20}, max_cost_usd=budget, progress=False,
+                             report=False, evaluators=EVALUATORS, executor=executor)
+        assert executor.stats.workers_started == 0 and set(executor.stats.answered_by.values()) == first
+    assert executor.workers == []  # the with block shut them down
+    table, metrics = result.tables["eval_results_table"], result.metrics
+    answered, skipped = (table["status"] == "ok").sum(), (table["status"] == "skipped").sum()
+    assert 10 <= answered < 80 and answered + skipped == 80  # nothing lost: the rest recorded skipped
+    assert metrics["cost/spent_usd"] <= budget
+    # Rows skipped for the budget never reached the server; every row sent was answered and kept.
+    assert server.stats.by_status[200] == len(chat_counts(server)) == answered
+    assert len(set(executor.stats.answered_by.values())) == 2
+    assert ek.get_run(result.run_id).data.tags["evalkit.stopped_reason"] == "max_cost_usd"
+
+
 def test_a_killed_worker_loses_no_row(server):
     server.config = FakeConfig(latency=0.1)
     executor = RayExecutor(batch_size=8, concurrency=4, **WORKER)
@@ -204,6 +300,55 @@ def test_a_killed_driver_resumes_paying_only_for_rows_in_flight(server, ray_clus
     table = result.tables["eval_results_table"]
     assert len(table) == rows and set(table["status"]) == {"ok"}
     assert ek.get_run(result.run_id).info.status is ek.RunStatus.FINISHED
+
+
+TWO_NODES = """
+import json, sys
+import ray
+from ray.cluster_utils import Cluster
+import evalkit as ek
+from evalkit.inference.executors.ray.executor import RayExecutor
+from test_ray_executor import EVALUATORS, frame
+
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+cluster.add_node(num_cpus=2)
+cluster.wait_for_nodes()
+ray.init(address=cluster.address, log_to_driver=False)
+ek.set_tracking_uri(sys.argv[1])
+
+def run(rows, tag):
+    return ek.evaluate(model=f"openai:/gpt-4o?base_url={sys.argv[2]}", data=frame(rows, tag=tag),
+                       targets="ground_truth", cache="off", progress=False, report=False, evaluators=EVALUATORS,
+                       executor=executor)
+
+# Kept workers: the first evaluation waits for both to start (a worker on a fresh node can take
+# seconds), so that in the second both are up and share the rows.
+with RayExecutor(num_workers=2, cpus_per_worker=1, batch_size=4, concurrency=4, keep_workers=True) as executor:
+    run(4, "warm-up ")
+    placed = sorted(executor.stats.nodes.values())
+    result = run(24, "nodes ")
+    answered_on = {row: executor.stats.nodes[pid] for row, pid in executor.stats.answered_by.items()}
+print(json.dumps({"nodes": sorted(node["NodeID"] for node in ray.nodes() if node["Alive"]), "placed": placed,
+                  "answered_on": answered_on, "status": sorted(set(result.tables["eval_results_table"]["status"]))}))
+ray.shutdown()
+cluster.shutdown()
+"""
+
+
+def test_workers_are_spread_over_the_nodes_of_a_two_node_cluster(server, tmp_path):
+    # Its own driver process: this one is connected to the session's cluster, and a Ray driver
+    # connects to one cluster at a time.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+    child = subprocess.run([sys.executable, "-c", TWO_NODES, str(tmp_path / "store.db"), server.base_url],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-3000:]
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    assert len(report["nodes"]) == 2 and report["status"] == ["ok"]
+    assert report["placed"] == report["nodes"]  # one worker on each node
+    assert sorted(map(int, report["answered_on"])) == list(range(24))
+    assert set(report["answered_on"].values()) == set(report["nodes"])  # rows answered on both nodes
+    assert len(chat_counts(server)) == 28 and set(chat_counts(server)) == {1}
 
 
 def test_executors_are_chosen_by_name_and_bad_options_are_named():

@@ -7,6 +7,10 @@ recorded by the driver as they arrive: journalled, put in the driver's cache and
 the run is logged exactly as a local one. The budget (max_cost_usd) is booked by the driver before
 a batch leaves, so it holds across workers; the rate limit is one limiter actor for all of them.
 
+Workers are started with the first batch of an evaluation and killed when it ends, unless the
+executor keeps them (``keep_workers``): then the next evaluation on the same executor object
+reconfigures the running actors instead of paying for new processes.
+
 A worker that dies loses only its rows in flight: they go back to the queue for the others, and a
 row whose batch died ``max_worker_failures`` times is recorded failed. When the driver dies, its
 actors die with it; the journal has every row it received, so a resume sends only the others.
@@ -40,10 +44,12 @@ class _Batch:
 
 @dataclass
 class RayStats:
-    """What the executor did, for tests and benchmarks: which worker process answered each row,
-    the batches sent and the workers lost."""
+    """What the executor did in its last evaluation, for tests and benchmarks: which worker process
+    answered each row and on which Ray node it runs, the batches sent, the workers started and lost."""
 
     answered_by: dict[int, int] = field(default_factory=dict)  # row index: worker process id
+    nodes: dict[int, str] = field(default_factory=dict)  # worker process id: Ray node id
+    workers_started: int = 0
     batches: int = 0
     workers_lost: int = 0
 
@@ -59,13 +65,19 @@ class RayExecutor(Executor):
     ``forward_env``: names of environment variables (e.g. ``["OPENAI_API_KEY"]``) to send to the
     workers through Ray's runtime environment, for a cluster whose machines do not have them;
     anyone who can inspect the cluster's jobs can read them there.
+    ``keep_workers``: keep the worker actors alive when an evaluation ends, so the next evaluation
+    on this executor object (a second ``evaluate()`` in a notebook) skips their start-up; they hold
+    their CPUs on the cluster until ``shutdown()`` (or the end of a ``with`` block, or of this
+    process). Given by name (``executor="ray"``), an executor lives for one evaluation, so this
+    only helps with an executor object.
     """
 
     name = "ray"
 
     def __init__(self, address: str | None = None, num_workers: int | None = None, batch_size: int = 32,
                  concurrency: int | None = None, cpus_per_worker: float = 1.0, limiter_block: int = 8,
-                 max_worker_failures: int = 2, forward_env: list[str] | tuple[str, ...] = ()) -> None:
+                 max_worker_failures: int = 2, forward_env: list[str] | tuple[str, ...] = (),
+                 keep_workers: bool = False) -> None:
         plugins.require_extra("ray", "ray", "executor='ray'")
         for option, value, low in (("num_workers", num_workers, 1), ("batch_size", batch_size, 1),
                                    ("concurrency", concurrency, 1), ("limiter_block", limiter_block, 1),
@@ -74,6 +86,8 @@ class RayExecutor(Executor):
                 raise InvalidArgument(f"executor_options[{option!r}] must be an integer of at least {low}, got {value!r}")
         if not isinstance(cpus_per_worker, (int, float)) or cpus_per_worker <= 0:
             raise InvalidArgument(f"executor_options['cpus_per_worker'] must be positive, got {cpus_per_worker!r}")
+        if not isinstance(keep_workers, bool):
+            raise InvalidArgument(f"executor_options['keep_workers'] must be true or false, got {keep_workers!r}")
         missing = [name for name in forward_env if name not in os.environ]
         if missing:
             raise InvalidArgument(f"executor_options['forward_env'] names variables that are not set: {', '.join(missing)}")
@@ -85,9 +99,12 @@ class RayExecutor(Executor):
         self.limiter_block = limiter_block
         self.max_worker_failures = max_worker_failures
         self.forward_env = tuple(forward_env)
+        self.keep_workers = keep_workers
         self.stats = RayStats()
         self._workers: list[Any] = []
         self._limiter: Any = None
+        self._spec: Any = None  # the running evaluation's WorkerSpec
+        self._configured: set[int] = set()  # id() of the workers configured with it
 
     def params(self) -> dict[str, str]:
         shown = {"executor": self.name, "executor_batch_size": str(self.batch_size)}
@@ -107,7 +124,9 @@ class RayExecutor(Executor):
             ray.init(address=self.address, include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
         return ray
 
-    def _start(self, runner: Runner) -> None:
+    def _start(self, runner: Runner) -> Any:
+        """The limiter of a new evaluation, workers enough for it (the kept ones first), and the
+        spec they are configured with."""
         from evalkit.inference.executors.ray.limiter import ClusterLimiter
         from evalkit.inference.executors.ray.worker import RowWorker, WorkerSpec
 
@@ -117,34 +136,59 @@ class RayExecutor(Executor):
         count = self.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_worker))
         config = runner.config
         tag = uuid.uuid4().hex[:12]
+        self.stats = RayStats()
         self._limiter = ray.remote(ClusterLimiter).options(name=f"evalkit-limiter-{tag}", num_cpus=0).remote(
             config.rpm, config.tpm)
-        spec = WorkerSpec(
+        actor = ray.remote(RowWorker)
+        missing = max(0, count - len(self._workers))
+        self._workers += [actor.options(name=f"evalkit-worker-{tag}-{i}", num_cpus=self.cpus_per_worker,
+                                        scheduling_strategy="SPREAD", max_restarts=0).remote()
+                          for i in range(missing)]
+        self.stats.workers_started = missing
+        self._configured = set()
+        return WorkerSpec(
             model=runner.model_source, params=runner.caller.params, prices=runner.caller.prices,
             concurrency=self.concurrency or config.concurrency, rpm=config.rpm, tpm=config.tpm,
             max_attempts=config.max_attempts, timeout=config.timeout,
             # the run's retry budget (one retry per row on average), shared out among the workers
-            retry_budget=runner.caller.policy.retry_budget // count + 1 if runner.caller.policy.retry_budget else 100,
+            retry_budget=runner.caller.policy.retry_budget // len(self._workers) + 1
+            if runner.caller.policy.retry_budget else 100,
             limiter_block=self.limiter_block,
         )
-        actor = ray.remote(RowWorker)
-        self._workers = [actor.options(name=f"evalkit-worker-{tag}-{i}", num_cpus=self.cpus_per_worker,
-                                       scheduling_strategy="SPREAD", max_restarts=0).remote(spec, self._limiter)
-                         for i in range(count)]
 
     def close(self) -> None:
-        if not self._workers and self._limiter is None:
+        """End the evaluation: its limiter goes, and its workers too unless ``keep_workers``."""
+        self._spec = None
+        if self.keep_workers:
+            self._kill([self._limiter])
+            self._limiter = None
+        else:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Kill the worker actors and the limiter (kept workers included)."""
+        self._kill([*self._workers, self._limiter])
+        self._workers, self._limiter = [], None
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    @staticmethod
+    def _kill(handles: list[Any]) -> None:
+        handles = [handle for handle in handles if handle is not None]
+        if not handles:
             return
         import ray
 
-        for handle in [*self._workers, self._limiter]:
-            if handle is not None:
-                ray.kill(handle)
-        self._workers, self._limiter = [], None
+        for handle in handles:
+            ray.kill(handle)
 
     @property
     def workers(self) -> list[Any]:
-        """The worker actors of the running evaluation (empty before the first batch and after close)."""
+        """The worker actors (empty before the first batch, and after close unless ``keep_workers``)."""
         return list(self._workers)
 
     @property
@@ -154,8 +198,8 @@ class RayExecutor(Executor):
     # ---- answering ---------------------------------------------------------------------------
 
     async def answer(self, runner: Runner, jobs: list[RowJob], record: Callable[[RowOutcome], None]) -> None:
-        if not self._workers:
-            self._start(runner)
+        if self._spec is None:
+            self._spec = self._start(runner)
         import ray.exceptions
 
         queue = deque(_Batch(jobs[i:i + self.batch_size]) for i in range(0, len(jobs), self.batch_size))
@@ -178,6 +222,17 @@ class RayExecutor(Executor):
 
         async def drive(worker: Any) -> None:
             nonlocal in_flight
+            try:  # once per evaluation; meanwhile the other workers already answer
+                if id(worker) not in self._configured:
+                    pid, node = await worker.configure.remote(self._spec, self._limiter)
+                    self._configured.add(id(worker))
+                    self.stats.nodes[pid] = node
+            except ray.exceptions.RayActorError:
+                self.stats.workers_lost += 1
+                self._workers.remove(worker)
+                async with changed:
+                    changed.notify_all()
+                return
             while (batch := await next_batch()) is not None:
                 sendable, booked = self._book(runner, batch, record)
                 received: set[int] = set()
@@ -197,6 +252,7 @@ class RayExecutor(Executor):
                     # The worker is gone: its unanswered rows go to the others (or fail, after
                     # max_worker_failures), and this driver loop ends with it.
                     self.stats.workers_lost += 1
+                    self._workers.remove(worker)
                     rest = _Batch([j for j in sendable if j.index not in received], batch.tries + 1)
                     if rest.jobs and rest.tries >= self.max_worker_failures:
                         give_up(rest, f"its Ray worker died {rest.tries} times: {type(exc).__name__}")
@@ -219,7 +275,7 @@ class RayExecutor(Executor):
                         changed.notify_all()
 
         jobs_by_index = {job.index: job for job in jobs}
-        await asyncio.gather(*(drive(worker) for worker in self._workers))
+        await asyncio.gather(*(drive(worker) for worker in list(self._workers)))
         if refusal:
             raise PermanentModelError(str(refusal[0]))
         while queue:  # every worker died

@@ -115,13 +115,20 @@ class ClusterRateLimits:
         self._limiter.pause.remote(seconds)
 
     async def acquire(self, tokens: int) -> None:
-        if not self._rated:
-            await self._check_pause()
-            return
-        async with self._lock:  # FIFO: this worker's requests take slots in arrival order
-            at = await self._slot(tokens)
-        while (wait := max(at, self._paused_until) - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
+        while True:
+            # Another worker's 429 holds this one too, slots of a block it holds included.
+            await self._learn_pause()
+            while (wait := self._paused_until - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            if not self._rated:
+                return
+            async with self._lock:  # FIFO: this worker's requests take slots in arrival order
+                at = await self._slot(tokens)
+            if (wait := at - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+                await self._learn_pause()
+            if self._paused_until <= time.monotonic():
+                return  # else a pause came while waiting for the slot: wait it out, take a new one
 
     async def _slot(self, tokens: int) -> float:
         while True:
@@ -141,11 +148,12 @@ class ClusterRateLimits:
                 self._tokens_at = now + grant.token_delay
             self._paused_until = max(self._paused_until, now + grant.paused_for)
 
-    async def _check_pause(self) -> None:
-        # Without budgets no slot is asked for: learn of others' 429s at most every 0.2 s.
+    async def _learn_pause(self) -> None:
+        # At most every 0.2 s, whatever the request rate: a round trip per 0.2 s, not per request.
         now = time.monotonic()
         if now - self._checked_at >= 0.2:
             self._checked_at = now
-            self._paused_until = max(self._paused_until, now + await self._limiter.paused_for.remote())
-        while (wait := self._paused_until - time.monotonic()) > 0:
-            await asyncio.sleep(wait)
+            paused_for = await self._limiter.paused_for.remote()
+            if paused_for > 0:
+                self._slots.clear()  # slots granted before the pause are void
+                self._paused_until = max(self._paused_until, time.monotonic() + paused_for)

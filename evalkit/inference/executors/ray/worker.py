@@ -52,16 +52,28 @@ def _build(model: Any, timeout: float, concurrency: int) -> Any:
 
 
 class RowWorker:
-    """The actor (made remote by the executor)."""
+    """The actor (made remote by the executor). It is built once and ``configure``d for each
+    evaluation, so an executor that keeps its workers (``keep_workers``) reuses the processes."""
 
-    def __init__(self, spec: WorkerSpec, limiter: Any) -> None:
+    def __init__(self) -> None:
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()
+        self.runner: Runner | None = None
+        self._queues: dict[int, asyncio.Queue[RowOutcome]] = {}
+
+    async def configure(self, spec: WorkerSpec, limiter: Any) -> tuple[int, str]:
+        """Answer the next batches with ``spec``'s model, params and limits and ``limiter``'s budget;
+        returns (this process's id, its Ray node's id). A coroutine, so that the client and locks it
+        builds belong to the actor's event loop, where the batches are answered."""
         config = RunnerConfig(concurrency=spec.concurrency, max_attempts=spec.max_attempts, timeout=spec.timeout,
                               retry_budget=spec.retry_budget)
         # Its own client in its own process; no cache (the driver's), no budget (the driver books it).
         self.runner = Runner(_build(spec.model, spec.timeout, spec.concurrency), spec.params, config, spec.prices)
         self.runner.caller.limits = ClusterRateLimits(limiter, spec.limiter_block, tokens=bool(spec.tpm), rpm=spec.rpm)
         self.runner.on_outcome = self._route
-        self._queues: dict[int, asyncio.Queue[RowOutcome]] = {}
+        self._queues.clear()
+        return os.getpid(), self.node
 
     def pid(self) -> int:
         return os.getpid()
@@ -76,6 +88,8 @@ class RowWorker:
 
         Raises PermanentModelError when the first answer of the whole evaluation is a refusal
         (a wrong model, key or parameter), like the local runner."""
+        if self.runner is None:
+            raise RuntimeError("the worker was not configured for an evaluation")
         if answered_elsewhere:
             self.runner.answered_any = True
         queue: asyncio.Queue[RowOutcome] = asyncio.Queue()
