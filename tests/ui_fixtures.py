@@ -1,15 +1,20 @@
 """Session fixtures for the UI's tests: one seeded store (tests/ui_seed.py) served by a real
 ``evalkit server`` on 127.0.0.1, and ``ui_app``: the UI alone over a store, with a given principal
-(as the auth middleware would set it) for the unit tests of roles and CSRF fields."""
+(as the auth middleware would set it) for the tests of roles and CSRF fields (``serve_in_thread``
+puts it on a real uvicorn for the browser)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI, Request
 from server_fixture import start_server
 from ui_seed import Seeded, seed
@@ -41,6 +46,24 @@ def ui_app(store: SqlStore, artifact_root: str, principal: Principal | None = No
             return await call_next(request)
     mount_ui(app)
     return app
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """``app`` on a real uvicorn in a thread of this process, on a free port of 127.0.0.1; yields
+    its URL. For a view the shared server cannot give (a reader's, with auth off there)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @dataclass
