@@ -1,7 +1,11 @@
 """A small tracking store for the UI's tests: evaluation runs (with results tables and reports), a
 sweep of plain runs with metric histories, suite nights with gates, a RUNNING evaluation, a model
 registry (RAGBot: three llm bundles with stages, aliases, an evidence rule and its history), and
-names, params, tags, outputs, artifact names and a registered model that carry XSS payloads."""
+names, params, tags, outputs, artifact names and a registered model that carry XSS payloads.
+
+It is seeded into the session's shared tracking server (tests/ui_fixtures.py), beside other tests'
+data: its experiments, suites and models have names of their own (``ui-``), and the UI's tests
+find them through ``Seeded`` rather than by assuming they are alone."""
 
 from __future__ import annotations
 
@@ -32,20 +36,22 @@ XSS = [
     "javascript:window.__xss(5)",
 ]
 SWEEP_RUNS = 60
+PREFIX = "ui-"  # the seeded experiments', suites' and models' names: other tests share the store
 
 
 @dataclass
 class Seeded:
     uri: str
     artifact_root: str
-    experiments: dict[str, str] = field(default_factory=dict)  # name -> id
+    experiments: dict[str, str] = field(default_factory=dict)  # role (rag-eval, sweep, registry, XSS[0]) -> id
     eval_runs: list[str] = field(default_factory=list)  # baseline, candidate
     sweep_runs: list[str] = field(default_factory=list)
     xss_run: str = ""
     running_run: str = ""
     nights: list[str] = field(default_factory=list)
     pairs: list[str] = field(default_factory=list)
-    model: str = "RAGBot"
+    suite: str = PREFIX + "nightly"
+    model: str = PREFIX + "RAGBot"
     model_runs: list[str] = field(default_factory=list)  # the source run of each RAGBot version
     evidence_runs: list[str] = field(default_factory=list)  # suite runs that passed on RAGBot v2 and v3
     xss_model: str = XSS[0]  # registered model names hold no "/" or "@"
@@ -69,24 +75,28 @@ def _model(version: int):
     return answer
 
 
-def seed(folder: Path) -> Seeded:
-    """Fill a SQLite store under ``folder`` and return what is in it."""
-    uri = str(folder / "ui.db")
-    root = str(folder / "artifacts")
+def experiment_name(role: str) -> str:
+    """The name of the seeded experiment ``role`` (rag-eval, sweep, registry) in the shared store."""
+    return PREFIX + role
+
+
+def seed(uri: str, root: str) -> Seeded:
+    """Add the UI's data to the SQL store at ``uri`` (its artifacts under ``root``) and return what
+    it added. Run once per store: its names are fixed."""
     before = os.environ.get("EVALKIT_ARTIFACT_ROOT")
     os.environ["EVALKIT_ARTIFACT_ROOT"] = root
     ek.set_tracking_uri(uri)
     seeded = Seeded(uri, root)
     try:
         client = TrackingClient()
-        rag = client.create_experiment("rag-eval")
+        rag = client.create_experiment(experiment_name("rag-eval"))
         seeded.experiments["rag-eval"] = rag
         ek.set_experiment(experiment_id=rag)
         for version, name in ((0, "baseline-eval"), (1, "candidate-eval")):
             result = ek.evaluate(model=_model(version), data=rag_rows(), targets="ground_truth",
                                  evaluators=["exact_match", "token_f1"], progress=False, run_name=name)
             seeded.eval_runs.append(result.run_id)
-        sweep = client.create_experiment("sweep")
+        sweep = client.create_experiment(experiment_name("sweep"))
         seeded.experiments["sweep"] = sweep
         for i in range(SWEEP_RUNS):
             run = client.create_run(sweep, run_name=f"sweep-{i:03d}", start_time=1_700_000_000_000 + i * 60_000)
@@ -127,12 +137,12 @@ def seed(folder: Path) -> Seeded:
 
 
 def _suite(client: TrackingClient, experiment: str, seeded: Seeded) -> None:
-    """Three nights of suite "nightly" over two models; the second model's snapshot changes on night 3."""
+    """Three nights of the suite ``seeded.suite`` over two models; model-b's snapshot changes on night 3."""
     for night in range(3):
         start = 1_710_000_000_000 + night * 86_400_000
         status = "failed" if night == 2 else "passed"
         parent = client.create_run(experiment, run_name=f"nightly-{night}", start_time=start, tags={
-            suite_tags.SUITE: "nightly", suite_tags.ROLE: "parent", suite_tags.STATUS: status})
+            suite_tags.SUITE: seeded.suite, suite_tags.ROLE: "parent", suite_tags.STATUS: status})
         seeded.nights.append(parent.info.run_id)
         for m, model in enumerate(("model-a", "model-b")):
             snapshot = "b-2024-06" if model == "model-b" and night == 2 else f"{model}-2024-01"
@@ -140,7 +150,7 @@ def _suite(client: TrackingClient, experiment: str, seeded: Seeded) -> None:
             gate_status = "failed" if night == 2 and m == 1 else "passed"
             pair = client.create_run(experiment, run_name=f"nightly-{night}-{model}", parent_run_id=parent.info.run_id,
                                      start_time=start + 1000 + m, tags={
-                                         suite_tags.SUITE: "nightly", suite_tags.ROLE: "pair",
+                                         suite_tags.SUITE: seeded.suite, suite_tags.ROLE: "pair",
                                          suite_tags.STATUS: gate_status, suite_tags.DATASET: "rag_qa",
                                          suite_tags.MODEL: model, suite_tags.MODEL_SNAPSHOT: snapshot})
             client.log_batch(pair.info.run_id, metrics=[Metric("token_f1/v1/mean", value, start, 0)])
@@ -153,7 +163,7 @@ def _suite(client: TrackingClient, experiment: str, seeded: Seeded) -> None:
         client.set_terminated(parent.info.run_id, end_time=start + 120_000)
 
 
-EVIDENCE_SUITE = "release-gate"
+EVIDENCE_SUITE = PREFIX + "release-gate"
 
 
 def evidence_run(client: TrackingClient, experiment: str, bundle_hash: str, passed: bool = True) -> str:
@@ -174,7 +184,7 @@ def evidence_run(client: TrackingClient, experiment: str, bundle_hash: str, pass
 def _registry(client: TrackingClient, seeded: Seeded) -> None:
     """RAGBot: v1 went to Production before the evidence rule; v2 reached Production (archiving v1)
     and @champion with evidence; v3 is new with @canary. And a model whose strings are XSS payloads."""
-    experiment = client.create_experiment("registry")
+    experiment = client.create_experiment(experiment_name("registry"))
     seeded.experiments["registry"] = experiment
     ek.set_experiment(experiment_id=experiment)
     versions = []

@@ -72,7 +72,7 @@ def test_every_page_loads_clean(ui: Any, ui_server: Any) -> None:
     pages = ["/", "/runs", f"/experiments/{s.experiments['sweep']}", f"/runs/{s.sweep_runs[0]}",
              f"/runs/{s.eval_runs[1]}", f"/runs/{s.xss_run}", f"/runs/{s.running_run}", f"/runs/{s.nights[0]}",
              f"/compare?run={s.eval_runs[0]}&run={s.eval_runs[1]}",
-             "/compare?" + "&".join(f"run={r}" for r in s.sweep_runs[:20]), "/suites", "/suites/nightly"]
+             "/compare?" + "&".join(f"run={r}" for r in s.sweep_runs[:20]), "/suites", f"/suites/{s.suite}"]
     for path in pages:
         go(ui, path)
         assert ui.errors == [], path
@@ -241,8 +241,8 @@ def test_live_progress_of_a_running_evaluation(ui: Any, ui_server: Any) -> None:
 
 def test_suite_page_shows_nights_gates_and_snapshot_changes(ui: Any, ui_server: Any) -> None:
     go(ui, "/suites")
-    ui.click("#suites a", )
-    ui.wait_for_url("**/suites/nightly")
+    ui.click(f"#suites a:text-is('{ui_server.seeded.suite}')")
+    ui.wait_for_url(f"**/suites/{ui_server.seeded.suite}")
     assert ui.locator("article.night").count() == 3
     assert ui.locator("article.night").first.locator(".gate.failed").count() >= 2  # the night and one pair
     assert ui.locator("#history svg g.mark").count() == 1  # model-b's snapshot change
@@ -257,6 +257,10 @@ def test_registry_pages_load_clean_and_their_links_work(ui: Any, ui_server: Any)
     go(ui, "/")
     ui.click("header nav a:text('Models')")
     ui.wait_for_url("**/models")
+    ui.fill("#filter", f"name = '{s.model}'")  # other tests' models share the server
+    ui.press("#filter", "Enter")
+    ui.wait_for_url("**filter=*")
+    assert ui.locator("#models tbody tr[data-model]").count() == 1
     ui.click(f"#models a.model-name:text-is('{s.model}')")
     ui.wait_for_url(f"**/models/{s.model}")
     assert ui.locator("#versions tbody tr[data-version]").evaluate_all("rows => rows.map(r => r.dataset.version)") == [
@@ -278,7 +282,7 @@ def test_registry_pages_load_clean_and_their_links_work(ui: Any, ui_server: Any)
 
 def test_registry_xss_payloads_show_as_text(ui: Any, ui_server: Any) -> None:
     s = ui_server.seeded
-    go(ui, "/models")
+    go(ui, "/models?filter=name+LIKE+%27%3Cimg%25%27")
     ui.click("#models a.model-name:has-text('<img src=x')")
     ui.wait_for_selector("#model-info")
     assert ui.inner_text("h1") == s.xss_model

@@ -44,12 +44,14 @@ def listed_models(page: str) -> list[str]:
 
 def test_models_list_shows_each_model_with_its_latest_versions_and_aliases(http, seeded_store):
     seeded, store = seeded_store
-    page = http.get("/models").text
-    assert {seeded.model, seeded.xss_model} <= set(listed_models(page))
+    # Other tests' models share the store: each seeded one is found by its name.
+    assert listed_models(http.get("/models", params={"filter": "name LIKE '<img%'"}).text) == [seeded.xss_model]
+    page = http.get("/models", params={"filter": f"name = '{seeded.model}'"}).text
+    assert listed_models(page) == [seeded.model]
     row = page[page.index(f'<tr data-model="{seeded.model}"'):].split("</tr>")[0]
     model = store.get_registered_model(seeded.model)
     for v in model.latest_versions:
-        assert f'href="/models/RAGBot/versions/{v.version}">v{v.version}</a> <span class="stage' in row
+        assert f'href="{model_url(seeded.model, v.version)}">v{v.version}</a> <span class="stage' in row
         assert v.current_stage in row
     assert "@champion</span> → v2" in row and "@canary</span> → v3" in row
     assert "The support bot" in row
@@ -57,9 +59,9 @@ def test_models_list_shows_each_model_with_its_latest_versions_and_aliases(http,
 
 def test_models_filter_uses_the_registry_grammar_and_shows_errors_inline(http, seeded_store):
     seeded, store = seeded_store
-    page = http.get("/models", params={"filter": "name LIKE 'RAG%' AND tags.team = 'nlp'"}).text
-    assert listed_models(page) == [m.name for m in store.search_registered_models("name LIKE 'RAG%' AND tags.team = 'nlp'")[0]]
-    assert listed_models(page) == [seeded.model]
+    query = f"name LIKE '{seeded.model[:5]}%' AND tags.team = 'nlp'"
+    page = http.get("/models", params={"filter": query}).text
+    assert listed_models(page) == [m.name for m in store.search_registered_models(query)[0]] == [seeded.model]
     bad = http.get("/models", params={"filter": "name LIKE 'RAG%' OR name = 'x'"})
     assert bad.status_code == 200 and 'id="filter-error"' in bad.text
     assert "expected AND between conditions" in bad.text and "at position 17" in bad.text
@@ -90,7 +92,7 @@ def test_model_page_shows_versions_aliases_evidence_rule_and_history(http, seede
     page = http.get(model_url(seeded.model)).text
     versions = re.findall(r'<tr data-version="(\d+)"', page.split('id="versions"')[1].split("</table>")[0])
     assert versions == ["3", "2", "1"]
-    for v in store.search_model_versions("name = 'RAGBot'"):
+    for v in store.search_model_versions(f"name = '{seeded.model}'"):
         row = page.split(f'<tr data-version="{v.version}">')[1].split("</tr>")[0]
         assert f'<span class="stage {v.current_stage.lower()}">{v.current_stage}</span>' in row
         assert f'href="/runs/{v.run_id}"' in row and v.bundle_hash[:12] in row and "llm" in row
@@ -122,9 +124,9 @@ def test_run_page_links_the_versions_registered_from_it(http, seeded_store):
     seeded, _ = seeded_store
     page = http.get(f"/runs/{seeded.model_runs[1]}").text
     registered = page.split('id="registered-as">')[1].split("</dd>")[0]
-    assert 'href="/models/RAGBot/versions/2">RAGBot v2</a>' in registered and "@champion" in registered
+    assert f'href="{model_url(seeded.model, 2)}">{seeded.model} v2</a>' in registered and "@champion" in registered
     first = http.get(f"/runs/{seeded.model_runs[0]}").text.split('id="registered-as">')[1].split("</dd>")[0]
-    assert "RAGBot v1" in first and model_url(seeded.xss_model, 1) in first
+    assert f"{seeded.model} v1" in first and model_url(seeded.xss_model, 1) in first
     assert 'id="registered-as"' not in http.get(f"/runs/{seeded.sweep_runs[0]}").text
     assert registered_from(MemoryStore(), "abc") == []  # a store without a registry: the run page still opens
 
