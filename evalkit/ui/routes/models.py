@@ -117,7 +117,8 @@ def _model_view(request: Request, name: str, failure: EvalkitError | None = None
     model = tracking.get_registered_model(name)
     history = tracking.get_model_version_history(model.name)
     return dict(model=model, versions=_versions(request, model.name), history=history[::-1][:HISTORY_SHOWN],
-                history_count=len(history), evidence=latest_evidence(history), **_page_values(request, failure, form))
+                history_count=len(history), evidence=latest_evidence(history), versions_shown=VERSIONS_SHOWN,
+                **_page_values(request, failure, form))
 
 
 @router.get("/models/{name}")
