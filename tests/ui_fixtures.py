@@ -1,17 +1,21 @@
-"""Session fixtures for the UI's tests: one seeded store (tests/ui_seed.py) served by a real
-``evalkit server`` on 127.0.0.1, and ``ui_app``: the UI alone over a store, with a given principal
-(as the auth middleware would set it) for the unit tests of roles and CSRF fields."""
+"""Session fixtures for the UI's tests: the UI's data (tests/ui_seed.py) seeded into the session's
+one ``evalkit server`` (``tracking_server`` in tests/conftest.py) on 127.0.0.1, and ``ui_app``: the
+UI alone over a store, with a given principal (as the auth middleware would set it) for the tests
+of roles and CSRF fields (``serve_in_thread`` puts it on a real uvicorn for the browser)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI, Request
-from server_fixture import start_server
+from server_fixture import ServerProcess
 from ui_seed import Seeded, seed
 
 from evalkit.tracking.sql.store import SqlStore
@@ -43,6 +47,24 @@ def ui_app(store: SqlStore, artifact_root: str, principal: Principal | None = No
     return app
 
 
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """``app`` on a real uvicorn in a thread of this process, on a free port of 127.0.0.1; yields
+    its URL. For a view the shared server cannot give (a reader's, with auth off there)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 @dataclass
 class UiServer:
     url: str
@@ -52,20 +74,19 @@ class UiServer:
 
 
 @pytest.fixture(scope="session")
-def seeded_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Seeded, SqlStore]]:
-    seeded = seed(Path(tmp_path_factory.mktemp("ui")))
+def seeded_store(tracking_server: ServerProcess) -> Iterator[tuple[Seeded, SqlStore]]:
+    """The UI's data (tests/ui_seed.py), seeded once into the session's shared server's store (its
+    own experiments, suites and models), and a SqlStore over that store for the tests to check
+    against: the UI's unit tests serve it in-process, the browser tests through the server."""
+    seeded = seed(tracking_server.backend_store_uri, tracking_server.artifact_root)
     store = SqlStore.from_uri(seeded.uri)
     yield seeded, store
     store.close()
 
 
 @pytest.fixture(scope="session")
-def ui_server(seeded_store: tuple[Seeded, SqlStore], tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
-    """The real ``evalkit server`` (create_app: REST API, auth off on loopback, the UI at /) over
-    the seeded store, in its own process on 127.0.0.1."""
+def ui_server(seeded_store: tuple[Seeded, SqlStore], tracking_server: ServerProcess) -> UiServer:
+    """The session's shared ``evalkit server`` (create_app: REST API, auth off on loopback, the UI
+    at /) with the UI's data in it."""
     seeded, store = seeded_store
-    server = start_server(tmp_path_factory.mktemp("ui-server"), seeded.uri, seeded.artifact_root)
-    try:
-        yield UiServer(server.url, store, seeded)
-    finally:
-        server.stop()
+    return UiServer(tracking_server.url, store, seeded)

@@ -58,6 +58,19 @@ def require_editor(request: Request) -> None:
         raise PermissionDenied(f"{viewer(request).name} has the role {viewer(request).role}: changes need editor or admin")
 
 
+def acting_user(request: Request) -> str | None:
+    """The name the registry records as who made a change: the signed-in user, or None without
+    auth (the store then records the operating-system user, as a local client would)."""
+    principal = getattr(request.state, "principal", None)
+    name = getattr(principal, "name", None)
+    return name if name and name != "anonymous" else None
+
+
+def quoted(value: str) -> str:
+    """``value`` as a single-quoted string of the filter grammars (backslash and quote escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def store(request: Request) -> TrackingStore:
     return request.app.state.store
 

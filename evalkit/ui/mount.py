@@ -9,7 +9,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from evalkit.ui.routes import compare, experiments, run, runs, suites
+from evalkit.ui.routes import compare, experiments, models, run, runs, suites
 
 STATIC = Path(__file__).parent / "static"
 # No inline script or style anywhere: the UI's own and the vendored files are served from /static.
@@ -48,9 +48,9 @@ class SecurityHeaders:
 
 
 def mount_ui(app: FastAPI) -> None:
-    """Add the UI to ``app``: pages at ``/`` (experiments), ``/runs``, ``/runs/{id}``, ``/compare`` and
-    ``/suites``, static files at ``/static``. Reads ``app.state.store`` on every request."""
+    """Add the UI to ``app``: pages at ``/`` (experiments), ``/runs``, ``/runs/{id}``, ``/compare``,
+    ``/suites`` and ``/models``, static files at ``/static``. Reads ``app.state.store`` on every request."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (experiments, runs, run, compare, suites):
+    for module in (experiments, runs, run, compare, suites, models):
         app.include_router(module.router, include_in_schema=False)
     app.add_middleware(SecurityHeaders)

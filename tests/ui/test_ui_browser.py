@@ -2,6 +2,8 @@
 errors or requests leaving 127.0.0.1; filtering, paging, sorting, the column chooser, compare
 with "only differences", the results table's filters and row detail are clicked and checked
 against the store; XSS payloads in names, params, tags, outputs and artifact names run nothing.
+The model registry's pages: links, a stage moved through the form (refused, then with evidence),
+payloads in a model's name, description and tags shown as text, and a reader's view without forms.
 
 Headless Chromium through Playwright (tests/browser.py); skipped where Chromium is missing,
 failed instead in CI (EVALKIT_REQUIRE_BROWSER=1). One browser for the module, one server for
@@ -14,12 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from ui_seed import XSS
+from ui_seed import XSS, evidence_run, own_model
 
 from evalkit.tracking.client import TrackingClient
 
 pytest.register_assert_rewrite("browser", "ui_fixtures")
 from browser import watch  # noqa: E402 - after registering it for assertion rewriting
+from ui_fixtures import Principal, serve_in_thread, ui_app  # noqa: E402
 
 pytest_plugins = ["browser", "ui_fixtures"]
 pytestmark = pytest.mark.browser
@@ -69,7 +72,7 @@ def test_every_page_loads_clean(ui: Any, ui_server: Any) -> None:
     pages = ["/", "/runs", f"/experiments/{s.experiments['sweep']}", f"/runs/{s.sweep_runs[0]}",
              f"/runs/{s.eval_runs[1]}", f"/runs/{s.xss_run}", f"/runs/{s.running_run}", f"/runs/{s.nights[0]}",
              f"/compare?run={s.eval_runs[0]}&run={s.eval_runs[1]}",
-             "/compare?" + "&".join(f"run={r}" for r in s.sweep_runs[:20]), "/suites", "/suites/nightly"]
+             "/compare?" + "&".join(f"run={r}" for r in s.sweep_runs[:20]), "/suites", f"/suites/{s.suite}"]
     for path in pages:
         go(ui, path)
         assert ui.errors == [], path
@@ -238,9 +241,106 @@ def test_live_progress_of_a_running_evaluation(ui: Any, ui_server: Any) -> None:
 
 def test_suite_page_shows_nights_gates_and_snapshot_changes(ui: Any, ui_server: Any) -> None:
     go(ui, "/suites")
-    ui.click("#suites a", )
-    ui.wait_for_url("**/suites/nightly")
+    ui.click(f"#suites a:text-is('{ui_server.seeded.suite}')")
+    ui.wait_for_url(f"**/suites/{ui_server.seeded.suite}")
     assert ui.locator("article.night").count() == 3
     assert ui.locator("article.night").first.locator(".gate.failed").count() >= 2  # the night and one pair
     assert ui.locator("#history svg g.mark").count() == 1  # model-b's snapshot change
     assert ui.errors == []
+
+
+# ---- the model registry ------------------------------------------------------------------------
+
+
+def test_registry_pages_load_clean_and_their_links_work(ui: Any, ui_server: Any) -> None:
+    s = ui_server.seeded
+    go(ui, "/")
+    ui.click("header nav a:text('Models')")
+    ui.wait_for_url("**/models")
+    ui.fill("#filter", f"name = '{s.model}'")  # other tests' models share the server
+    ui.press("#filter", "Enter")
+    ui.wait_for_url("**filter=*")
+    assert ui.locator("#models tbody tr[data-model]").count() == 1
+    ui.click(f"#models a.model-name:text-is('{s.model}')")
+    ui.wait_for_url(f"**/models/{s.model}")
+    assert ui.locator("#versions tbody tr[data-version]").evaluate_all("rows => rows.map(r => r.dataset.version)") == [
+        "3", "2", "1"]
+    assert ui.locator("#history-table tbody tr").count() == len(ui_server.store.get_model_version_history(s.model))
+    ui.click("#versions tr[data-version='2'] td:first-child a")
+    ui.wait_for_url(f"**/models/{s.model}/versions/2")
+    assert ui.inner_text("#version-stage") == "Production"
+    ui.click("#version-info a.source-run")
+    ui.wait_for_url(f"**/runs/{s.model_runs[1]}")
+    ui.click("#registered-as a")
+    ui.wait_for_url(f"**/models/{s.model}/versions/2")
+    ui.click("#history-table a.evidence >> nth=0")
+    ui.wait_for_url(f"**/runs/{s.evidence_runs[0]}")
+    go(ui, f"/models?filter=name+%3D+%27{s.model}%27+OR")
+    assert "expected AND" in ui.inner_text("#filter-error")
+    assert ui.errors == [] and xss_ran(ui) == []
+
+
+def test_registry_xss_payloads_show_as_text(ui: Any, ui_server: Any) -> None:
+    s = ui_server.seeded
+    go(ui, "/models?filter=name+LIKE+%27%3Cimg%25%27")
+    ui.click("#models a.model-name:has-text('<img src=x')")
+    ui.wait_for_selector("#model-info")
+    assert ui.inner_text("h1") == s.xss_model
+    assert ui.inner_text("#model-description") == XSS[1] and XSS[3] in ui.inner_text("#model-tags")
+    ui.click("#versions tr[data-version='1'] td:first-child a")
+    ui.wait_for_selector("#version-info")
+    assert XSS[2] in ui.inner_text("#version-tags")
+    go(ui, f"/runs/{s.model_runs[0]}")
+    assert s.xss_model in ui.inner_text("#registered-as")
+    assert xss_ran(ui) == [] and ui.errors == []
+
+
+def test_stage_transition_through_the_form_lands_in_the_store_and_the_history(ui: Any, ui_server: Any) -> None:
+    store, registry = ui_server.store, ui_server.seeded.experiments["registry"]
+    client = TrackingClient.for_store(store)
+    name, hashes = own_model(client, registry, "browser-promote", evidence_required=["Production"])
+    go(ui, f"/models/{name}")
+    form = ui.locator("#versions tr[data-version='2'] form.stage-form")
+    ui.click("#versions tr[data-version='2'] details summary")
+    form.locator("select[name=stage]").select_option("Production")
+    form.locator("button[type=submit]").click()
+    ui.wait_for_selector("#versions tr[data-version='2'] [role=alert]")
+    assert "requires evidence" in ui.inner_text("#versions tr[data-version='2'] [role=alert]")
+    assert store.get_model_version(name, 2).current_stage == "None"
+    # The refusal is answered 409 (the form's page, with the error beside it); Chromium logs that status.
+    assert len(ui.errors) == 1 and "status of 409" in ui.errors[0] and "/versions/2/stage" in ui.errors[0]
+    ui.errors.clear()
+
+    evidence = evidence_run(client, registry, hashes[1])
+    form = ui.locator("#versions tr[data-version='2'] form.stage-form")
+    form.locator("select[name=stage]").select_option("Production")
+    form.locator("input[name=evidence_run_id]").fill(evidence)
+    form.locator("button[type=submit]").click()
+    ui.wait_for_selector(".notice")
+    assert ui.inner_text(".notice") == "Version 2 is now in Production."
+    assert store.get_model_version(name, 2).current_stage == "Production"
+    newest = ui.locator("#history-table tbody tr").first
+    assert newest.get_attribute("data-kind") == "stage" and "Production" in newest.inner_text()
+    newest.locator("a.evidence").click()
+    ui.wait_for_url(f"**/runs/{evidence}")
+    assert ui.errors == []
+
+
+@pytest.fixture(scope="module")
+def reader_url(ui_server: Any) -> Any:
+    """The UI over the seeded store as a reader sees it, on an in-process uvicorn (127.0.0.1)."""
+    app = ui_app(ui_server.store, ui_server.seeded.artifact_root, Principal("viewer", "reader"))
+    with serve_in_thread(app) as url:
+        yield url
+
+
+def test_a_reader_sees_no_forms(browser_context: Any, reader_url: str, ui_server: Any) -> None:
+    page = browser_context.new_page()
+    page.errors = watch(page, reader_url)
+    page.base = reader_url
+    s = ui_server.seeded
+    for path in ("/models", f"/models/{s.model}", f"/models/{s.model}/versions/3", "/"):
+        go(page, path)
+        assert page.locator("main form[method=post]").count() == 0, path
+        assert "viewer · reader" in page.inner_text("header")
+    assert page.errors == []

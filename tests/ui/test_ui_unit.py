@@ -18,7 +18,7 @@ from evalkit.ui.runs_query import Column, RunsQuery, parse_column
 
 pytest.register_assert_rewrite("ui_fixtures")
 from ui_fixtures import Principal, ui_app
-from ui_seed import SWEEP_RUNS, XSS
+from ui_seed import SWEEP_RUNS, XSS, experiment_name
 
 pytest_plugins = ["ui_fixtures"]
 
@@ -169,7 +169,7 @@ def test_nested_runs_sit_under_their_parent(http, seeded_store):
 
 def test_every_page_answers_with_the_strict_csp(http, seeded_store):
     seeded, _ = seeded_store
-    for url in ["/", "/runs", f"/runs/{seeded.eval_runs[0]}", f"/runs/{seeded.xss_run}", "/suites", "/suites/nightly",
+    for url in ["/", "/runs", f"/runs/{seeded.eval_runs[0]}", f"/runs/{seeded.xss_run}", "/suites", f"/suites/{seeded.suite}",
                 f"/compare?run={seeded.eval_runs[0]}&run={seeded.eval_runs[1]}", f"/runs/{seeded.running_run}/progress"]:
         response = http.get(url)
         assert response.status_code == 200, url
@@ -235,7 +235,7 @@ def test_editors_create_rename_and_delete_with_the_csrf_token_embedded(seeded_st
         experiment = store.get_experiment_by_name("made-in-ui")
         client.post(f"/experiments/{experiment.experiment_id}/rename", data={"name": "renamed-in-ui"})
         assert store.get_experiment(experiment.experiment_id).name == "renamed-in-ui"
-        taken = client.post(f"/experiments/{experiment.experiment_id}/rename", data={"name": "sweep"})
+        taken = client.post(f"/experiments/{experiment.experiment_id}/rename", data={"name": experiment_name("sweep")})
         assert taken.status_code == 409 and "already" in taken.text
         client.post(f"/experiments/{experiment.experiment_id}/delete")
         assert store.get_experiment(experiment.experiment_id).lifecycle_stage.value == "deleted"

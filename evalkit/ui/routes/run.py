@@ -10,12 +10,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
-from evalkit.entities import RunStatus
-from evalkit.errors import InvalidArgument, NotFound
+from evalkit.entities import ModelVersion, RunStatus
+from evalkit.errors import InvalidArgument, InvalidState, NotFound
 from evalkit.tracking.artifacts import safe_relative_path
 from evalkit.tracking.downsample import DOWNSAMPLE_MAX_POINTS, downsample_metric_history
-from evalkit.ui.context import artifacts, client, render, store
+from evalkit.tracking.store import TrackingStore
+from evalkit.ui.context import artifacts, client, quoted, render, store
 from evalkit.ui.routes.errors import page
+from evalkit.ui.routes.models import model_url
 
 # The report's and the results' modules load pandas: they are imported in the handlers that use
 # them, so an idle server stays small (issue 13's memory goal).
@@ -31,8 +33,20 @@ REPORT_CSP = ("sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inl
               "img-src data:; frame-ancestors 'self'")
 
 
+REGISTERED_SHOWN = 100  # model versions listed under "Registered as"
+
+
 def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def registered_from(tracking: TrackingStore, run_id: str) -> list[ModelVersion]:
+    """The model versions registered from the run (an indexed search); none where the store keeps
+    no registry (it refuses with InvalidState): the run page still opens."""
+    try:
+        return tracking.search_model_versions(f"run_id = {quoted(run_id)}", REGISTERED_SHOWN)
+    except InvalidState:
+        return []
 
 
 @router.get("/runs/{run_id}")
@@ -50,7 +64,8 @@ def run_page(request: Request, run_id: str) -> Response:
     metrics = sorted(run.data.metrics.items())
     return render(request, "run.html", run=run, experiment=experiment, parent=parent, metrics=metrics,
                   charted=[k for k, _ in metrics[:CHARTED_METRICS]], has_report=repository.is_file(REPORT_FILE),
-                  has_results=has_results, live=live, filters=results.FILTERS)
+                  has_results=has_results, live=live, filters=results.FILTERS,
+                  registered=registered_from(tracking, run.info.run_id), model_url=model_url)
 
 
 @router.get("/runs/{run_id}/metric-history")

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from evalkit.entities import Run, ViewType
 from evalkit.errors import EvalkitError
 from evalkit.suite import tags
-from evalkit.ui.context import artifacts, client, render, store, when
+from evalkit.ui.context import artifacts, client, quoted, render, store, when
 from evalkit.ui.routes.errors import page
 
 # The report's and the results' modules load pandas: they are imported in the handlers that use
@@ -24,10 +24,6 @@ NIGHTS_LISTED = 1000  # newest suite nights scanned for the suites list
 NIGHTS_PER_PAGE = 14
 
 
-def _quoted(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _experiments(request: Request) -> list[str]:
     return [e.experiment_id for e in store(request).search_experiments(ViewType.ACTIVE_ONLY, max_results=MAX_EXPERIMENTS)]
 
@@ -36,7 +32,7 @@ def _nights(request: Request, suite: str | None, limit: int) -> list[Run]:
     experiment_ids = _experiments(request)
     if not experiment_ids:
         return []
-    query = f"tags.`{tags.ROLE}` = 'parent'" + (f" AND tags.`{tags.SUITE}` = {_quoted(suite)}" if suite else "")
+    query = f"tags.`{tags.ROLE}` = 'parent'" + (f" AND tags.`{tags.SUITE}` = {quoted(suite)}" if suite else "")
     runs, _ = store(request).search_runs(experiment_ids, query, ViewType.ACTIVE_ONLY, limit,
                                          ["attributes.start_time DESC"])
     return runs
