@@ -15,7 +15,11 @@ from evalkit.errors import InvalidArgument, NotFound
 from evalkit.server.context import config_of
 from evalkit.server.routes.artifacts import file_response, store_request_body
 from evalkit.server.routes.mlflow.artifact_uris import artifact_root
-from evalkit.tracking.artifacts import ArtifactRepository, get_artifact_repository, safe_relative_path
+from evalkit.tracking.artifacts import (
+    ArtifactRepository,
+    get_artifact_repository,
+    safe_relative_path,
+)
 
 router = APIRouter(prefix="/api/2.0/mlflow-artifacts", tags=["MLflow artifacts"])
 

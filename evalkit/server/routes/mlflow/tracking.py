@@ -18,13 +18,22 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from evalkit.entities import Experiment, Metric, Param, Run, RunInfo, RunTag, ViewType, float_from_json, float_to_json
+from evalkit.entities import (
+    Experiment,
+    Metric,
+    Param,
+    Run,
+    RunInfo,
+    RunTag,
+    ViewType,
+    float_from_json,
+    float_to_json,
+)
 from evalkit.errors import InvalidArgument, NotFound
 from evalkit.server.context import acting_user, store_of
 from evalkit.server.routes.mlflow.artifact_uris import from_mlflow_uri, to_mlflow_uri
 from evalkit.tracking.request_scope import request_scope
 from evalkit.tracking.rest.api import MAX_BATCH_ITEMS, SEARCH_PAGE_MAX
-from evalkit.tracking.validation import MAX_TAG_VALUE_LENGTH
 from evalkit.tracking.store import (
     HISTORY_PAGE_MAX,
     check_page_size,
@@ -32,6 +41,7 @@ from evalkit.tracking.store import (
     encode_offset_token,
     run_status,
 )
+from evalkit.tracking.validation import MAX_TAG_VALUE_LENGTH
 
 router = APIRouter(prefix="/api/2.0/mlflow", tags=["MLflow tracking"])
 
