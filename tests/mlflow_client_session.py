@@ -142,6 +142,11 @@ for i in range(5):
 out["client_runs"] = runs
 out["client_run_views"] = {r: run_view(client.get_run(r)) for r in runs}
 out["history"] = [(m.step, m.value, m.timestamp) for m in client.get_metric_history(runs[2], "loss")]
+out["errors"]["write_to_finished"] = error_code(lambda: client.log_metric(runs[0], "late", 1.0))
+mlflow.set_experiment(experiment_id=experiment_id)
+with mlflow.start_run(run_id=runs[0]):  # MLflow's way to reopen a run: it sets RUNNING again
+    mlflow.log_metric("late", 2.0)
+out["reopened"] = run_view(client.get_run(runs[0]))
 pages, token = [], None
 while True:
     page = client.search_runs([experiment_id], "params.batch = '32'", order_by=["metrics.acc DESC"], max_results=2,

@@ -140,6 +140,7 @@ def test_mlflow_client_calls_map_onto_the_store(session, evalkit_client):
     assert session["errors"] == {
         "duplicate_experiment": "RESOURCE_ALREADY_EXISTS", "unknown_run": "RESOURCE_DOES_NOT_EXIST",
         "bad_filter": "INVALID_PARAMETER_VALUE", "write_to_deleted": "INVALID_PARAMETER_VALUE",
+        "write_to_finished": "INVALID_PARAMETER_VALUE",
         "no_token": "UNAUTHENTICATED", "reader_writes": "PERMISSION_DENIED"}
     for i, run_id in enumerate(session["client_runs"]):
         run, seen = evalkit_client.get_run(run_id), session["client_run_views"][run_id]
@@ -150,7 +151,11 @@ def test_mlflow_client_calls_map_onto_the_store(session, evalkit_client):
         assert run.data.metrics["acc"] == seen["metrics"]["acc"] == pytest.approx(0.5 + i / 10)
         assert math.isnan(run.data.metrics["nan_metric"]) and seen["metrics"]["nan_metric"] == "nan"
         assert run.data.metrics["loss"] == seen["metrics"]["loss"] == pytest.approx(1 / 20 + i)
-        assert run.info.end_time == seen["end_time"] and run.info.start_time == seen["start_time"]
+        ended = session["reopened"] if i == 0 else seen  # run 0 was reopened and ended again
+        assert run.info.end_time == ended["end_time"] and run.info.start_time == seen["start_time"]
+    reopened = evalkit_client.get_run(session["client_runs"][0])
+    assert reopened.data.metrics["late"] == session["reopened"]["metrics"]["late"] == 2.0
+    assert reopened.info.status.value == session["reopened"]["status"] == "FINISHED"
     history = evalkit_client.get_metric_history(session["client_runs"][2], "loss")
     assert [(m.step, m.value, m.timestamp) for m in history] == [tuple(h) for h in session["history"]]
     assert [m.step for m in history] == list(range(20))

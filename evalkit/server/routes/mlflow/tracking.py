@@ -205,7 +205,7 @@ def run_out(request: Request, run: Run) -> dict[str, Any]:
     name, parent and user are also given as MLflow's tags, and dataset inputs come back as logged."""
     info = run.info
     tags = dict(run.data.tags)
-    inputs = json.loads(tags.pop(INPUTS_TAG, "[]"))
+    inputs = _inputs(tags.pop(INPUTS_TAG, None))
     tags.setdefault(RUN_NAME_TAG, info.run_name)
     if info.parent_run_id:
         tags.setdefault(PARENT_TAG, info.parent_run_id)
@@ -215,6 +215,15 @@ def run_out(request: Request, run: Run) -> dict[str, Any]:
     return {"info": info_out(request, info),
             "data": {"metrics": metrics, "params": _pairs(run.data.params), "tags": _pairs(tags)},
             "inputs": {"dataset_inputs": inputs}}
+
+
+def _inputs(tag: str | None) -> list[dict[str, Any]]:
+    """The dataset inputs kept in a run's ``INPUTS_TAG`` (none if the tag was overwritten by hand)."""
+    try:
+        inputs = json.loads(tag or "[]")
+    except ValueError:
+        return []
+    return inputs if isinstance(inputs, list) else []
 
 
 def scope(request: Request, claimed_user: str | None = None):
@@ -449,7 +458,7 @@ def log_inputs(request: Request, body: LogInputs) -> Response:
     store = store_of(request)
     if not body.datasets:
         return ok()
-    known = json.loads(store.get_run(body.id).data.tags.get(INPUTS_TAG, "[]"))
+    known = _inputs(store.get_run(body.id).data.tags.get(INPUTS_TAG))
     seen = {json.dumps(d, sort_keys=True) for d in known}
     known += [d for d in body.datasets if json.dumps(d, sort_keys=True) not in seen]
     value = json.dumps(known, separators=(",", ":"))
