@@ -170,6 +170,13 @@ out["deleted_experiment_stage"] = client.get_experiment(experiment_id).lifecycle
 client.restore_experiment(experiment_id)
 out["restored_experiment"] = client.get_experiment(experiment_id).name
 
+with mlflow.start_run(run_name="parent") as parent:
+    with mlflow.start_run(run_name="child", nested=True) as child:
+        mlflow.log_metric("child_metric", 3.0)
+out["parent_child"] = [parent.info.run_id, child.info.run_id]
+out["children"] = [r.info.run_id for r in client.search_runs(
+    [experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")]
+
 # ---- scikit-learn autolog on a tiny model ----------------------------------------------------------
 from sklearn.datasets import load_iris  # noqa: E402  (bundled with scikit-learn: no network)
 from sklearn.linear_model import LogisticRegression  # noqa: E402

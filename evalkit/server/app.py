@@ -37,7 +37,10 @@ Errors are JSON `{"error_code": ..., "message": ...}` with evalkit's codes (INVA
 NOT_FOUND 404, ALREADY_EXISTS and INVALID_STATE 409, REQUEST_TOO_LARGE 413, STORE_UNAVAILABLE 503).
 Metric values are numbers or the strings "NaN", "Infinity", "-Infinity". Writes accept an
 `Idempotency-Key` header: a retry with the same key gets the first answer and writes nothing again.
-Send `Authorization: Bearer <token>` when the server requires tokens."""
+Send `Authorization: Bearer <token>` when the server requires tokens.
+
+MLflow's tracking API is served too (`/api/2.0/mlflow/...`, `/api/2.0/mlflow-artifacts/...`), with
+MLflow's shapes and error codes: `mlflow.set_tracking_uri("http://this-server:5000")`."""
 
 
 def open_server_store(config: ServerConfig) -> SqlStore:

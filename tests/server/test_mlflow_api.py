@@ -163,7 +163,9 @@ def test_mlflow_client_calls_map_onto_the_store(session, evalkit_client):
     assert session["search_or"] == ["client-0", "client-3"]
     assert session["after_delete"] == ["client-0", "client-1", "client-2", "client-3"]
     assert session["deleted_only"] == ["client-4"] and session["after_restore"] == 5
-    assert evalkit_client.store.count_runs([experiment_id], None, ViewType.ALL) == 5
+    parent_id, child_id = session["parent_child"]
+    assert evalkit_client.get_run(child_id).info.parent_run_id == parent_id and session["children"] == [child_id]
+    assert evalkit_client.store.count_runs([experiment_id], None, ViewType.ALL) == 7
 
 
 def test_scikit_learn_autolog_logs_params_and_metrics(session, evalkit_client):

@@ -3,9 +3,10 @@
 The routes and JSON shapes are those MLflow's Python client calls (``RestStore``): experiments,
 runs, params, metrics, tags, metric histories, searches, dataset inputs. Ids, times and filters
 mean the same as in evalkit (filters keep evalkit's OR, NOT and parentheses); page tokens are
-evalkit's opaque tokens. What MLflow keeps in tags, evalkit keeps in the run: ``mlflow.runName``
-and ``mlflow.parentRunId`` are read from a new run's tags into its name and parent, and given back
-as tags. Differences an MLflow user sees are in the README ("For MLflow users").
+evalkit's opaque tokens. What MLflow keeps in tags, evalkit keeps in the run: a new run's
+``mlflow.runName`` tag is its name and ``mlflow.parentRunId`` its parent (the tag stays too, so
+MLflow's searches on it work); ``mlflow.user`` is the acting user (a token's name when the server
+has tokens). Differences an MLflow user sees are in the README ("For MLflow users").
 """
 
 from __future__ import annotations
@@ -226,13 +227,17 @@ def _inputs(tag: str | None) -> list[dict[str, Any]]:
     return inputs if isinstance(inputs, list) else []
 
 
-def scope(request: Request, claimed_user: str | None = None):
-    """Serve the request as its authenticated user; with auth off, as the user MLflow's client names."""
+def run_user(request: Request, claimed_user: str | None = None) -> str | None:
+    """Who acts: the authenticated user; with auth off, the user MLflow's client names."""
     principal = getattr(request.state, "principal", None)
-    user = acting_user(request)
     if claimed_user and getattr(principal, "via", None) == "open":
-        user = claimed_user
-    return request_scope(user, None)
+        return claimed_user
+    return acting_user(request)
+
+
+def scope(request: Request, user: str | None = None):
+    """Serve the request as ``user`` (default: the authenticated one)."""
+    return request_scope(user or acting_user(request), None)
 
 
 # ---- experiments -------------------------------------------------------------------------------
@@ -371,11 +376,12 @@ def _sort_value(experiment: Experiment, field: str) -> Any:
 def create_run(request: Request, body: CreateRun) -> Response:
     tags = {t.key: t.value for t in body.tags}
     run_name = body.run_name or tags.get(RUN_NAME_TAG) or None
-    tags.pop(RUN_NAME_TAG, None)  # the run's name, parent and user are the run's own, given back as these tags
-    parent = tags.pop(PARENT_TAG, None) or None
-    claimed_user = body.user_id or tags.pop(USER_TAG, None)
-    tags.pop(USER_TAG, None)  # with tokens, the user is the token's name whatever the client says
-    with scope(request, claimed_user):
+    tags.pop(RUN_NAME_TAG, None)  # the run's name, given back as this tag
+    parent = tags.get(PARENT_TAG) or None  # the run's parent; the tag stays, for MLflow's searches on it
+    user = run_user(request, body.user_id or tags.get(USER_TAG))
+    if user:
+        tags[USER_TAG] = user  # with tokens, the token's name whatever the client says
+    with scope(request, user):
         run = store_of(request).create_run(body.experiment_id, run_name, tags or None, parent, body.start_time)
     return ok({"run": run_out(request, run)})
 
