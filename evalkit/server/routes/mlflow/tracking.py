@@ -220,8 +220,10 @@ def run_out(request: Request, run: Run) -> dict[str, Any]:
 
 def _inputs(tag: str | None) -> list[dict[str, Any]]:
     """The dataset inputs kept in a run's ``INPUTS_TAG`` (none if the tag was overwritten by hand)."""
+    if not tag:
+        return []
     try:
-        inputs = json.loads(tag or "[]")
+        inputs = json.loads(tag)
     except ValueError:
         return []
     return inputs if isinstance(inputs, list) else []
