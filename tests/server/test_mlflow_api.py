@@ -57,7 +57,8 @@ def auth_server(tmp_path_factory) -> Iterator[dict]:
     app = create_app(config)
     tokens = TokenStore.open(app.state.store.engine)
     editor, reader = tokens.create("mlflow-editor", "editor")[1], tokens.create("mlflow-reader", "reader")[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False))
+    # access_log=False would switch uvicorn's access logger off for the whole process (other tests read it)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -205,9 +206,18 @@ def test_mlflow_errors_and_searches_have_mlflow_shapes(tracking_server):
     ("POST", "/api/2.0/mlflow/experiments/search", "reader"),
     ("GET", "/api/2.0/mlflow/runs/get", "reader"),
     ("GET", "/api/2.0/mlflow-artifacts/artifacts/1/x", "reader"),
+    ("POST", "/api/v1/runs/search", "reader"),  # evalkit's own client searches with POST too
     ("POST", "/api/2.0/mlflow/runs/log-batch", "editor"),
     ("PUT", "/api/2.0/mlflow-artifacts/artifacts/1/x", "editor"),
 ])
 def test_the_role_rule_lets_readers_search_with_post(method, path, needed):
     assert required_role(method, path) == needed
 
+
+
+def test_a_reader_token_searches_with_evalkits_client_too(session, auth_server, monkeypatch):
+    monkeypatch.setenv("EVALKIT_TRACKING_TOKEN", auth_server["reader"])
+    client = TrackingClient(auth_server["url"])
+    run = client.get_run(session["auth_run_id"])
+    runs, _ = client.store.search_runs([run.info.experiment_id])
+    assert [r.info.run_name for r in runs] == ["with-token"] and run.data.metrics == {"m": 1.5}
