@@ -1,10 +1,20 @@
-"""MLflow's side of issue 13's server benchmark: ``mlflow server`` on SQLite, driven by MLflow's client.
+"""MLflow's client against ``mlflow server`` and against ``evalkit server`` (its MLflow API), on SQLite.
+
+Issue 13's server benchmark (MLflow's side) and issue 18's: the same MLflow client code, logging
+10,000 values and creating 1,000 runs, against MLflow's server and evalkit's, side by side::
+
+    /work/wt/mlflow-venv/bin/python bench/bench_server_mlflow.py --server both \
+        --evalkit-python .venv/bin/python [--json out.json]
 
 MLflow is not an evalkit dependency: run this with the Python of a separate virtualenv that has
 mlflow and psutil, e.g.::
 
     python3 -m venv /work/wt/mlflow-venv && /work/wt/mlflow-venv/bin/pip install mlflow psutil
     /work/wt/mlflow-venv/bin/python bench/bench_server_mlflow.py [--memory] [--json out.json]
+
+``--server evalkit`` (or ``both``) starts ``evalkit server`` with ``--evalkit-python`` (a Python
+that has evalkit's ``server`` extra) instead of, or after, ``mlflow server``; the workloads and
+the memory readings are the same, through evalkit's ``/api/2.0/mlflow`` routes.
 
 The workload (runs, keys, values, filter) is ``bench/server_workload.py``, which evalkit's side
 (``bench_server.py``) imports too. The server runs as MLflow starts it by default (its own worker
@@ -67,19 +77,36 @@ def start_server(folder: Path, port: int, workers: int | None, jobs: bool) -> su
     env = {**os.environ, **({} if jobs else {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})}
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=env,
                               start_new_session=True)
+    wait_for_health(server, folder, port, "mlflow server")  # kills the group (workers too) if it fails
+    return server
+
+
+def start_evalkit_server(folder: Path, port: int, workers: int | None, python: str) -> subprocess.Popen:
+    """``evalkit server`` on a fresh SQLite file and artifact folder, in its own process group."""
+    command = [python, "-m", "evalkit.cli", "server", "--backend-store-uri", f"sqlite:///{folder / 'evalkit.db'}",
+               "--default-artifact-root", str(folder / "artifacts"), "--host", w.HOST, "--port", str(port)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - kept open for the server's lifetime
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, start_new_session=True)
+    wait_for_health(server, folder, port, "evalkit server")
+    return server
+
+
+def wait_for_health(server: subprocess.Popen, folder: Path, port: int, name: str) -> None:
     deadline = time.monotonic() + 600  # minutes on a loaded machine
     while time.monotonic() < deadline:
         if server.poll() is not None:
             os.killpg(server.pid, 9)
-            raise SystemExit(f"mlflow server exited with {server.returncode}: see {folder / 'server.log'}")
+            raise SystemExit(f"{name} exited with {server.returncode}: see {folder / 'server.log'}")
         try:
             with urllib.request.urlopen(f"http://{w.HOST}:{port}/health", timeout=1) as response:
                 if response.status == 200:
-                    return server
+                    return
         except OSError:
             time.sleep(0.2)
-    os.killpg(server.pid, 9)  # the workers too: they run in the server's process group
-    raise SystemExit(f"mlflow server did not answer /health within 600 s: see {folder / 'server.log'}")
+    os.killpg(server.pid, 9)
+    raise SystemExit(f"{name} did not answer /health within 600 s: see {folder / 'server.log'}")
 
 
 def stop_server(server: subprocess.Popen) -> None:
@@ -256,29 +283,50 @@ def bench_memory(client: MlflowClient, experiment_id: str, pid: int) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", choices=("mlflow", "evalkit", "both"), default="mlflow",
+                        help="which server MLflow's client talks to (both: one after the other, side by side)")
+    parser.add_argument("--evalkit-python", default=".venv/bin/python",
+                        help="the Python that runs `evalkit server` (has evalkit's server extra)")
     parser.add_argument("--memory", action="store_true",
                         help="also log 1,000,000 values and read their histories (several minutes)")
     parser.add_argument("--memory-only", action="store_true",
                         help="measure only the memory: idle, then after the 1,000,000 values (implies --memory)")
     parser.add_argument("--idle-only", action="store_true", help="measure only the idle server's memory")
     parser.add_argument("--no-jobs", action="store_true",
-                        help="start the server with MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false (web workers only)")
-    parser.add_argument("--workers", type=int, default=None, help="mlflow server --workers (default: MLflow's)")
+                        help="start MLflow's server with MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false (web workers only)")
+    parser.add_argument("--workers", type=int, default=None, help="server --workers (default: each server's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the server's workers
 
-    with tempfile.TemporaryDirectory(prefix="bench-mlflow-server-") as tmp:
+    kinds = ("mlflow", "evalkit") if args.server == "both" else (args.server,)
+    results = {kind: bench_server(kind, args) for kind in kinds}
+    if len(kinds) == 2:
+        print(side_by_side(results))
+    figures = results if len(kinds) == 2 else results[kinds[0]]
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def bench_server(kind: str, args: argparse.Namespace) -> dict[str, object]:
+    """The figures of one server (``mlflow`` or ``evalkit``), driven by MLflow's client."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-server-") as tmp:
         folder = Path(tmp)
         port = free_port()
         started = time.perf_counter()
-        server = start_server(folder, port, args.workers, jobs=not args.no_jobs)
+        if kind == "mlflow":
+            server = start_server(folder, port, args.workers, jobs=not args.no_jobs)
+        else:
+            server = start_evalkit_server(folder, port, args.workers, args.evalkit_python)
         try:
             results: dict[str, object] = {
-                "mlflow_version": mlflow.__version__,
+                "server": kind, "mlflow_client_version": mlflow.__version__,
                 "server_start_seconds": round(time.perf_counter() - started, 1),
-                "workers": args.workers or "MLflow's default", "job_execution": not args.no_jobs,
+                "workers": args.workers or "the server's default",
             }
+            if kind == "mlflow":
+                results["job_execution"] = not args.no_jobs
             time.sleep(w.MEMORY_IDLE_SECONDS)
             results["settle_seconds"] = round(wait_until_settled(server.pid), 1)
             results["server_processes"] = process_count(server.pid)
@@ -309,9 +357,19 @@ def main() -> None:
                 results.update(bench_memory(client, client.create_experiment(w.MEMORY_EXPERIMENT), server.pid))
         finally:
             stop_server(server)
-        print(json.dumps(results, indent=2))
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=2) + "\n")
+        return results
+
+
+def side_by_side(results: dict[str, dict[str, object]]) -> str:
+    """A table of every figure both servers have: MLflow's, evalkit's, and MLflow's over evalkit's."""
+    mlflow_figures, evalkit_figures = results["mlflow"], results["evalkit"]
+    lines = [f"{'figure':36} {'mlflow server':>14} {'evalkit server':>15} {'ratio':>7}"]
+    for key, theirs in mlflow_figures.items():
+        ours = evalkit_figures.get(key)
+        if isinstance(theirs, (int, float)) and isinstance(ours, (int, float)) and key.endswith(("_seconds", "_mb")):
+            ratio = f"{theirs / ours:.1f}x" if ours else "-"
+            lines.append(f"{key:36} {theirs:>14} {ours:>15} {ratio:>7}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

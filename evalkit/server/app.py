@@ -23,6 +23,7 @@ from evalkit.server.config import ServerConfig
 from evalkit.server.errors import install_error_handlers
 from evalkit.server.middleware import AccessLog, BodySizeLimit
 from evalkit.server.routes import artifacts, meta, registry, tracking
+from evalkit.server.routes.mlflow import install_mlflow_api
 from evalkit.tracking.sql.engine import write_transaction
 from evalkit.tracking.sql.idempotency import forget_old_keys
 from evalkit.tracking.sql.store import SqlStore
@@ -37,7 +38,10 @@ Errors are JSON `{"error_code": ..., "message": ...}` with evalkit's codes (INVA
 NOT_FOUND 404, ALREADY_EXISTS and INVALID_STATE 409, REQUEST_TOO_LARGE 413, STORE_UNAVAILABLE 503).
 Metric values are numbers or the strings "NaN", "Infinity", "-Infinity". Writes accept an
 `Idempotency-Key` header: a retry with the same key gets the first answer and writes nothing again.
-Send `Authorization: Bearer <token>` when the server requires tokens."""
+Send `Authorization: Bearer <token>` when the server requires tokens.
+
+MLflow's tracking API is served too (`/api/2.0/mlflow/...`, `/api/2.0/mlflow-artifacts/...`), with
+MLflow's shapes and error codes: `mlflow.set_tracking_uri("http://this-server:5000")`."""
 
 
 def open_server_store(config: ServerConfig) -> SqlStore:
@@ -68,6 +72,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(tracking.router)
     app.include_router(artifacts.router)
     app.include_router(registry.router)
+    install_mlflow_api(app)  # MLflow's client and integrations log here unchanged
     install_auth(app, engine_or_store_uri=store.engine, enabled=config.auth_enabled,
                  loopback_only=config.loopback_only)
     mount_ui(app)  # last: it serves "/"

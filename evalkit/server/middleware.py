@@ -19,7 +19,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-ARTIFACT_UPLOAD_MARK = "/artifacts/files/"
+# Paths of artifact uploads (evalkit's API, MLflow's artifact proxy), which get the larger limit.
+ARTIFACT_UPLOAD_MARKS = ("/artifacts/files/", "/api/2.0/mlflow-artifacts/artifacts/")
 access_log = logging.getLogger("evalkit.server.access")
 
 
@@ -41,7 +42,8 @@ class BodySizeLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.max_artifact_bytes if ARTIFACT_UPLOAD_MARK in scope["path"] else self.max_bytes
+        uploading = any(mark in scope["path"] for mark in ARTIFACT_UPLOAD_MARKS)
+        limit = self.max_artifact_bytes if uploading else self.max_bytes
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return await _too_large(send, limit)

@@ -18,6 +18,14 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/health", "/version", "/login", "/logout"})
 OPEN_PREFIXES = ("/static/",)
 ADMIN_PREFIXES = ("/api/v1/tokens", "/api/v1/admin")
+# Reads made with POST (their bodies are queries): these need only reader.
+READ_ONLY_POSTS = frozenset({
+    "/api/v1/runs/search", "/api/v1/runs/count", "/api/v1/experiments/stats", "/api/v1/keys/search",
+    "/api/v1/metrics/histories",
+    "/api/2.0/mlflow/experiments/search",
+    "/api/2.0/mlflow/runs/search",
+    "/api/2.0/mlflow/registered-models/get-latest-versions",
+})
 
 
 @dataclass(frozen=True)
@@ -59,10 +67,11 @@ def is_open_path(path: str) -> bool:
 def required_role(method: str, path: str) -> Role | None:
     """The least role a request needs, or None for an open path.
 
-    Token and admin routes need admin; safe methods (GET, HEAD, OPTIONS) need reader; every
-    other method writes and needs editor."""
+    Token and admin routes need admin; safe methods (GET, HEAD, OPTIONS) and the searches made
+    with POST (``READ_ONLY_POSTS``, evalkit's and MLflow's) need reader; every other request writes
+    and needs editor."""
     if is_open_path(path):
         return None
     if any(path == prefix or path.startswith(prefix + "/") for prefix in ADMIN_PREFIXES):
         return "admin"
-    return "reader" if method.upper() in SAFE_METHODS else "editor"
+    return "reader" if method.upper() in SAFE_METHODS or path in READ_ONLY_POSTS else "editor"

@@ -68,6 +68,11 @@ async def download_artifact(request: Request, run_id: str, path: str) -> Respons
     if config_of(request).presigned_artifacts:
         url = await run_in_threadpool(repository.presigned_url, relative, "GET", PRESIGNED_SECONDS)
         return RedirectResponse(url, status_code=307)
+    return await file_response(repository, relative)
+
+
+async def file_response(repository: ArtifactRepository, relative: str) -> Response:
+    """The file ``relative`` of ``repository``, streamed from a temporary copy deleted once sent."""
     fd, temp = tempfile.mkstemp(prefix="evalkit-download-")
     os.close(fd)
     try:
@@ -94,12 +99,17 @@ async def upload_artifact(request: Request, run_id: str, path: str) -> Response:
     if config_of(request).presigned_artifacts:
         raise InvalidArgument("this server does not proxy artifacts: ask upload-url for a presigned URL")
     repository = await run_in_threadpool(_repository, request, run_id)
+    await store_request_body(request, repository, relative)
+    return JSONResponse({"path": relative}, status_code=201)
+
+
+async def store_request_body(request: Request, repository: ArtifactRepository, relative: str) -> None:
+    """Stream the request's body into ``repository`` as ``relative``, through a temporary file."""
     with tempfile.NamedTemporaryFile(prefix="evalkit-upload-") as spool:
         async for chunk in request.stream():
             spool.write(chunk)  # a local disk write: quick enough not to matter to the event loop
         spool.flush()
         await run_in_threadpool(repository.upload_file, spool.name, relative)
-    return JSONResponse({"path": relative}, status_code=201)
 
 
 @router.delete("/files/{path:path}", summary="Delete a file or folder")
