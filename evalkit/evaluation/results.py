@@ -63,7 +63,7 @@ class ResultsWriter:
         columns = [name for name in self._columns or [] if name not in self.drop]
         schemas = [pq.read_schema(path).remove_metadata() for path in self._chunks]
         unified = pa.unify_schemas(schemas, promote_options="permissive")
-        schema = pa.schema([unified.field(name) for name in columns])
+        schema = pa.schema([_as_whole(unified.field(name), schemas) for name in columns])
         with pq.ParquetWriter(out / RESULTS_PARQUET, schema) as parquet, \
                 (out / RESULTS_JSON).open("w", encoding="utf-8") as text:
             text.write('{"columns":' + json.dumps(columns, ensure_ascii=False, separators=(",", ":")) + ',"data":[')
@@ -82,6 +82,14 @@ class ResultsWriter:
     def close(self) -> None:
         """Remove the spool folder."""
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _as_whole(field: pa.Field, schemas: list[pa.Schema]) -> pa.Field:
+    """The column's type in the whole table: integers with missing values are floats (as pandas
+    makes them), also when the missing values came in a chunk of their own."""
+    if pa.types.is_integer(field.type) and any(pa.types.is_null(s.field(field.name).type) for s in schemas):
+        return field.with_type(pa.float64())
+    return field
 
 
 def _json_rows(frame: pd.DataFrame) -> str:

@@ -78,8 +78,8 @@ def test_given_predictions_in_several_chunks_give_the_same_table_metrics_and_fil
 
 def test_a_model_run_in_several_chunks_gives_the_same_table_and_metrics(monkeypatch):
     def answer(question: str, contexts: list[str]) -> str:
-        if question.endswith(" 4?"):
-            raise RuntimeError("the model is down for lamp 4")
+        if question.endswith((" 4?", " 5?")):  # a whole chunk of rows without token counts
+            raise RuntimeError("the model is down for lamps 4 and 5")
         return contexts[0] if contexts else "I do not know."
 
     kwargs = dict(model=answer, data=data(), targets="ground_truth", cache="off", progress=False)
@@ -93,7 +93,13 @@ def test_a_model_run_in_several_chunks_gives_the_same_table_and_metrics(monkeypa
                                   whole.tables["eval_results_table"].drop(columns=timed))
     untimed = {k: v for k, v in whole.metrics.items() if "latency" not in k}
     _same_metrics({k: v for k, v in chunked.metrics.items() if "latency" not in k}, untimed)
-    assert whole.metrics["error_count"] == 1 and whole.metrics["rows/total"] == ROWS
+    assert whole.metrics["error_count"] == 2 and whole.metrics["rows/total"] == ROWS
+    (_, text, schema), (_, text_chunked, schema_chunked) = _files(whole), _files(chunked)
+    assert schema_chunked.equals(schema) and schema.field("input_tokens").type == "double"
+    assert [row[:2] for row in json.loads(text_chunked)["data"]] == [row[:2] for row in json.loads(text)["data"]]
+    tokens = json.loads(text)["columns"].index("input_tokens")
+    assert [row[tokens] for row in json.loads(text_chunked)["data"]] == [row[tokens] for row in json.loads(text)["data"]]
+    assert '"input_tokens"' in text and isinstance(json.loads(text_chunked)["data"][0][tokens], float)
 
 
 def test_resume_over_several_chunks_sends_only_the_rows_without_an_answer(monkeypatch):
