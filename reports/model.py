@@ -253,7 +253,12 @@ def _cards(current: RunView, baseline: RunView | None, pairs: tuple[np.ndarray, 
     return cards
 
 
-def _row_record(view: RunView, row: dict[str, Any]) -> dict[str, Any]:
+def _row_record(view: RunView, position: int) -> dict[str, Any]:
+    return _record(view, view.records[position])
+
+
+def _record(view: RunView, row: dict[str, Any]) -> dict[str, Any]:
+    """What the report shows of one row of ``view``'s table (every column of it)."""
     record: dict[str, Any] = {
         "row": int(row["row"]), "status": row.get("status", "ok"), "error": _text(row.get("error")),
         "input": _text(row.get("inputs")), "output": _text(row.get("outputs")), "target": _text(row.get("targets")),
@@ -302,16 +307,16 @@ def _build_report(client: TrackingClient, current: RunView, baseline: RunView | 
     total = len(current.table)
     if baseline is None and total > row_cap:
         # The rows the cap keeps, chosen from the score and status columns: only those are read whole.
-        records = [_row_record(current, row) for row in current.records_at(_kept_rows(current, row_cap))]
+        records = [_record(current, row) for row in current.records_at(_kept_rows(current, row_cap))]
         records.sort(key=lambda r: r["row"])
     else:
-        records = [_row_record(current, row) for row in current.records_at(range(total))]
+        records = [_record(current, row) for row in current.records_at(range(total))]
     names = [info.name for info in score_evaluators(current)]
     directions = {info.name: info.higher_is_better for info in current.evaluators}
     changes: dict[str, list[dict[str, Any]]] = {"regressed": [], "improved": []}
     if baseline is not None and pairs is not None:
         for i, j in zip(*pairs, strict=True):
-            before = _row_record(baseline, baseline.records[int(j)])
+            before = _row_record(baseline, int(j))
             record = records[int(i)]
             record["baseline"] = {"output": before["output"], "scores": before["scores"], "status": before["status"]}
             score_changed = any(record["scores"].get(n) != before["scores"].get(n) for n in names)
