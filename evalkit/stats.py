@@ -65,6 +65,18 @@ def _value(statistic: Statistic, values: np.ndarray) -> float:
     return float(statistic(values[np.newaxis, :])[0])
 
 
+def _resampled(statistics: Callable[[np.ndarray], np.ndarray], size: int, resamples: int,
+               rng: np.random.Generator) -> np.ndarray:
+    """``statistics(indices)`` over ``resamples`` bootstrap draws of ``size`` row positions, drawn
+    a block of resamples at a time so that memory stays bounded (about 32 MB of indices) however
+    many rows there are. A block has an even number of resamples: the generator then hands out
+    the same positions as one draw of every resample would (it draws 32-bit values in pairs and
+    drops an unpaired one at the end of each call), so the figures do not depend on the block."""
+    block = max(2, _CHUNK_CELLS // size // 2 * 2)
+    return np.concatenate([statistics(rng.integers(0, size, size=(min(block, resamples - start), size)))
+                           for start in range(0, resamples, block)])
+
+
 def bootstrap_interval(values: np.ndarray | list[float], statistic: Statistic = mean_statistic,
                        resamples: int = RESAMPLES, confidence: float = CONFIDENCE, seed: int = 0) -> Interval | None:
     """Percentile bootstrap interval of ``statistic`` over the non-NaN values; None when empty."""
@@ -74,8 +86,8 @@ def bootstrap_interval(values: np.ndarray | list[float], statistic: Statistic = 
     value = _value(statistic, clean)
     if clean.size == 1:
         return Interval(value, value, value, 1)
-    rng = np.random.default_rng(seed)
-    estimates = statistic(clean[rng.integers(0, clean.size, size=(resamples, clean.size))])
+    estimates = _resampled(lambda indices: statistic(clean[indices]), clean.size, resamples,
+                           np.random.default_rng(seed))
     alpha = (1 - confidence) / 2
     low, high = np.quantile(estimates, [alpha, 1 - alpha])
     return Interval(value, float(low), float(high), int(clean.size))
@@ -93,8 +105,8 @@ def paired_delta(current: np.ndarray | list[float], baseline: np.ndarray | list[
     if a.size == 1:
         low = high = now - before
     else:
-        indices = np.random.default_rng(seed).integers(0, a.size, size=(resamples, a.size))
-        deltas = statistic(a[indices]) - statistic(b[indices])
+        deltas = _resampled(lambda indices: statistic(a[indices]) - statistic(b[indices]), a.size, resamples,
+                            np.random.default_rng(seed))
         alpha = (1 - confidence) / 2
         low, high = (float(x) for x in np.quantile(deltas, [alpha, 1 - alpha]))
     if low > 0 or high < 0:

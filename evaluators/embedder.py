@@ -2,18 +2,23 @@
 (``embeddings.py``, the default) or an endpoint (``embeddings="openai:/<model>[?base_url=...]"``,
 ``endpoint_embeddings.py``).
 
-Each distinct text is embedded once per run, and the texts asked for by calls made in the same
-turn of the event loop (e.g. many rows at once) go out together, in batched requests.
+Each distinct text is embedded once per run (among the last ``KEPT_VECTORS`` texts: a run
+scores its rows a chunk at a time, and remembering every text of a million-row run would take
+gigabytes), and the texts asked for by calls made in the same turn of the event loop (e.g. many
+rows at once) go out together, in batched requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 from evalkit.evaluators import embeddings
 from evalkit.evaluators.endpoint_embeddings import EndpointEmbedder
+
+KEPT_VECTORS = 50_000  # about 100 MB of 256-dimension vectors
 
 
 class Embedder:
@@ -37,7 +42,8 @@ class Embedder:
                 self._queue.append(text)
         if not texts:
             return np.zeros((0, 0))
-        return np.stack([await self._vectors[text] for text in texts])
+        futures = [self._vectors[text] for text in texts]  # held here: older texts may be forgotten meanwhile
+        return np.stack([await future for future in futures])
 
     def _flush(self) -> None:
         batch, self._queue = self._queue, []
@@ -58,6 +64,11 @@ class Embedder:
             return
         for text, vector in zip(batch, vectors, strict=True):
             self._vectors[text].set_result(vector)
+        excess = len(self._vectors) - KEPT_VECTORS
+        if excess > 0:
+            for text in list(itertools.islice(self._vectors, excess)):
+                if self._vectors[text].done():  # the oldest answered texts; pending ones stay
+                    del self._vectors[text]
 
     async def aclose(self) -> None:
         if self._endpoint is not None:

@@ -7,14 +7,20 @@ import difflib
 import functools
 import json
 import math
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from evalkit import Run, TrackingClient
 from evalkit.errors import InvalidArgument, NotFound
+from evalkit.evaluation.results import RESULTS_PARQUET
 from evalkit.evaluation.run_evaluators import load_evaluators
 from evalkit.evaluation.scoring import EvaluatorInfo
 from evalkit.stats import (
@@ -28,7 +34,6 @@ from evalkit.suite.expressions import resolve_metric
 from evalkit.suite.history import HistoryPoint, metrics_history
 from evalkit.suite.tags import DATASET, GATES_FILE, MODEL, SUITE
 
-RESULTS_TABLE = "eval_results_table.parquet"
 TEXT_LIMIT = 4000  # characters of one input, output, context or justification embedded per row
 RAW_LIMIT = 8000
 LOW_SCORE = 0.5
@@ -42,8 +47,9 @@ PANELS = ("latency", "cost")  # evaluators (by metric prefix) shown in panels of
 class RunView:
     run: Run
     experiment: str
-    table: pd.DataFrame
+    table: pd.DataFrame  # every column, or with ``source`` set, the columns the report needs of every row
     evaluators: list[EvaluatorInfo]  # those with per-row scores in the table, in the run's order
+    source: Path | None = None  # the whole table as a local Parquet file, when ``table`` has some columns only
 
     @property
     def params(self) -> dict[str, str]:
@@ -57,6 +63,23 @@ class RunView:
     def records(self) -> list[dict[str, Any]]:
         # One conversion up front: row-by-row .iloc costs ~200 µs a row.
         return self.table.to_dict(orient="records")
+
+    def records_at(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        """Every column of the rows at ``positions`` (ascending), read a row group at a time
+        from ``source`` when the table in memory has some columns only."""
+        if self.source is None:
+            return [self.records[p] for p in positions]
+        wanted = np.asarray(positions, dtype=np.int64)
+        parquet, pieces, offset = pq.ParquetFile(self.source), [], 0
+        for group in range(parquet.num_row_groups):
+            size = parquet.metadata.row_group(group).num_rows
+            local = wanted[(wanted >= offset) & (wanted < offset + size)] - offset
+            if local.size:
+                pieces.append(parquet.read_row_group(group).take(pa.array(local)))
+            offset += size
+        if not pieces:
+            return []
+        return pa.concat_tables(pieces).to_pandas().to_dict(orient="records")
 
     def scores(self, name: str) -> np.ndarray:
         """The evaluator's per-row scores, NaN where a row has none (or a non-finite one)."""
@@ -109,15 +132,30 @@ class Report:
     suite: SuiteView | None = None
 
 
-def load_run(client: TrackingClient, run_id: str) -> RunView:
+# Columns the report shows for the rows it embeds only: a big run's are never all read into memory.
+_TEXT_COLUMNS = ("inputs", "outputs", "targets", "contexts", "error")
+_TEXT_SUFFIXES = ("/justification", "/raw")
+
+
+def load_run(client: TrackingClient, run_id: str, folder: Path | None = None) -> RunView:
+    """The run and its results table. With ``folder`` (which must outlive the view), the table is
+    copied there and only its numeric and status columns are read into memory; ``records_at``
+    reads the rest for the rows asked for."""
     run = client.get_run(run_id)
     try:
-        table = client.load_table(run_id, RESULTS_TABLE)
+        if folder is None:
+            table, source = client.load_table(run_id, RESULTS_PARQUET), None
+        else:
+            source = folder / f"{run_id}.parquet"
+            client.artifact_repository(run_id).download_file(RESULTS_PARQUET, source)
+            names = pq.read_schema(source).names
+            light = [n for n in names if n not in _TEXT_COLUMNS and not n.endswith(_TEXT_SUFFIXES)]
+            table = pd.read_parquet(source, columns=light)
     except NotFound:
-        raise NotFound(f"run {run_id} has no {RESULTS_TABLE}: only runs logged by evaluate() have a report") from None
+        raise NotFound(f"run {run_id} has no {RESULTS_PARQUET}: only runs logged by evaluate() have a report") from None
     experiment = client.get_experiment(run.info.experiment_id).name
     evaluators = [info for info in load_evaluators(client, run) if f"{info.name}/score" in table.columns]
-    return RunView(run, experiment, table, evaluators)
+    return RunView(run, experiment, table, evaluators, source)
 
 
 def _text(value: Any, limit: int = TEXT_LIMIT) -> str | None:
@@ -216,7 +254,11 @@ def _cards(current: RunView, baseline: RunView | None, pairs: tuple[np.ndarray, 
 
 
 def _row_record(view: RunView, position: int) -> dict[str, Any]:
-    row = view.records[position]
+    return _record(view, view.records[position])
+
+
+def _record(view: RunView, row: dict[str, Any]) -> dict[str, Any]:
+    """What the report shows of one row of ``view``'s table (every column of it)."""
     record: dict[str, Any] = {
         "row": int(row["row"]), "status": row.get("status", "ok"), "error": _text(row.get("error")),
         "input": _text(row.get("inputs")), "output": _text(row.get("outputs")), "target": _text(row.get("targets")),
@@ -241,8 +283,13 @@ def score_evaluators(view: RunView) -> list[EvaluatorInfo]:
 
 
 def build_report(client: TrackingClient, run_id: str, baseline_run_id: str | None = None, row_cap: int = 2000) -> Report:
-    current = load_run(client, run_id)
-    baseline = load_run(client, baseline_run_id) if baseline_run_id else None
+    if baseline_run_id is not None:
+        return _build_report(client, load_run(client, run_id), load_run(client, baseline_run_id), row_cap)
+    with tempfile.TemporaryDirectory(prefix="evalkit-report-") as folder:
+        return _build_report(client, load_run(client, run_id, Path(folder)), None, row_cap)
+
+
+def _build_report(client: TrackingClient, current: RunView, baseline: RunView | None, row_cap: int) -> Report:
     digest_warning = pairs = None
     if baseline is not None:
         same_data = current.params.get("dataset_digest") == baseline.params.get("dataset_digest")
@@ -257,7 +304,13 @@ def build_report(client: TrackingClient, run_id: str, baseline_run_id: str | Non
                 f"{len(current.table)} rows have a partner; the comparison covers those only."
             )
 
-    records = [_row_record(current, i) for i in range(len(current.table))]
+    total = len(current.table)
+    if baseline is None and total > row_cap:
+        # The rows the cap keeps, chosen from the score and status columns: only those are read whole.
+        records = [_record(current, row) for row in current.records_at(_kept_rows(current, row_cap))]
+        records.sort(key=lambda r: r["row"])
+    else:
+        records = [_record(current, row) for row in current.records_at(range(total))]
     names = [info.name for info in score_evaluators(current)]
     directions = {info.name: info.higher_is_better for info in current.evaluators}
     changes: dict[str, list[dict[str, Any]]] = {"regressed": [], "improved": []}
@@ -279,17 +332,35 @@ def build_report(client: TrackingClient, run_id: str, baseline_run_id: str | Non
         changes["improved"] = [r for r in reversed(ranked) if r["delta"] >= MIN_CHANGE][:20]
 
     row_cap_note = None
-    total = len(records)
     if total > row_cap:
-        def priority(record: dict[str, Any]) -> tuple[int, float]:
-            failing = record["status"] != "ok" or "failed" in record["score_status"].values()
-            worst = min((v for v in record["scores"].values() if v is not None), default=1.0)
-            return (0 if failing else 1 if record.get("changed") else 2, worst)
-
-        keep = sorted(sorted(records, key=priority)[:row_cap], key=lambda r: r["row"])
+        if len(records) > row_cap:
+            keep = sorted(sorted(records, key=_priority)[:row_cap], key=lambda r: r["row"])
+            records = keep
         row_cap_note = (f"This report embeds {row_cap:,} of {total:,} rows: the failed, changed and lowest-scoring ones. "
-                        f"The full table is the run's {RESULTS_TABLE} artifact.")
-        records = keep
-    table_path = f"{current.run.info.artifact_uri}/{RESULTS_TABLE}"
+                        f"The full table is the run's {RESULTS_PARQUET} artifact.")
+    table_path = f"{current.run.info.artifact_uri}/{RESULTS_PARQUET}"
     return Report(current, baseline, _cards(current, baseline, pairs), records, total, row_cap_note, digest_warning,
                   changes, table_path, load_suite_view(client, current))
+
+
+def _priority(record: dict[str, Any]) -> tuple[int, float]:
+    """Which rows a capped report keeps first: failed ones, then changed ones, each lowest score first."""
+    failing = record["status"] != "ok" or "failed" in record["score_status"].values()
+    worst = min((v for v in record["scores"].values() if v is not None), default=1.0)
+    return (0 if failing else 1 if record.get("changed") else 2, worst)
+
+
+def _kept_rows(view: RunView, row_cap: int) -> list[int]:
+    """The positions of the rows ``_priority`` keeps under the cap (no baseline: nothing changed),
+    worked out on whole columns; ascending."""
+    table = view.table
+    failing = (table["status"] != "ok").to_numpy() if "status" in table else np.zeros(len(table), dtype=bool)
+    worst = np.full(len(table), np.inf)
+    for info in view.evaluators:
+        status = table.get(f"{info.name}/status")
+        if status is not None:
+            failing = failing | (status == "failed").to_numpy()
+        worst = np.fmin(worst, view.scores(info.name))
+    worst = np.where(np.isfinite(worst), worst, 1.0)
+    # lexsort is stable, as sorted() is: ties keep row order
+    return sorted(np.lexsort((worst, np.where(failing, 0, 2)))[:row_cap].tolist())

@@ -73,27 +73,30 @@ class EvalDataset:
         """Number of rows."""
         return len(self.frame)
 
-    def inputs(self) -> list[str]:
-        """The input of each row; empty strings when there is no input column."""
+    def inputs(self, start: int = 0, stop: int | None = None) -> list[str]:
+        """The input of each row (of rows ``start`` to ``stop``); empty strings when there is no input column."""
+        stop = self.num_rows if stop is None else min(stop, self.num_rows)
         if self.input_column is None:
-            return [""] * self.num_rows
-        return self.frame[self.input_column].tolist()
+            return [""] * max(0, stop - start)
+        return self.frame[self.input_column].iloc[start:stop].tolist()
 
-    def contexts(self) -> list[list[str]]:
-        """The retrieved passages of each row; ``[]`` for a row (or dataset) without any."""
-        return [list(passages) for passages in self._contexts]
+    def contexts(self, start: int = 0, stop: int | None = None) -> list[list[str]]:
+        """The retrieved passages of each row (of rows ``start`` to ``stop``); ``[]`` for a row without any."""
+        return [list(passages) for passages in self._contexts[start:stop]]
 
-    def targets(self) -> list[str | None]:
-        """The expected answer of each row; all None when no targets column is used."""
-        if self.target_column is None:
-            return [None] * self.num_rows
-        return self.frame[self.target_column].tolist()
+    def targets(self, start: int = 0, stop: int | None = None) -> list[str | None]:
+        """The expected answer of each row (of rows ``start`` to ``stop``); all None without a targets column."""
+        return self._column_values(self.target_column, start, stop)
 
-    def predictions(self) -> list[str | None]:
-        """The given prediction of each row; all None when no predictions column is used."""
-        if self.prediction_column is None:
-            return [None] * self.num_rows
-        return self.frame[self.prediction_column].tolist()
+    def predictions(self, start: int = 0, stop: int | None = None) -> list[str | None]:
+        """The given prediction of each row (of rows ``start`` to ``stop``); all None without a predictions column."""
+        return self._column_values(self.prediction_column, start, stop)
+
+    def _column_values(self, column: str | None, start: int, stop: int | None) -> list[Any]:
+        stop = self.num_rows if stop is None else min(stop, self.num_rows)
+        if column is None:
+            return [None] * max(0, stop - start)
+        return self.frame[column].iloc[start:stop].tolist()
 
 
 def load_dataset(
@@ -355,6 +358,9 @@ def _decode_json_list(text: str) -> tuple[str, ...] | None:
 # --- digest --------------------------------------------------------------------------------
 
 
+_DIGEST_CHUNK = 10_000  # values encoded at a time: the digest never holds the whole data as one JSON text
+
+
 def _digest(
     inputs: list[str] | None,
     contexts: tuple[tuple[str, ...], ...],
@@ -364,13 +370,22 @@ def _digest(
     # another format must not change the digest; moving text from targets to inputs must.
     # No context column and a column of empty cells are the same content: no passages.
     # Predictions are answers, not data: two runs answering the same questions share a digest.
-    canonical = {
-        "inputs": inputs,
-        "contexts": [list(passages) for passages in contexts],
-        "targets": targets,
-    }
-    encoded = json.dumps(canonical, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()[:16]
+    # The hash is that of json.dumps({"contexts": ..., "inputs": ..., "targets": ...}, sort_keys=True,
+    # compact), fed a slice at a time.
+    hasher = hashlib.sha256()
+    for key, values in (("contexts", contexts), ("inputs", inputs), ("targets", targets)):
+        hasher.update(('{"' if key == "contexts" else ',"').encode() + key.encode() + b'":')
+        if values is None:
+            hasher.update(b"null")
+            continue
+        hasher.update(b"[")
+        for start in range(0, len(values), _DIGEST_CHUNK):
+            part = [list(v) if isinstance(v, tuple) else v for v in values[start:start + _DIGEST_CHUNK]]
+            encoded = json.dumps(part, ensure_ascii=False, separators=(",", ":"))[1:-1]
+            hasher.update(((b"," if start else b"") + encoded.encode("utf-8")))
+        hasher.update(b"]")
+    hasher.update(b"}")
+    return hasher.hexdigest()[:16]
 
 
 def _list(names: Sequence[Any] | pd.Index) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shlex
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,15 @@ from evalkit.evaluation.judge import LLMJudge
 from evalkit.evaluation.plan import EvaluationPlan
 from evalkit.evaluation.plan import plan as plan_evaluation
 from evalkit.evaluation.prompts import PromptTemplate
+from evalkit.evaluation.results import (
+    RESULTS_FILES,
+    RESULTS_TABLE,
+    ResultsWriter,
+    StoredTables,
+)
 from evalkit.evaluation.run_evaluators import log_evaluators
 from evalkit.evaluation.run_metrics import run_metrics
+from evalkit.evaluation.score_columns import ScoreColumns
 from evalkit.evaluation.scoring import (
     STAGES,
     EvalRow,
@@ -65,7 +73,9 @@ from evalkit.tracking.provenance import git_commit
 from evalkit.tracking.registry import BUNDLE_HASH_PARAM
 from evalkit.tracking.uri import default_tracking_uri, parse_tracking_uri
 
-RESULTS_TABLE = "eval_results_table"
+__all__ = ["RESULTS_TABLE", "EvaluationResult", "evaluate", "execute"]
+
+CHUNK_ROWS = 10_000  # rows scored and written to the results table at a time: memory does not grow with the data
 
 
 @dataclass
@@ -74,7 +84,7 @@ class EvaluationResult:
 
     run_id: str
     metrics: dict[str, float]
-    tables: dict[str, pd.DataFrame]
+    tables: Mapping[str, pd.DataFrame]  # read from the run's artifacts when first asked for
     artifacts: dict[str, str] = field(default_factory=dict)
     estimated_cost_usd: float | None = None
     stopped_reason: str | None = None
@@ -138,6 +148,7 @@ def execute(plan: EvaluationPlan) -> EvaluationResult:
     run_id, owns_run = _open_run(client, config.resume, config.experiment, config.run_name, config.tags)
     response_cache = ResponseCache(config.cache_path, cache_mode) if cache_mode is not CacheMode.OFF else None
     journal: JournalLocation | None = None
+    writer = ResultsWriter()
     try:
         artifacts = client.artifact_repository(run_id)
         journal = JournalLocation(artifacts, run_id)
@@ -176,18 +187,18 @@ def execute(plan: EvaluationPlan) -> EvaluationResult:
                 runner.spent_elsewhere = lambda: judge_client.caller.spent
         context = ScoringContext(judge_client, concurrency,
                                  judge_client.cost_by_row if judge_client is not None else {})
-        jobs = [job for job in _jobs(dataset, plan.template) if _needs_answer(previous.get(job.index))] if runner else []
-        done = run_sync(_execute(dataset, runner, jobs, previous, journal, config.progress, chosen, context,
-                                   chat_model, judge_model))
-        outcomes, scores = done.outcomes, done.scores
+        done = run_sync(_execute(dataset, runner, plan.template, previous, journal, config.progress, chosen,
+                                 context, chat_model, judge_model, writer))
+        outcomes = done.outcomes
         if runner is not None and runner.snapshot:
             client.log_batch(run_id, params=[Param("model_snapshot", runner.snapshot)])
         if judge_client is not None and judge_client.model_snapshot:
             client.log_batch(run_id, params=[Param("judge_snapshot", judge_client.model_snapshot)])
 
-        table = _results_table(dataset, outcomes)
         metrics = run_metrics(outcomes) if chat_model is not None else {}
-        _add_scores(table, metrics, chosen, infos, scores)
+        for evaluator, info in zip(chosen, infos, strict=True):
+            aggregates = evaluator.aggregate(done.scores.pop(evaluator.name).scores())
+            metrics.update({f"{info.metric_prefix}/{k}": v for k, v in aggregates.items()})
         if judge_client is not None:
             metrics["judge/calls"] = judge_client.calls
             metrics["judge/cache_hits"] = judge_client.cache_hits
@@ -205,12 +216,13 @@ def execute(plan: EvaluationPlan) -> EvaluationResult:
         if failure:
             # Set before the report is rendered, so the report says why the run failed.
             client.set_tag(run_id, run_tags.FAILURE_REASON, failure[:run_tags.REASON_LIMIT])
-        client.log_table(run_id, table, f"{RESULTS_TABLE}.json")
-        client.log_table(run_id, table, f"{RESULTS_TABLE}.parquet")
+        writer.log(client, run_id)
         if config.report:
             log_report(client, run_id, config.baseline, status="FAILED" if failure else "FINISHED")
         if failure:
-            raise EvaluationFailed(failure, run_id, _endpoint(chat_model), _counts(outcomes),
+            counts = _counts(outcomes) if runner is not None else {"rows": dataset.num_rows,
+                                                                   "answered": dataset.num_rows, "failed": 0, "skipped": 0}
+            raise EvaluationFailed(failure, run_id, _endpoint(chat_model), counts,
                                    resume_command(client, run_id, data))
     except KeyboardInterrupt:
         answered = sum(o.status is RowStatus.OK for o in read_journal(journal.path).values()) if journal else 0
@@ -227,6 +239,7 @@ def execute(plan: EvaluationPlan) -> EvaluationResult:
         raise
     finally:
         plan.executor.close()
+        writer.close()
         if journal is not None:
             journal.publish()
         if response_cache is not None:
@@ -236,8 +249,8 @@ def execute(plan: EvaluationPlan) -> EvaluationResult:
     result = EvaluationResult(
         run_id=run_id,
         metrics=metrics,
-        tables={RESULTS_TABLE: table},
-        artifacts={**{kind: _location(artifacts, f"{RESULTS_TABLE}.{kind}") for kind in ("json", "parquet")},
+        tables=StoredTables(client, run_id),
+        artifacts={**{kind: _location(artifacts, name) for kind, name in RESULTS_FILES.items()},
                    **({"report": _location(artifacts, REPORT_FILE)} if artifacts.is_file(REPORT_FILE) else {})},
         estimated_cost_usd=runner.estimate if runner is not None else None,
         stopped_reason=stopped,
@@ -309,70 +322,140 @@ def _row_failures(outcomes: list[RowOutcome]) -> list[str]:
 
 @dataclass
 class _Executed:
-    outcomes: list[RowOutcome]
-    scores: dict[str, list[Score]]
+    outcomes: list[RowOutcome]  # every row's, in row order, when a model answered (none for given predictions)
+    scores: dict[str, ScoreColumns]  # by evaluator name
     judge_failure: str | None = None
 
 
 CANARY_ROWS = 3  # answered rows the judge is tried on before the model answers the rest
 
 
-async def _execute(dataset: EvalDataset, runner: Runner | None, jobs: list[RowJob], previous: dict[int, RowOutcome],
-                   location: JournalLocation, progress: bool | None, chosen: list[Evaluator], context: ScoringContext,
-                   chat_model: Any, judge_model: Any) -> _Executed:
-    """Answer the rows, then score them, in one event loop (the clients belong to it).
+async def _execute(dataset: EvalDataset, runner: Runner | None, template: PromptTemplate,
+                   previous: dict[int, RowOutcome], location: JournalLocation, progress: bool | None,
+                   chosen: list[Evaluator], context: ScoringContext, chat_model: Any, judge_model: Any,
+                   writer: ResultsWriter) -> _Executed:
+    """Answer, score and write the rows a chunk at a time (``CHUNK_ROWS``), in one event loop
+    (the clients belong to it): what a chunk needs lives while it is worked on; what the run's
+    metrics need of every row is kept compactly.
 
     With judged evaluators, the judge is tried on the first few answers before the model answers
     the rest: a judge that cannot work (refused key, unknown model, unreachable, no usable JSON)
     stops the run after a handful of paid model calls, not after all of them."""
     judged = [e for e in chosen if "judge" in evaluator_info(e).requires] if context.judge is not None else []
-    canary = _Canary(set())
+    scoring = _ChunkScorer(dataset, chosen, context, writer, keep_outcomes=runner is not None)
     try:
-        if runner is not None:
-            kept = {i: o for i, o in previous.items() if o.status is RowStatus.OK}
-            journal = location.open()
-            try:
-                with RunProgress(len(jobs) + len(kept), "evaluating", enabled=progress) as bar:
-                    bar.advance(len(kept))
-                    runner.on_outcome, runner.progress = journal.append, bar
-                    runner.estimate = runner.estimate_cost(jobs)
-                    new: dict[int, RowOutcome] = {}
-                    if judged and jobs:
-                        first = max(0, CANARY_ROWS - len(kept))
-                        new.update(await runner.run(jobs[:first], total=len(jobs)))
-                        answered = [o for o in [*kept.values(), *new.values()] if o.status is RowStatus.OK]
-                        canary = await _judge_canary(judged, _eval_rows(dataset, answered[:CANARY_ROWS]), context)
-                        jobs = jobs[first:]
-                    if canary.failure:
-                        for job in jobs:
-                            skipped = RowOutcome(job.index, RowStatus.SKIPPED, error_type="judge",
-                                                 error=f"not sent: {canary.failure}")
-                            new[job.index] = skipped
-                            journal.append(skipped)
-                    else:
-                        new.update(await runner.run(jobs, total=len(jobs) + len(new)))
-            except PermanentModelError as exc:
-                raise ModelError(f"evaluation stopped before sending more requests: {exc}") from None
-            finally:
-                journal.close()
-                await chat_model.aclose()
-            merged = {**kept, **new}
-            outcomes = [merged[i] for i in sorted(merged)]
-        else:
-            outcomes = [RowOutcome(i, RowStatus.OK, output=str(p)) for i, p in
-                        enumerate(dataset.frame[dataset.prediction_column])]
+        if runner is None:
             if judged:
-                canary = await _judge_canary(judged, _eval_rows(dataset, outcomes[:CANARY_ROWS]), context)
-        rows = _eval_rows(dataset, outcomes)
-        unjudged = [e for e in chosen if e not in judged] if canary.failure else chosen
-        scores = await _score_all(unjudged, rows, context)
-        for evaluator in chosen:
-            if evaluator not in unjudged:
-                scores[evaluator.name] = canary.keep(evaluator, rows)
+                scoring.canary = await _judge_canary(judged, _rows_of(dataset, _given(dataset, 0, CANARY_ROWS)),
+                                                     context)
+            for start in range(0, dataset.num_rows, CHUNK_ROWS):
+                await scoring.score(_given(dataset, start, min(start + CHUNK_ROWS, dataset.num_rows)), start, judged)
+        else:
+            await _answer_and_score(dataset, runner, template, previous, location, progress, judged, context,
+                                    chat_model, scoring)
+        writer.drop = {f"{e.name}/raw" for e in chosen if e.name not in scoring.with_raw}
     finally:
         if judge_model is not None:
             await judge_model.aclose()
-    return _Executed(outcomes, scores, canary.failure)
+    return _Executed(scoring.outcomes, scoring.scores, scoring.canary.failure)
+
+
+async def _answer_and_score(dataset: EvalDataset, runner: Runner, template: PromptTemplate,
+                            previous: dict[int, RowOutcome], location: JournalLocation, progress: bool | None,
+                            judged: list[Evaluator], context: ScoringContext, chat_model: Any,
+                            scoring: _ChunkScorer) -> None:
+    """The model answers each chunk's rows that have no answer yet (journalled as they come), then
+    the chunk is scored. The cost estimate adds up every row to send, in row order."""
+    kept = {i: o for i, o in previous.items() if o.status is RowStatus.OK}
+    pending = dataset.num_rows - len(kept)
+    journal = location.open()
+    try:
+        with RunProgress(dataset.num_rows, "evaluating", enabled=progress) as bar:
+            bar.advance(len(kept))
+            runner.on_outcome, runner.progress = journal.append, bar
+            early: dict[int, RowOutcome] = {}  # the canary's rows, answered before the rest
+            if judged and pending:
+                first = max(0, CANARY_ROWS - len(kept))
+                early = await runner.run(_unanswered(dataset, template, kept, 0, dataset.num_rows, first),
+                                         total=pending)
+                answered = [o for o in [*kept.values(), *early.values()] if o.status is RowStatus.OK]
+                scoring.canary = await _judge_canary(judged, _rows_of(dataset, answered[:CANARY_ROWS]), context)
+            runner.estimate = runner.estimate_cost([])  # None when the model has no price
+            for start in range(0, dataset.num_rows, CHUNK_ROWS):
+                stop = min(start + CHUNK_ROWS, dataset.num_rows)
+                jobs = _unanswered(dataset, template, kept, start, stop)
+                if runner.estimate is not None:
+                    for job in jobs:  # one addition per row in row order, as one sum() over the run adds
+                        runner.estimate += runner.estimate_cost([job])
+                jobs = [job for job in jobs if job.index not in early]
+                if scoring.canary.failure:
+                    new = {}
+                    for job in jobs:
+                        new[job.index] = RowOutcome(job.index, RowStatus.SKIPPED, error_type="judge",
+                                                    error=f"not sent: {scoring.canary.failure}")
+                        journal.append(new[job.index])
+                else:
+                    new = await runner.run(jobs, total=pending) if jobs else {}
+                del jobs
+                chunk = [new.get(i) or early.get(i) or kept[i] for i in range(start, stop)]
+                await scoring.score(chunk, start, judged)
+    except PermanentModelError as exc:
+        raise ModelError(f"evaluation stopped before sending more requests: {exc}") from None
+    finally:
+        journal.close()
+        await chat_model.aclose()
+
+
+def _unanswered(dataset: EvalDataset, template: PromptTemplate, kept: dict[int, RowOutcome], start: int, stop: int,
+                limit: int | None = None) -> list[RowJob]:
+    """The jobs of rows ``start`` to ``stop`` that have no answer in ``kept`` (the first ``limit`` of them)."""
+    found: list[RowJob] = []
+    for first in range(start, stop, CHUNK_ROWS):
+        found += [job for job in _jobs(dataset, template, first, min(first + CHUNK_ROWS, stop)) if job.index not in kept]
+        if limit is not None and len(found) >= limit:
+            return found[:limit]
+    return found
+
+
+class _ChunkScorer:
+    """Scores chunks of answered rows, writes them to the results table, and keeps what the
+    run's aggregates need: each evaluator's scores compactly, and the outcomes without their
+    answers (for the run-level metrics; none for given predictions)."""
+
+    def __init__(self, dataset: EvalDataset, chosen: list[Evaluator], context: ScoringContext,
+                 writer: ResultsWriter, keep_outcomes: bool) -> None:
+        self.dataset, self.chosen, self.context, self.writer = dataset, chosen, context, writer
+        self.keep_outcomes = keep_outcomes
+        self.canary = _Canary(set())
+        self.scores = {e.name: ScoreColumns() for e in chosen}
+        self.with_raw: set[str] = set()  # evaluators that kept a raw reply for some row
+        self.outcomes: list[RowOutcome] = []
+
+    async def score(self, chunk: list[RowOutcome], start: int, judged: list[Evaluator]) -> None:
+        """Score and write ``chunk``, the outcomes of consecutive rows from ``start``."""
+        rows = _eval_rows(self.dataset, chunk, start)
+        unjudged = [e for e in self.chosen if e not in judged] if self.canary.failure else self.chosen
+        chunk_scores = await _score_all(unjudged, rows, self.context)
+        for evaluator in self.chosen:
+            if evaluator not in unjudged:
+                chunk_scores[evaluator.name] = self.canary.keep(evaluator, rows)
+        del rows
+        table = _results_table(self.dataset, chunk, start)
+        for evaluator in self.chosen:
+            evaluator_scores = chunk_scores[evaluator.name]
+            _add_score_columns(table, evaluator.name, evaluator_scores)
+            self.scores[evaluator.name].extend(evaluator_scores)
+            if any(s.raw for s in evaluator_scores):
+                self.with_raw.add(evaluator.name)
+        self.writer.add(table)
+        if self.keep_outcomes:
+            self.outcomes += [dataclasses.replace(o, output=None) for o in chunk]
+
+
+def _given(dataset: EvalDataset, start: int, stop: int) -> list[RowOutcome]:
+    """The given predictions of rows ``start`` to ``stop`` as answered rows."""
+    return [RowOutcome(i, RowStatus.OK, output=str(p))
+            for i, p in enumerate(dataset.predictions(start, stop), start=start)]
 
 
 async def _judge_canary(judged: list[Evaluator], rows: list[EvalRow], context: ScoringContext) -> _Canary:
@@ -504,30 +587,33 @@ def _check_resume_matches(client: TrackingClient, run_id: str, run_params: dict[
     return logged
 
 
-def _jobs(dataset: EvalDataset, template: PromptTemplate) -> list[RowJob]:
-    inputs, contexts = dataset.inputs(), dataset.contexts()
-    records = dataset.frame.to_dict(orient="records")
+def _jobs(dataset: EvalDataset, template: PromptTemplate, start: int, stop: int) -> list[RowJob]:
+    inputs, contexts = dataset.inputs(start, stop), dataset.contexts(start, stop)
+    records = dataset.frame.iloc[start:stop].to_dict(orient="records")
     return [
-        RowJob(i, template.render(inputs[i], contexts[i], records[i]), inputs[i], contexts[i], records[i])
-        for i in range(dataset.num_rows)
+        RowJob(start + k, template.render(inputs[k], contexts[k], records[k]), inputs[k], contexts[k], records[k])
+        for k in range(stop - start)
     ]
 
 
-def _needs_answer(previous: RowOutcome | None) -> bool:
-    return previous is None or previous.status is not RowStatus.OK
-
-
-def _eval_rows(dataset: EvalDataset, outcomes: list[RowOutcome]) -> list[EvalRow]:
-    inputs, contexts, targets = dataset.inputs(), dataset.contexts(), dataset.targets()
+def _eval_rows(dataset: EvalDataset, outcomes: list[RowOutcome], start: int) -> list[EvalRow]:
+    """The rows evaluators see, for ``outcomes`` of consecutive rows from ``start``."""
+    stop = start + len(outcomes)
+    inputs, contexts, targets = dataset.inputs(start, stop), dataset.contexts(start, stop), dataset.targets(start, stop)
     return [
         EvalRow(
-            index=o.index, input=inputs[o.index], output=o.output if o.status is RowStatus.OK else None,
-            target=targets[o.index], contexts=contexts[o.index], status=o.status.value, latency_s=o.latency_s,
+            index=o.index, input=inputs[k], output=o.output if o.status is RowStatus.OK else None,
+            target=targets[k], contexts=contexts[k], status=o.status.value, latency_s=o.latency_s,
             total_latency_s=o.total_latency_s, cached=o.cached, cost_usd=o.cost_usd, input_tokens=o.input_tokens,
             output_tokens=o.output_tokens,
         )
-        for o in outcomes
+        for k, o in enumerate(outcomes)
     ]
+
+
+def _rows_of(dataset: EvalDataset, outcomes: list[RowOutcome]) -> list[EvalRow]:
+    """The rows evaluators see, for outcomes of any rows."""
+    return [row for o in outcomes for row in _eval_rows(dataset, [o], o.index)]
 
 
 async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: ScoringContext) -> dict[str, list[Score]]:
@@ -554,17 +640,13 @@ async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: Scor
     return scores
 
 
-def _add_scores(table: pd.DataFrame, metrics: dict[str, float], chosen: list[Evaluator], infos: list[EvaluatorInfo],
-                scores: dict[str, list[Score]]) -> None:
-    """Each evaluator's aggregates into ``metrics`` and its per-row columns into ``table``."""
-    for evaluator, info in zip(chosen, infos, strict=True):
-        evaluator_scores = scores[evaluator.name]
-        metrics.update({f"{info.metric_prefix}/{k}": v for k, v in evaluator.aggregate(evaluator_scores).items()})
-        table[f"{evaluator.name}/score"] = [s.value for s in evaluator_scores]
-        table[f"{evaluator.name}/justification"] = [s.error or s.justification for s in evaluator_scores]
-        table[f"{evaluator.name}/status"] = [_score_status(s) for s in evaluator_scores]
-        if any(s.raw for s in evaluator_scores):
-            table[f"{evaluator.name}/raw"] = [s.raw for s in evaluator_scores]
+def _add_score_columns(table: pd.DataFrame, name: str, scores: list[Score]) -> None:
+    """The evaluator's per-row columns (its raw replies' too: the writer drops that column when
+    no row of the run has one)."""
+    table[f"{name}/score"] = [s.value for s in scores]
+    table[f"{name}/justification"] = [s.error or s.justification for s in scores]
+    table[f"{name}/status"] = [_score_status(s) for s in scores]
+    table[f"{name}/raw"] = [s.raw for s in scores]
 
 
 def _score_status(score: Score) -> str:
@@ -573,16 +655,15 @@ def _score_status(score: Score) -> str:
     return "scored" if score.scored else "failed"
 
 
-def _results_table(dataset: EvalDataset, outcomes: list[RowOutcome]) -> pd.DataFrame:
-    """One row per input row, in input order: the data, the answer, and what it took."""
-    table = pd.DataFrame({"row": range(dataset.num_rows), "inputs": dataset.inputs()})
+def _results_table(dataset: EvalDataset, outcomes: list[RowOutcome], start: int) -> pd.DataFrame:
+    """One row per input row of ``outcomes`` (consecutive rows from ``start``): the data, the answer, and what it took."""
+    stop = start + len(outcomes)
+    table = pd.DataFrame({"row": range(start, stop), "inputs": dataset.inputs(start, stop)})
     if dataset.context_column:
-        table["contexts"] = dataset.contexts()
+        table["contexts"] = dataset.contexts(start, stop)
     if dataset.target_column:
-        table["targets"] = dataset.targets()
-    by_index = {o.index: o for o in outcomes}
-    records = [by_index[i].to_json() for i in range(dataset.num_rows)]
-    details = pd.DataFrame.from_records(records).drop(columns=["index"])
+        table["targets"] = dataset.targets(start, stop)
+    details = pd.DataFrame.from_records([o.to_json() for o in outcomes]).drop(columns=["index"])
     details = details.rename(columns={"output": "outputs"})
     details["latency_ms"] = pd.to_numeric(details.pop("latency_s")) * 1000
     details["total_latency_ms"] = pd.to_numeric(details.pop("total_latency_s")) * 1000

@@ -111,6 +111,9 @@ class Evaluator(Protocol):
     """What evaluate() needs from an evaluator.
 
     Required: ``name``, ``version``, ``async score(rows, context)`` and ``aggregate(scores)``.
+    evaluate() scores a run's rows a chunk at a time (``score`` may be called several times) and
+    calls ``aggregate`` once with every row's score, each carrying its value, error, applicability
+    and details (justifications and raw replies are in the results table only).
     Metadata an evaluator may declare (``evaluator_info`` gives the default of each one left out):
 
     - ``requires`` (default none): the data it needs among ``"targets"``, ``"contexts"``,

@@ -60,3 +60,14 @@ def test_pairs_only_rows_scored_in_both_runs_and_alignment_by_key():
     assert paired_delta([np.nan], [1.0]) is None
     current, baseline = align_rows(["q1", "q2", "q3"], ["q3", "q1", "q9", "q1"])
     assert current.tolist() == [0, 2] and baseline.tolist() == [1, 0]
+
+
+def test_bootstrap_draws_in_blocks_give_the_figures_of_one_draw(monkeypatch):
+    from evalkit import stats
+
+    values = np.random.default_rng(3).random(1001)  # an odd number of rows: blocks must not shift the draws
+    other = np.random.default_rng(4).random(1001)
+    monkeypatch.setattr(stats, "_CHUNK_CELLS", 10**12)  # every resample in one draw
+    whole = (bootstrap_interval(values), paired_delta(values, other))
+    monkeypatch.setattr(stats, "_CHUNK_CELLS", 5 * 1001)  # four resamples a block
+    assert (bootstrap_interval(values), paired_delta(values, other)) == whole

@@ -54,13 +54,14 @@ def _rows(runs: list[Run], entity: str, only_differences: bool) -> list[tuple[st
 @router.get("/compare")
 @page
 def compare_page(request: Request) -> Response:
-    from evalkit.reports.model import RESULTS_TABLE, build_report
+    from evalkit.evaluation.results import RESULTS_PARQUET
+    from evalkit.reports.model import build_report
     run_ids = [r for value in request.query_params.getlist("run") for r in value.split(",") if r]
     runs = load_runs(request, run_ids)
     only_differences = request.query_params.get("diff") == "1"
     metric_keys = sorted({key for run in runs for key in run.data.metrics})
     paired = None
-    if len(runs) == 2 and all(artifacts(request, run).is_file(RESULTS_TABLE) for run in runs):
+    if len(runs) == 2 and all(artifacts(request, run).is_file(RESULTS_PARQUET) for run in runs):
         # The report's own paired comparison: the first run is the baseline, the second the candidate.
         paired = build_report(client(request), runs[1].info.run_id, baseline_run_id=runs[0].info.run_id)
     return render(request, "compare.html", runs=runs, only_differences=only_differences,

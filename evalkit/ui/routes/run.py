@@ -52,14 +52,14 @@ def registered_from(tracking: TrackingStore, run_id: str) -> list[ModelVersion]:
 @router.get("/runs/{run_id}")
 @page
 def run_page(request: Request, run_id: str) -> Response:
-    from evalkit.reports.model import RESULTS_TABLE
+    from evalkit.evaluation.results import RESULTS_PARQUET
     from evalkit.ui import results
     tracking = store(request)
     run = tracking.get_run(run_id)
     experiment = tracking.get_experiment(run.info.experiment_id)
     repository = artifacts(request, run)
     parent = tracking.get_run(run.info.parent_run_id) if run.info.parent_run_id else None
-    has_results = repository.is_file(RESULTS_TABLE)
+    has_results = repository.is_file(RESULTS_PARQUET)
     live = run.info.status is RunStatus.RUNNING and "dataset_rows" in run.data.params
     metrics = sorted(run.data.metrics.items())
     return render(request, "run.html", run=run, experiment=experiment, parent=parent, metrics=metrics,

@@ -1,0 +1,155 @@
+"""evaluate() works a chunk of rows at a time: the results table, the metrics and the report are
+the same whatever the chunk size, and a resumed run still sends only the rows without an answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+from evalkit.reports.model import _priority, _row_record, build_report, load_run
+
+import evalkit as ek
+from evalkit.evaluation import engine
+from evalkit.evaluation.data import _digest, load_dataset
+from evalkit.evaluation.scoring import Score
+
+ROWS = 11
+
+
+def data(rows: int = ROWS) -> pd.DataFrame:
+    return pd.DataFrame({
+        "inputs": [f"Where is lamp {i}?" for i in range(rows)],
+        # row 3 has no passages (faithfulness does not apply); row 6 a passage that does not hold the answer
+        "contexts": [[] if i == 3 else [f"Lamp {i} is in aisle {i % 4}.", f"Lamp {i} ships in {i % 3} days."]
+                     for i in range(rows)],
+        "ground_truth": [f"Lamp {i} is in aisle {i % 4}." for i in range(rows)],
+        "prediction": ["" if i == 5 else f"Lamp {i} is in aisle {i % 3}." for i in range(rows)],
+    })
+
+
+@ek.evaluator(name="sometimes_raw")
+def sometimes_raw(row: ek.EvalRow) -> Score | None:
+    """Keeps a raw reply for one row only (a column only one chunk has), fails one row, skips one."""
+    if row.index == 8:
+        return Score(None, error="no verdict", raw="the judge said nothing useful")
+    if row.index == 2:
+        return None
+    return Score(float(row.index % 2), details={"half": row.index / 2})
+
+
+def _same_metrics(one: dict[str, float], other: dict[str, float]) -> None:
+    assert one.keys() == other.keys()
+    for key, value in one.items():
+        assert value == other[key] or (math.isnan(value) and math.isnan(other[key])), key
+
+
+def _files(result: ek.EvaluationResult) -> tuple[pd.DataFrame, str, object]:
+    parquet = Path(result.artifacts["parquet"])
+    return pd.read_parquet(parquet), Path(result.artifacts["json"]).read_text(), pq.read_schema(parquet)
+
+
+def test_given_predictions_in_several_chunks_give_the_same_table_metrics_and_files(monkeypatch):
+    kwargs = dict(data=data(), targets="ground_truth", predictions="prediction", extra_metrics=["sometimes_raw"],
+                  progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = ek.evaluate(**kwargs)
+        monkeypatch.setattr(engine, "CHUNK_ROWS", 3)
+        monkeypatch.setattr("evalkit.evaluators.embedder.KEPT_VECTORS", 4)  # texts embedded again give the same vectors
+        chunked = ek.evaluate(**kwargs)
+    pd.testing.assert_frame_equal(chunked.tables["eval_results_table"], whole.tables["eval_results_table"])
+    table = whole.tables["eval_results_table"]
+    assert list(table["row"]) == list(range(ROWS)) and table["contexts"][0] == ["Lamp 0 is in aisle 0.",
+                                                                               "Lamp 0 ships in 0 days."]
+    assert table["sometimes_raw/raw"].notna().sum() == 1 and "exact_match/raw" not in table
+    _same_metrics(chunked.metrics, whole.metrics)
+    assert whole.metrics["sometimes_raw/v1/rows_failed"] == 1 and whole.metrics["sometimes_raw/v1/rows_not_applicable"] == 1
+    (frame, text, schema), (frame_chunked, text_chunked, schema_chunked) = _files(whole), _files(chunked)
+    pd.testing.assert_frame_equal(frame_chunked, frame)
+    assert text_chunked == text and schema_chunked.equals(schema)
+    assert json.loads(text)["columns"] == list(table.columns) and len(json.loads(text)["data"]) == ROWS
+    assert pq.ParquetFile(chunked.artifacts["parquet"]).num_row_groups == 4  # one per chunk
+
+
+def test_a_model_run_in_several_chunks_gives_the_same_table_and_metrics(monkeypatch):
+    def answer(question: str, contexts: list[str]) -> str:
+        if question.endswith((" 4?", " 5?")):  # a whole chunk of rows without token counts
+            raise RuntimeError("the model is down for lamps 4 and 5")
+        return contexts[0] if contexts else "I do not know."
+
+    kwargs = dict(model=answer, data=data(), targets="ground_truth", cache="off", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = ek.evaluate(**kwargs)
+        monkeypatch.setattr(engine, "CHUNK_ROWS", 2)
+        chunked = ek.evaluate(**kwargs)
+    timed = [c for c in whole.tables["eval_results_table"].columns if "latency" in c]
+    pd.testing.assert_frame_equal(chunked.tables["eval_results_table"].drop(columns=timed),
+                                  whole.tables["eval_results_table"].drop(columns=timed))
+    untimed = {k: v for k, v in whole.metrics.items() if "latency" not in k}
+    _same_metrics({k: v for k, v in chunked.metrics.items() if "latency" not in k}, untimed)
+    assert whole.metrics["error_count"] == 2 and whole.metrics["rows/total"] == ROWS
+    (_, text, schema), (_, text_chunked, schema_chunked) = _files(whole), _files(chunked)
+    assert schema_chunked.equals(schema) and schema.field("input_tokens").type == "double"
+    assert [row[:2] for row in json.loads(text_chunked)["data"]] == [row[:2] for row in json.loads(text)["data"]]
+    tokens = json.loads(text)["columns"].index("input_tokens")
+    assert [row[tokens] for row in json.loads(text_chunked)["data"]] == [row[tokens] for row in json.loads(text)["data"]]
+    assert '"input_tokens"' in text and isinstance(json.loads(text_chunked)["data"][0][tokens], float)
+
+
+def test_resume_over_several_chunks_sends_only_the_rows_without_an_answer(monkeypatch):
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 3)
+    down, asked = {1, 4, 5, 9}, []
+
+    def answer(question: str) -> str:
+        asked.append(question)
+        if int(question.removeprefix("Where is lamp ").removesuffix("?")) in down:
+            raise RuntimeError("down")
+        return f"{question} Aisle 1."
+
+    kwargs = dict(model=answer, data=data(), targets="ground_truth", cache="off", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = ek.evaluate(**kwargs)
+    table = first.tables["eval_results_table"]
+    assert [i for i, status in enumerate(table["status"]) if status != "ok"] == sorted(down)
+    down.clear()
+    asked.clear()
+    resumed = ek.evaluate(**kwargs, resume=first.run_id)
+    assert sorted(asked) == sorted(f"Where is lamp {i}?" for i in (1, 4, 5, 9))
+    table = resumed.tables["eval_results_table"]
+    assert resumed.run_id == first.run_id and set(table["status"]) == {"ok"} and list(table["row"]) == list(range(ROWS))
+    assert list(table["outputs"]) == [f"Where is lamp {i}? Aisle 1." for i in range(ROWS)]
+    assert resumed.metrics["rows/total"] == ROWS and resumed.metrics["error_count"] == 0
+
+
+def test_the_dataset_digest_is_that_of_the_whole_data_as_one_json_text(monkeypatch):
+    monkeypatch.setattr("evalkit.evaluation.data._DIGEST_CHUNK", 2)
+    dataset = load_dataset(data(7), targets="ground_truth")
+    whole = {"inputs": dataset.inputs(), "contexts": dataset.contexts(), "targets": dataset.targets()}
+    encoded = json.dumps(whole, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    assert dataset.digest == hashlib.sha256(encoded.encode()).hexdigest()[:16]
+    none = json.dumps({"inputs": ["é"], "contexts": [[]], "targets": None}, ensure_ascii=False,
+                      separators=(",", ":"), sort_keys=True)
+    assert _digest(["é"], ((),), None) == hashlib.sha256(none.encode()).hexdigest()[:16]
+
+
+def test_a_capped_report_embeds_the_rows_the_whole_table_would_pick(monkeypatch):
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = ek.evaluate(data=data(23), targets="ground_truth", predictions="prediction",
+                             extra_metrics=["sometimes_raw"], progress=False)
+    client = ek.TrackingClient()
+    report = build_report(client, result.run_id, row_cap=6)
+    full = load_run(client, result.run_id)
+    records = [_row_record(full, i) for i in range(len(full.records))]
+    expected = sorted(sorted(records, key=_priority)[:6], key=lambda r: r["row"])
+    assert report.rows == expected and report.total_rows == 23 and "embeds 6 of 23 rows" in report.row_cap_note
+    assert {5, 8} <= {r["row"] for r in report.rows}  # the empty answer and the failed score come first
+    assert build_report(client, result.run_id).rows == records  # under the cap: every row, as before
