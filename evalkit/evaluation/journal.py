@@ -1,8 +1,11 @@
 """The row journal that makes an evaluation resumable.
 
-Every finished row is appended as one JSON line and flushed to the OS at once, so a process
-killed with SIGKILL (or Ctrl-C) loses only the rows that were in flight. ``evaluate(resume=...)``
-reads it back and sends only the rows that have no answer yet.
+Every finished row is appended as one JSON line and flushed to the OS before the event loop
+turns to anything else (at once outside an event loop), so a process killed with SIGKILL (or
+Ctrl-C) loses only the rows that were in flight: the runner frees a row's slot after journalling
+it, and the row that takes the slot is only sent once the flush has run. The rows that finish in
+one turn of the loop share one write. ``evaluate(resume=...)`` reads it back and sends only the
+rows that have no answer yet.
 
 Where artifacts are a local folder, the journal is written in place (``journal/rows.jsonl``).
 An object store cannot append, and a request per row would cost more than the row: there the
@@ -12,6 +15,7 @@ journal is written to a local spool file and uploaded when the evaluation ends, 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -39,15 +43,31 @@ class Journal:
         self._publish = publish
         self._publish_every = publish_every
         self._published_at = time.monotonic()
+        self._flush_scheduled = False
 
     def append(self, outcome: RowOutcome) -> None:
         self._handle.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
-        self._handle.flush()
+        if not self._flush_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._handle.flush()
+            else:
+                # Runs before the callbacks scheduled after it, among them the wake-up of the
+                # row that takes this row's slot: see the module docstring.
+                self._flush_scheduled = True
+                loop.call_soon(self._flush)
         if self._publish is not None and time.monotonic() - self._published_at >= self._publish_every:
             # One upload of the whole file per interval (on the event loop: a short pause for the
             # rows in flight), never a request per row.
             self._published_at = time.monotonic()
+            self._handle.flush()
             self._publish()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._handle.closed:
+            self._handle.flush()
 
     def close(self) -> None:
         self._handle.close()

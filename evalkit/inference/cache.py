@@ -229,7 +229,10 @@ class ResponseCache:
             self.writes += 1
             if self._writer is None:
                 self._start_writer()
-            self._state.notify_all()
+            # The writer waits for a first answer, then for a full batch or its deadline: waking
+            # it for every answer in between would only hand it the GIL to go back to sleep.
+            if len(self._queue) == 1 or len(self._queue) >= _BATCH_SIZE:
+                self._state.notify_all()
 
     def flush(self) -> None:
         """Block until every answer put so far is committed. Raises StoreUnavailable if a

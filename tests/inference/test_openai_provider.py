@@ -98,6 +98,29 @@ def test_a_200_answer_is_parsed_and_the_request_carries_model_messages_params_an
     assert sent == {"model": "gpt-4o", "messages": MESSAGES, "temperature": 0.0, "max_tokens": 5, "seed": 7}
 
 
+def test_a_cookie_the_endpoint_sets_is_sent_back_and_answers_without_one_change_nothing(mock):
+    # Sticky sessions behind a load balancer: the client reads cookies only from responses
+    # that set one (bench_runner's per-request CPU), and must still keep and send them.
+    route = mock.post("/chat/completions")
+    route.side_effect = [
+        httpx.Response(200, json=completion(), headers={"Set-Cookie": "lb=node-7; Path=/"}),
+        httpx.Response(200, json=completion()),
+        httpx.Response(200, json=completion()),
+    ]
+    model = make_model()
+
+    async def go() -> None:
+        try:
+            for _ in range(3):
+                await model.generate(MESSAGES, {})
+        finally:
+            await model.aclose()
+
+    asyncio.run(go())
+    cookies = [call.request.headers.get("Cookie") for call in route.calls]
+    assert cookies == [None, "lb=node-7", "lb=node-7"]
+
+
 def test_usage_without_cached_token_details_counts_zero_cached(mock):
     body = completion()
     body["usage"] = {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}

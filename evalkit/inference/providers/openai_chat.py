@@ -7,6 +7,11 @@ respx can intercept in tests. Requests go through the client's documented raw-re
 (``client.post(..., cast_to=httpx.Response)``): it keeps the client's auth, base URL, headers and
 error types but skips the SDK's per-request parameter transform and response parsing, which cost
 more CPU than everything else per request (about 1.3 ms; measured in bench/bench_runner.py).
+
+Two more per-request costs are cut where they buy nothing (bench/bench_runner.py, issue 17): the
+endpoint's URL is merged with the client's base URL once, not parsed twice per request, and httpx
+hands a response to urllib's cookie jar only when it sets a cookie (building urllib's request and
+message adapters for every response cost about as much as the SDK's whole request building).
 """
 
 from __future__ import annotations
@@ -54,9 +59,9 @@ class OpenAIChatModel:
         # (100, of which 20 kept alive) reopen connections and cap throughput at high concurrency.
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         if transport == "aiohttp":
-            http_client: Any = openai.DefaultAioHttpClient(timeout=timeout, limits=limits)
+            http_client: Any = _AioHttpClient(timeout=timeout, limits=limits)
         elif transport == "httpx":
-            http_client = openai.DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
+            http_client = _HttpxClient(timeout=timeout, limits=limits)
         else:
             raise ValueError(f"unknown transport {transport!r}: use 'aiohttp' or 'httpx'")
         endpoint, basic_auth = _split_userinfo(base_url or OPENAI_BASE_URL)
@@ -64,6 +69,9 @@ class OpenAIChatModel:
             api_key=api_key, base_url=endpoint, max_retries=0, timeout=timeout, http_client=http_client,
             default_headers={"Authorization": basic_auth} if basic_auth else None,
         )
+        # The client's own merge of its base URL and the path, done once: given an absolute URL,
+        # it parses nothing per request (a relative path is parsed and merged twice each time).
+        self._chat_url = self._client._prepare_url("/chat/completions")
 
     async def generate(self, messages: list[Message], params: dict[str, Any]) -> ModelResponse:
         fields = {k: v for k, v in params.items() if k not in CLIENT_OPTIONS}
@@ -72,7 +80,7 @@ class OpenAIChatModel:
             self._log_filter = RedactingFilter([*self._secrets, *header_secrets(params)]).install()
         try:
             response = await self._client.post(
-                "/chat/completions", cast_to=httpx.Response,
+                self._chat_url, cast_to=httpx.Response,  # type: ignore[arg-type]  # an httpx.URL is taken as is
                 body={"model": self.model, "messages": messages, **fields, **(params.get("extra_body") or {})},
                 options={"headers": headers} if headers else {},
             )
@@ -131,6 +139,42 @@ class OpenAIChatModel:
         if self._log_filter is not None:
             self._log_filter.remove()
             self._log_filter = None
+
+
+class _SetCookieOnly(httpx.Cookies):
+    """A cookie jar that reads a response only when it sets a cookie: the same cookies as httpx's,
+    without building urllib's request and message adapters for every response."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers or "set-cookie2" in response.headers:
+            super().extract_cookies(response)
+
+
+class _LeanCookies:
+    """Gives an httpx client the ``_SetCookieOnly`` jar (httpx reads and replaces its jar through
+    the ``cookies`` property)."""
+
+    _jar: _SetCookieOnly
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._jar = _SetCookieOnly(cookies)
+
+
+class _AioHttpClient(_LeanCookies, openai.DefaultAioHttpClient):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cookies = None
+
+
+class _HttpxClient(_LeanCookies, openai.DefaultAsyncHttpxClient):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cookies = None
 
 
 def _split_userinfo(url: str) -> tuple[str, str | None]:

@@ -71,7 +71,9 @@ class ModelCaller:
         self.snapshot: str | None = None
         self.spent = 0.0
         self.requests_sent = 0
-        self._output_tokens_seen: list[int] = []
+        # Answers' output tokens so far, as a sum and a count: the mean is asked before every request.
+        self._output_tokens_total = 0
+        self._answers_seen = 0
 
     @property
     def pricing_name(self) -> str:
@@ -81,8 +83,8 @@ class ModelCaller:
         """max_tokens when set, else the mean answer length so far, else ``default``."""
         if isinstance(self.params.get("max_tokens"), int):
             return self.params["max_tokens"]
-        if self._output_tokens_seen:
-            return int(sum(self._output_tokens_seen) / len(self._output_tokens_seen)) + 1
+        if self._answers_seen:
+            return int(self._output_tokens_total / self._answers_seen) + 1
         return default
 
     def estimate_cost(self, messages: list[Message]) -> float | None:
@@ -93,22 +95,24 @@ class ModelCaller:
         # Extra headers carry credentials, not generation settings: rotating a key keeps the cache.
         return cache_key(self.model.uri, self.model.base_url, public_params(params), messages)
 
-    def cached(self, messages: list[Message], params: dict[str, Any] | None = None) -> CallResult | None:
+    def cached(self, messages: list[Message], params: dict[str, Any] | None = None,
+               key: str | None = None) -> CallResult | None:
+        """The cached answer, if any; ``key`` is the call's cache key when the caller has it already."""
         if self.cache is None:
             return None
-        hit = self.cache.get(self.key(messages, self.params if params is None else params))
-        if hit is None:
-            return None
-        usage = hit.usage or Usage(0, 0, estimated=True)
-        return CallResult(hit.text, usage, hit.cost_usd, hit.latency_s, 0, True, hit.model_snapshot)
+        hit = self.cache.get(key or self.key(messages, self.params if params is None else params))
+        return None if hit is None else cached_result(hit)
 
     async def call(self, messages: list[Message], params: dict[str, Any] | None = None,
-                   request: RowCall | None = None, use_cache: bool = True) -> CallResult:
+                   request: RowCall | None = None, use_cache: bool = True, key: str | None = None) -> CallResult:
         """Answer ``messages``, retrying transient failures. Raises RetriesExhausted,
-        PermanentModelError, or whatever a user's callable raised."""
+        PermanentModelError, or whatever a user's callable raised. ``key`` is the call's cache key
+        when the caller has computed it already (it is computed once per call)."""
         params = self.params if params is None else params
+        if key is None and self.cache is not None:
+            key = self.key(messages, params)
         if use_cache:
-            hit = self.cached(messages, params)
+            hit = self.cached(messages, params, key)
             if hit is not None:
                 return hit
         attempts = 0
@@ -123,35 +127,39 @@ class ModelCaller:
                     raise RetriesExhausted(exc, attempts) from None
                 await asyncio.sleep(self._backoff(attempts, exc.retry_after))
                 continue
-            return self.record(messages, params, response, latency, attempts)
+            return self.record(messages, params, response, latency, attempts, key)
 
     async def _attempt(self, messages: list[Message], params: dict[str, Any], request: RowCall | None) -> tuple[ModelResponse, float]:
         await self.limits.acquire(count_message_tokens(messages, self.pricing_name) if self.limits.tokens else 0)
         self.requests_sent += 1
         start = time.monotonic()
+        # asyncio.timeout, not wait_for: the call runs in this task instead of a new one per request.
         try:
             if isinstance(self.model, CallableModel):
                 # the user's function: its own API calls are the user's, and autologging counts them
-                call = self.model.call(request or RowCall(messages[-1]["content"], [], {}, messages))
-                response = await asyncio.wait_for(call, self.policy.timeout)
+                async with asyncio.timeout(self.policy.timeout):
+                    response = await self.model.call(request or RowCall(messages[-1]["content"], [], {}, messages))
             else:
-                with own_call():  # wait_for's task copies the context, flag included
-                    response = await asyncio.wait_for(self.model.generate(messages, params), self.policy.timeout)
-        except asyncio.TimeoutError:
+                with own_call():
+                    async with asyncio.timeout(self.policy.timeout):
+                        response = await self.model.generate(messages, params)
+        except TimeoutError:
             raise TransientModelError(f"no answer within the {self.policy.timeout:g} s request timeout") from None
         return response, time.monotonic() - start
 
     def record(self, messages: list[Message], params: dict[str, Any], response: ModelResponse, latency: float,
-               attempts: int) -> CallResult:
-        """Price a fresh answer, remember it in the cache, and count its spend."""
+               attempts: int, key: str | None = None) -> CallResult:
+        """Price a fresh answer, remember it in the cache (under ``key``, computed here when not
+        given), and count its spend."""
         if response.model_snapshot and self.snapshot is None:
             self.snapshot = response.model_snapshot
         usage = response.usage or estimate_usage(messages, response.text, self.pricing_name)
-        self._output_tokens_seen.append(usage.output_tokens)
+        self._output_tokens_total += usage.output_tokens
+        self._answers_seen += 1
         cost = self.prices.cost(usage, response.model_snapshot or self.pricing_name)
         self.spent += cost or 0.0
         if self.cache is not None:
-            self.cache.put(self.key(messages, params),
+            self.cache.put(key or self.key(messages, params),
                            CachedResponse(response.text, usage, response.model_snapshot, latency, cost, time.time()))
         return CallResult(response.text, usage, cost, latency, attempts, False, response.model_snapshot)
 
@@ -167,3 +175,9 @@ class ModelCaller:
         # Full jitter spreads retries out, so a burst of 429s does not come back as a burst.
         backoff = random.uniform(0, min(self.policy.backoff_max, self.policy.backoff_base * 2 ** (attempt - 1)))
         return max(backoff, retry_after + random.uniform(0, 0.1)) if retry_after else backoff
+
+
+def cached_result(hit: CachedResponse) -> CallResult:
+    """A cached answer as a call's result: the original call's latency and cost, no attempt."""
+    return CallResult(hit.text, hit.usage or Usage(0, 0, estimated=True), hit.cost_usd, hit.latency_s, 0, True,
+                      hit.model_snapshot)

@@ -79,6 +79,9 @@ class Runner:
         self.estimate: float | None = None  # the pre-run cost estimate, set by the caller
         self._reserved = 0.0
         self._stopped: str | None = None
+        # Cache keys of the rows that missed the cache, by row index: computed once for the
+        # lookup, used again to store the answer.
+        self._keys: dict[int, str] = {}
         self._started = False
         self._answered_any = False
         # What the rest of the run (its judge) has spent: the budget covers both.
@@ -129,10 +132,13 @@ class Runner:
 
         pending = []
         for job in jobs:
-            hit = None if isinstance(self.model, BatchCallableModel) else self.caller.cached(job.messages)
+            key = None if self.cache is None else self.caller.key(job.messages, self.caller.params)
+            hit = None if key is None else self.caller.cached(job.messages, key=key)
             if hit is not None:
                 record(_outcome(job, hit, hit.latency_s))
             else:
+                if key is not None:
+                    self._keys[job.index] = key
                 pending.append(job)
         if pending:
             await self.executor.answer(self, pending, record)
@@ -149,13 +155,19 @@ class Runner:
             self._slots = asyncio.Semaphore(self.config.concurrency)
         semaphore = self._slots
         queued_at = time.monotonic()
+        refused = False  # a refusal came while no row was answered: rows not sent yet wait for the verdict
+        rescued = asyncio.Event()  # a row was answered after all: that refusal was its row's failure
 
         async def answer(job: RowJob) -> tuple[RowOutcome, bool]:
+            nonlocal refused
             async with semaphore:
+                if refused and not self._answered_any:
+                    await rescued.wait()  # cancelled when the run stops on the refusal
                 outcome = await self._run_job(job, queued_at)
                 # Recorded (journalled) before the slot goes to the next row: at a Ctrl-C, no
                 # answered row is left unjournalled while more than `concurrency` were asked for.
                 if outcome.error_type == "permanent" and not self._answered_any:
+                    refused = True
                     return outcome, False
                 record(outcome)
                 return outcome, True
@@ -169,6 +181,7 @@ class Runner:
                 if not self._answered_any:
                     raise PermanentModelError(outcome.error or "the model refused the request")
                 record(outcome)  # another row was answered meanwhile: this one is a row's failure
+                rescued.set()
         finally:
             for task in tasks:
                 task.cancel()
@@ -208,7 +221,7 @@ class Runner:
             return outcome
         response = ModelResponse(outcome.output or "", outcome.usage, outcome.model_snapshot)
         result = self.caller.record(job.messages, self.caller.params, response, outcome.latency_s or 0.0,
-                                    outcome.attempts)
+                                    outcome.attempts, self._keys.pop(job.index, None))
         return _outcome(job, result, outcome.total_latency_s or 0.0)
 
     def _reserve(self, job: RowJob) -> float:
@@ -221,12 +234,13 @@ class Runner:
         return estimate
 
     async def _run_job(self, job: RowJob, queued_at: float) -> RowOutcome:
+        key = self._keys.pop(job.index, None)
         try:
             # Booked when the request is about to go, so the decision sees every answer so far.
             reserved = self._reserve(job)
             try:
                 result = await self.caller.call(job.messages, request=RowCall(job.input, job.contexts, job.row, job.messages),
-                                                use_cache=False)
+                                                use_cache=False, key=key)
             finally:
                 self._reserved -= reserved
         except BudgetExceeded:
