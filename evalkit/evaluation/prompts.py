@@ -56,6 +56,9 @@ class PromptTemplate:
     system: str | None
     user: str
     _compiled: tuple[jinja2.Template | None, jinja2.Template] = field(init=False, repr=False, compare=False)
+    # A part with no jinja2 syntax renders to the same text for every row: rendered once here,
+    # since the sandboxed renderer costs tens of microseconds a row.
+    _fixed: tuple[str | None, str | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.system is not None and not isinstance(self.system, str):
@@ -64,6 +67,10 @@ class PromptTemplate:
             raise InvalidArgument(f"prompt user message must be a non-empty string, got {self.user!r}")
         compiled = (None if self.system is None else _compile(self.system, "system"), _compile(self.user, "user"))
         object.__setattr__(self, "_compiled", compiled)
+        fixed = tuple(None if source is None or "{" in source else _render(template, {}, part)
+                      for source, template, part in zip((self.system, self.user), compiled, ("system", "user"),
+                                                         strict=True))
+        object.__setattr__(self, "_fixed", fixed)
 
     @property
     def digest(self) -> str:
@@ -86,10 +93,13 @@ class PromptTemplate:
         variables = {str(name): value for name, value in row.items()}
         variables.update(input=input, contexts=list(contexts), context="\n\n".join(contexts), row=dict(row))
         system, user = self._compiled
+        fixed_system, fixed_user = self._fixed
         messages = []
         if system is not None:
-            messages.append({"role": "system", "content": _render(system, variables, "system")})
-        messages.append({"role": "user", "content": _render(user, variables, "user")})
+            messages.append({"role": "system",
+                             "content": fixed_system if fixed_system is not None else _render(system, variables, "system")})
+        messages.append({"role": "user",
+                         "content": fixed_user if fixed_user is not None else _render(user, variables, "user")})
         return messages
 
     def check(self, row_example: dict[str, Any], input: str = "", contexts: Sequence[str] = ()) -> None:

@@ -143,3 +143,12 @@ def test_digest():
     others = {PromptTemplate(system="a", user="bc").digest, PromptTemplate(system=None, user="c").digest}
     assert len(others | {a.digest}) == 3
     assert resolve_prompt(None, True).digest != resolve_prompt(None, False).digest
+
+
+def test_a_part_without_template_syntax_renders_as_jinja2_would():
+    # such a part is rendered once, not per row: the text must be what jinja2 gives
+    template = PromptTemplate(system="Be brief.\r\nAnswer in English.\n", user="Q: {{ input }}")
+    messages = template.render("why?", [], {})
+    assert messages[0]["content"] == "Be brief.\nAnswer in English.\n"
+    assert messages[1]["content"] == "Q: why?"
+    assert PromptTemplate(system=None, user="Just this.").render("x", [], {}) == [{"role": "user", "content": "Just this."}]
