@@ -208,7 +208,8 @@ def test_warm_workers_serve_a_second_evaluation_and_the_cost_budget_holds_across
         ek.evaluate(model=uri(server), data=frame(16, tag="warm "), targets="ground_truth", cache="off",
                     progress=False, report=False, evaluators=EVALUATORS, executor=executor)
         first = set(executor.stats.answered_by.values())
-        assert executor.stats.workers_started == 2 and len(first) == 2 and len(executor.workers) == 2
+        # Both workers started; one may have answered all 16 rows before the other was up.
+        assert executor.stats.workers_started == 2 and 1 <= len(first) <= 2 and len(executor.workers) == 2
 
         # The same workers, reconfigured (not restarted), answer the next evaluation, under a budget.
         server.reset_stats()
@@ -216,7 +217,7 @@ def test_warm_workers_serve_a_second_evaluation_and_the_cost_budget_holds_across
         result = ek.evaluate(model=uri(server), data=frame(80, tag="budget "), targets="ground_truth", cache="off",
                              inference_params={"max_tokens": 20}, max_cost_usd=budget, progress=False,
                              report=False, evaluators=EVALUATORS, executor=executor)
-        assert executor.stats.workers_started == 0 and set(executor.stats.answered_by.values()) == first
+        assert executor.stats.workers_started == 0 and set(executor.stats.answered_by.values()) >= first
     assert executor.workers == []  # the with block shut them down
     table, metrics = result.tables["eval_results_table"], result.metrics
     answered, skipped = (table["status"] == "ok").sum(), (table["status"] == "skipped").sum()

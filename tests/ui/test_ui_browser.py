@@ -128,7 +128,7 @@ def test_column_chooser_is_remembered_in_the_url(ui: Any, ui_server: Any) -> Non
     ui.wait_for_function("""() => {
         const boxes = [...document.querySelectorAll('#column-list fieldset input')].map(b => b.value);
         return boxes.length === 1 && boxes[0] === 'tags.team';
-    }""")
+    }""", timeout=30_000)  # the key search answered late once in CI, on a loaded machine
     ui.wait_for_load_state("networkidle")
     # The chosen columns stay listed; the search narrowed the others to the one key containing "tea".
     offered = ui.locator("#column-list fieldset input").evaluate_all("boxes => boxes.map(b => b.value)")
