@@ -22,7 +22,7 @@ from evalkit.server.auth import install_auth
 from evalkit.server.config import ServerConfig
 from evalkit.server.errors import install_error_handlers
 from evalkit.server.middleware import AccessLog, BodySizeLimit
-from evalkit.server.routes import artifacts, meta, tracking
+from evalkit.server.routes import artifacts, meta, mlflow, tracking
 from evalkit.tracking.sql.engine import write_transaction
 from evalkit.tracking.sql.idempotency import forget_old_keys
 from evalkit.tracking.sql.store import SqlStore
@@ -66,6 +66,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.include_router(meta.router)
     app.include_router(tracking.router)
     app.include_router(artifacts.router)
+    app.include_router(mlflow.router)
     install_auth(app, engine_or_store_uri=store.engine, enabled=config.auth_enabled,
                  loopback_only=config.loopback_only)
     mount_ui(app)  # last: it serves "/"
