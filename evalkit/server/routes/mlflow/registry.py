@@ -11,13 +11,10 @@ How an MLflow model enters evalkit's registry (``create_model_version``):
   (``mlflow-artifacts:/runs/<id>/artifacts/<path>``, ``runs:/<id>/<path>``, or a logged model's
   ``models:/m-...``) is kept as ``runs:/<id>/<path>`` and given back to MLflow clients as the
   ``mlflow-artifacts:/`` URI of those files; any other URI is kept as given;
-- a source holding an evalkit bundle (``evalkit-model.json``) is registered with the bundle's
-  flavor and hash, as ``ek.register_model`` would (the server reads the manifest itself);
-- any other source is an MLflow model: flavor ``mlflow``, and as bundle hash the sha256 of its
-  ``MLmodel`` file (which carries MLflow's unique ``model_uuid``), or of the source URI when there
-  is no ``MLmodel`` to read. Such a version can take every stage and alias, but never where the
-  model's evidence rule asks for evidence: evalkit's suite does not evaluate MLflow models, so no
-  run is evidence for one (``evalkit.tracking.registry.MLFLOW_FLAVOR``).
+- its flavor and bundle hash follow ``evalkit.models.mlflow_models.source_identity``: an evalkit
+  bundle's own (the server reads the manifest itself), else flavor ``mlflow`` with the sha256 of
+  the ``MLmodel`` file. An ``mlflow`` version takes every stage and alias, but never one the
+  model's evidence rule guards: evalkit's suite does not evaluate MLflow models.
 
 MLflow's client cannot send evidence, so a move the model's evidence rule guards is refused with
 ``INVALID_STATE``, saying how to promote with evidence (``evalkit models promote``).
@@ -25,15 +22,13 @@ MLflow's client cannot send evidence, so a move the model's evidence rule guards
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from evalkit.entities import ModelVersion, RegisteredModel
 from evalkit.errors import InvalidArgument
-from evalkit.models.bundle import MANIFEST, Manifest
+from evalkit.models.mlflow_models import source_identity
 from evalkit.server.context import store_of
 from evalkit.server.routes.mlflow.artifact_uris import (
     parse_artifact_uri,
@@ -46,8 +41,7 @@ from evalkit.server.routes.mlflow.endpoint import (
     tags_out,
 )
 from evalkit.server.routes.mlflow.logged_models import records, run_id_of
-from evalkit.tracking.artifacts import get_artifact_repository, safe_relative_path
-from evalkit.tracking.registry import MLFLOW_FLAVOR
+from evalkit.tracking.artifacts import safe_relative_path
 from evalkit.tracking.store import (
     SEARCH_MAX_RESULTS,
     TrackingStore,
@@ -56,7 +50,6 @@ from evalkit.tracking.store import (
 )
 
 router = APIRouter(prefix="/api/2.0/mlflow", tags=["MLflow model registry"])
-MLMODEL = "MLmodel"
 _ORDER_KEYS = {"version_number": "version", "timestamp": "last_updated_timestamp"}  # MLflow's names -> evalkit's
 
 
@@ -133,20 +126,6 @@ def registered_source(store: TrackingStore, source: str, run_id: str | None) -> 
     if run_id and run_id != found_run:
         raise InvalidArgument(f"the source {source!r} is in run {found_run}, not in the run_id given ({run_id})")
     return f"runs:/{found_run}/{path}".rstrip("/"), found_run
-
-
-def bundle_identity(store: TrackingStore, source: str) -> tuple[str, str]:
-    """``(bundle hash, flavor)`` of a version's source: an evalkit bundle's own, else an MLflow model's."""
-    if source.startswith("runs:/"):
-        run_id, _, path = source.removeprefix("runs:/").partition("/")
-        repository = get_artifact_repository(store.get_run(run_id).info.artifact_uri)
-        prefix = f"{path}/" if path else ""
-        if repository.is_file(prefix + MANIFEST):
-            manifest = Manifest.from_dict(json.loads(repository.read_bytes(prefix + MANIFEST)))
-            return manifest.bundle_hash, manifest.flavor
-        if repository.is_file(prefix + MLMODEL):
-            return hashlib.sha256(repository.read_bytes(prefix + MLMODEL)).hexdigest(), MLFLOW_FLAVOR
-    return hashlib.sha256(source.encode()).hexdigest(), MLFLOW_FLAVOR
 
 
 # ---- registered models -----------------------------------------------------------------------
@@ -233,7 +212,7 @@ def create_model_version(request: Request, fields: dict[str, Any]) -> dict[str, 
     if not source:
         raise InvalidArgument("missing value for required parameter 'source'")
     source, run_id = registered_source(store, source, fields.get("run_id") or None)
-    bundle_hash, flavor = bundle_identity(store, source)
+    bundle_hash, flavor = source_identity(store, source)
     version = store.create_model_version(required(fields, "name"), source, bundle_hash, flavor, run_id,
                                          tags_in(fields), fields.get("description"))
     return {"model_version": version_out(version)}
