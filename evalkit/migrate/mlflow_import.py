@@ -53,7 +53,7 @@ from evalkit.tracking.artifacts import (
     join_artifact_uri,
 )
 from evalkit.tracking.clock import now_ms
-from evalkit.tracking.store import TrackingStore
+from evalkit.tracking.store import ImportedRun, TrackingStore
 from evalkit.tracking.validation import checked_metric, checked_param, checked_tag
 
 RUN_ID_TAG = "evalkit.mlflow.run_id"  # the MLflow run a run was copied from, set when it is created
@@ -62,6 +62,9 @@ EXPERIMENT_ID_TAG = "evalkit.mlflow.experiment_id"  # on experiments an import c
 MODEL_TAG = "evalkit.mlflow.registered_model"  # on registered models an import created
 PLACEHOLDER_SOURCE = "evalkit-import:deleted-mlflow-version"
 METRICS_PER_BATCH = 10_000  # metric values written per store call for a long history
+READ_RUNS_PER_QUERY = 500  # runs whose values are read from the MLflow store at once
+RUNS_PER_TRANSACTION = 500  # runs without artifacts written per transaction (import_runs)...
+VALUES_PER_TRANSACTION = 200_000  # ...or fewer, when they hold more values than this
 _STATUSES = {s.value for s in RunStatus}
 _ARTIFACT_SCHEMES = ("file", "s3")
 _MLFLOW_ARTIFACTS = "mlflow-artifacts"
@@ -199,9 +202,11 @@ class MlflowImporter:
         target = self._target_experiment(experiment)
         self.progress(f"experiment {experiment.name!r}: {len(runs)} run(s) to copy")
         if self.summary.dry_run:
-            for source_run in runs:
-                self.summary.partial_runs_replaced += len(partial.get(source_run.run_id, []))
-                self._count_run(source_run)
+            for chunk in _chunked(runs, READ_RUNS_PER_QUERY):
+                data = self.source.runs_data(chunk)
+                for source_run in chunk:
+                    self.summary.partial_runs_replaced += len(partial.get(source_run.run_id, []))
+                    self._count_run(source_run, data[source_run.run_id])
             return
         assert target.experiment is not None
         experiment_id = target.experiment.experiment_id
@@ -215,11 +220,7 @@ class MlflowImporter:
             self.store.restore_experiment(experiment_id)  # runs and tags go only into active experiments
         for key, value in tags.items():
             self.store.set_experiment_tag(experiment_id, key, value)
-        for source_run in runs:
-            for stale in partial.get(source_run.run_id, []):
-                self.store.delete_run(stale)
-                self.summary.partial_runs_replaced += 1
-            self._copy_run(source_run, experiment_id)
+        self._copy_runs(runs, experiment_id, partial)
         # experiments the import created follow MLflow's deleted flag; the others keep their own
         deleted = experiment.lifecycle_stage == "deleted" if target.created_by_import else was_deleted
         now_deleted = was_deleted and not (runs or tags)
@@ -227,6 +228,42 @@ class MlflowImporter:
             self.store.delete_experiment(experiment_id)
         elif now_deleted and not deleted:
             self.store.restore_experiment(experiment_id)
+
+    def _copy_runs(self, runs: list[SourceRun], experiment_id: str, partial: dict[str, list[str]]) -> None:
+        """Copy ``runs`` (parents first): runs without artifacts many per transaction
+        (``import_runs``), a run with artifacts on its own (created, artifacts copied, then ended)."""
+        batch: list[tuple[SourceRun, ImportedRun]] = []
+        batch_values = 0
+
+        def flush() -> None:
+            nonlocal batch, batch_values
+            if batch:
+                for (source_run, imported), run_id in zip(batch, self.store.import_runs(
+                        experiment_id, [imported for _, imported in batch])):
+                    self._imported[source_run.run_id] = run_id
+                    self._count_copied(imported)
+            batch, batch_values = [], 0
+
+        for chunk in _chunked(runs, READ_RUNS_PER_QUERY):
+            data = self.source.runs_data(chunk)
+            for source_run in chunk:
+                for stale in partial.get(source_run.run_id, []):
+                    self.store.delete_run(stale)
+                    self.summary.partial_runs_replaced += 1
+                if source_run.parent_run_id in {r.run_id for r, _ in batch}:
+                    flush()  # the parent's evalkit id is known once it is written
+                imported = self._prepared(source_run, data[source_run.run_id])
+                repository = self._source_artifacts(source_run)
+                files = list(_walk(repository, source_run, self.summary)) if repository is not None else []
+                if files:
+                    flush()
+                    self._copy_run_with_artifacts(source_run, imported, experiment_id, repository, files)
+                    continue
+                batch.append((source_run, imported))
+                batch_values += len(imported.metrics) + len(imported.params) + len(imported.tags)
+                if len(batch) >= RUNS_PER_TRANSACTION or batch_values >= VALUES_PER_TRANSACTION:
+                    flush()
+        flush()
 
     def _target_experiment(self, experiment: SourceExperiment) -> _Target:
         existing = self.store.get_experiment_by_name(experiment.name)
@@ -249,8 +286,7 @@ class MlflowImporter:
 
     # ---- runs ------------------------------------------------------------------------------------
 
-    def _count_run(self, source_run: SourceRun) -> None:
-        data = self.source.run_data(source_run)
+    def _count_run(self, source_run: SourceRun, data: SourceRunData) -> None:
         params, tags, metrics = self._mappable_values(source_run, data)
         self._note_run_mapping(source_run, data)
         self.summary.runs_copied += 1
@@ -263,8 +299,8 @@ class MlflowImporter:
                 self.summary.artifact_files += 1
                 self.summary.artifact_bytes += info.file_size or 0
 
-    def _copy_run(self, source_run: SourceRun, experiment_id: str) -> None:
-        data = self.source.run_data(source_run)
+    def _prepared(self, source_run: SourceRun, data: SourceRunData) -> ImportedRun:
+        """The run as evalkit will hold it; what does not map is noted in the summary."""
         params, tags, metrics = self._mappable_values(source_run, data)
         status = self._note_run_mapping(source_run, data)
         parent_mlflow_id = source_run.parent_run_id
@@ -275,24 +311,35 @@ class MlflowImporter:
                 f"kept only as the tag {PARENT_TAG}")
         if parent is not None:  # the tag names the parent as evalkit knows it, like parent_run_id
             tags = [RunTag(PARENT_TAG, parent) if t.key == PARENT_TAG else t for t in tags]
-        created = self.store.create_run(
-            experiment_id, source_run.run_name or data.tags.get("mlflow.runName"),
-            tags={RUN_ID_TAG: source_run.run_id}, parent_run_id=parent, start_time=source_run.start_time,
-        )
+        return ImportedRun(
+            source_run.run_name or data.tags.get("mlflow.runName"), status, source_run.start_time,
+            source_run.end_time, source_run.lifecycle_stage == "deleted", parent,
+            {RUN_ID_TAG: source_run.run_id}, params, [*tags, RunTag(IMPORTED_AT_TAG, str(now_ms()))], metrics)
+
+    def _copy_run_with_artifacts(self, source_run: SourceRun, imported: ImportedRun, experiment_id: str,
+                                 repository: ArtifactRepository, files: list) -> None:
+        """Created with its MLflow id, artifacts copied, then its values and status with the tag
+        that says the copy is whole: an interruption leaves a run the next import replaces."""
+        created = self.store.create_run(experiment_id, imported.run_name, imported.creation_tags,
+                                        imported.parent_run_id, imported.start_time)
         run_id = created.info.run_id
-        for start in range(0, max(len(metrics) - METRICS_PER_BATCH, 0), METRICS_PER_BATCH):
+        self._copy_artifacts(repository, files, created.info.artifact_uri)
+        metrics = imported.metrics
+        last = len(metrics) - (len(metrics) - 1) % METRICS_PER_BATCH - 1 if metrics else 0
+        for start in range(0, last, METRICS_PER_BATCH):
             self.store.log_batch(run_id, metrics[start:start + METRICS_PER_BATCH])
-        last = metrics[len(metrics) - (len(metrics) - 1) % METRICS_PER_BATCH - 1:] if metrics else []
-        self._copy_artifacts(source_run, created.info.artifact_uri)
-        tags = [*tags, RunTag(IMPORTED_AT_TAG, str(now_ms()))]
-        self.store.log_batch_and_update_run(run_id, status, source_run.end_time, last, params, tags)
-        if source_run.lifecycle_stage == "deleted":
+        self.store.log_batch_and_update_run(run_id, imported.status, imported.end_time, metrics[last:],
+                                            imported.params, imported.tags)
+        if imported.deleted:
             self.store.delete_run(run_id)
         self._imported[source_run.run_id] = run_id
+        self._count_copied(imported)
+
+    def _count_copied(self, imported: ImportedRun) -> None:
         self.summary.runs_copied += 1
-        self.summary.params += len(params)
-        self.summary.tags += len(tags) - 1
-        self.summary.metric_values += len(metrics)
+        self.summary.params += len(imported.params)
+        self.summary.tags += len(imported.tags) - 1  # the import's own tag is not MLflow's
+        self.summary.metric_values += len(imported.metrics)
 
     def _note_run_mapping(self, source_run: SourceRun, data: SourceRunData) -> RunStatus:
         """The evalkit status of the run; what does not map is noted in the summary."""
@@ -373,13 +420,7 @@ class MlflowImporter:
             self.summary.not_mapped.append(f"run {source_run.run_id}: artifacts at {uri} not copied: {exc}")
             return None
 
-    def _copy_artifacts(self, source_run: SourceRun, artifact_uri: str) -> None:
-        repository = self._source_artifacts(source_run)
-        if repository is None:
-            return
-        files = list(_walk(repository, source_run, self.summary))
-        if not files:
-            return
+    def _copy_artifacts(self, repository: ArtifactRepository, files: list, artifact_uri: str) -> None:
         target = get_artifact_repository(artifact_uri)
         with tempfile.TemporaryDirectory(prefix="evalkit-import-") as tmp:
             local = Path(tmp) / "file"
@@ -509,6 +550,11 @@ def _registry_tag_ok(summary: ImportSummary, where: str, key: str, value: str) -
 
 def _quoted(name: str) -> str:
     return name.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _chunked(runs: list[SourceRun], size: int) -> Iterator[list[SourceRun]]:
+    for start in range(0, len(runs), size):
+        yield runs[start:start + size]
 
 
 def _walk(repository: ArtifactRepository, source_run: SourceRun, summary: ImportSummary) -> Iterator:

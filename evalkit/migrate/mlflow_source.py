@@ -131,6 +131,10 @@ class MlflowSource(ABC):
     def run_data(self, run: SourceRun) -> SourceRunData:
         """The run's params, tags and full metric history."""
 
+    def runs_data(self, runs: list[SourceRun]) -> dict[str, SourceRunData]:
+        """``run_data`` of several runs, by run id (the SQL store reads them in a few queries)."""
+        return {run.run_id: self.run_data(run) for run in runs}
+
     @abstractmethod
     def unmapped_counts(self) -> dict[str, int]:
         """What the store holds that evalkit does not import yet, by kind (only kinds with any)."""
@@ -329,6 +333,7 @@ _metrics = Table(
     "metrics", _meta, Column("key"), Column("value"), Column("timestamp"), Column("step"), Column("is_nan"),
     Column("run_uuid"),
 )
+_IDS_PER_QUERY = 500  # run ids in one IN (...) list
 _REQUIRED = {table.name: {c.name for c in table.columns} for table in _meta.sorted_tables}
 # Tables of MLflow features evalkit does not import yet, counted for the summary.
 _UNMAPPED_TABLES = {
@@ -412,19 +417,27 @@ class SqlSource(MlflowSource):
         ]
 
     def run_data(self, run: SourceRun) -> SourceRunData:
-        data = SourceRunData()
+        return self.runs_data([run])[run.run_id]
+
+    def runs_data(self, runs: list[SourceRun]) -> dict[str, SourceRunData]:
+        found = {run.run_id: SourceRunData() for run in runs}
+        ids = list(found)
+        m = _metrics.c
         with self.engine.connect() as conn:
-            for row in conn.execute(select(_params.c.key, _params.c.value).where(_params.c.run_uuid == run.run_id)):
-                data.params[row.key] = row.value or ""
-            for row in conn.execute(select(_tags.c.key, _tags.c.value).where(_tags.c.run_uuid == run.run_id)):
-                data.tags[row.key] = row.value or ""
-            m = _metrics.c
-            query = (select(m.key, m.value, m.timestamp, m.step, m.is_nan).where(m.run_uuid == run.run_id)
-                     .order_by(m.key, m.step, m.timestamp))
-            for row in conn.execute(query):
-                value = math.nan if row.is_nan else _infinity_back(float(row.value))
-                data.metrics.append(SourceMetric(row.key, value, int(row.timestamp), int(row.step or 0)))
-        return data
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start:start + _IDS_PER_QUERY]
+                for row in conn.execute(select(_params.c.run_uuid, _params.c.key, _params.c.value)
+                                        .where(_params.c.run_uuid.in_(chunk))):
+                    found[row.run_uuid].params[row.key] = row.value or ""
+                for row in conn.execute(select(_tags.c.run_uuid, _tags.c.key, _tags.c.value)
+                                        .where(_tags.c.run_uuid.in_(chunk))):
+                    found[row.run_uuid].tags[row.key] = row.value or ""
+                query = (select(m.run_uuid, m.key, m.value, m.timestamp, m.step, m.is_nan)
+                         .where(m.run_uuid.in_(chunk)).order_by(m.run_uuid, m.key, m.step, m.timestamp))
+                for run_uuid, key, value, timestamp, step, is_nan in conn.execute(query):
+                    value = math.nan if is_nan else _infinity_back(float(value))
+                    found[run_uuid].metrics.append(SourceMetric(key, value, int(timestamp), int(step or 0)))
+        return found
 
     def unmapped_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
