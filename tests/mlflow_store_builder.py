@@ -77,9 +77,9 @@ def build(client: MlflowClient, artifact_root: str) -> None:
     client.create_model_version("rag-model", source, run_id=pid, tags={"validated": "yes"}, description="first")
     client.create_model_version("rag-model", source, run_id=pid)
     client.create_model_version("rag-model", "s3://elsewhere/model")  # a source outside any run
-    client.transition_model_version_stage("rag-model", "1", "Production")
-    client.transition_model_version_stage("rag-model", "2", "Production", archive_existing_versions=True)
-    client.transition_model_version_stage("rag-model", "3", "Staging")
+    client.transition_model_version_stage("rag-model", 1, "Production")
+    client.transition_model_version_stage("rag-model", 2, "Production", archive_existing_versions=True)  # int: MLflow on PostgreSQL fails with "2"
+    client.transition_model_version_stage("rag-model", 3, "Staging")
     client.set_registered_model_alias("rag-model", "champion", "2")
     client.set_registered_model_alias("rag-model", "previous", "1")
     client.create_registered_model("empty-model")
