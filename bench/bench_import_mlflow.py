@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python bench/bench_import_mlflow.py --mlflow-python /path/to/mlflow-venv/bin/python
 [--runs 10000] [--steps 100]``. MLflow (in its own virtualenv, as in tests/mlflow_venv.py) creates
 the empty database with its own schema; the rows are then written straight into its tables (MLflow's
-client would take far longer to log a million values than the import takes to copy them). Each run
+client would take far longer to log a million values than the import takes to copy them). The store
+is built once and kept in ``/tmp/evalkit-bench-mlflow-store-<runs>x<steps>`` for the next runs. Each run
 has 5 params, 3 tags and one metric with ``--steps`` values. The figure is the wall time of the
 import into a fresh evalkit SQLite store, and rows (params + tags + metric values) per second.
 """
@@ -11,6 +12,7 @@ import into a fresh evalkit SQLite store, and rows (params + tags + metric value
 from __future__ import annotations
 
 import argparse
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -57,18 +59,32 @@ def build_source(folder: Path, mlflow_python: str, runs: int, steps: int) -> tup
     return uri, rows
 
 
+def cached_source(mlflow_python: str, runs: int, steps: int) -> tuple[str, int]:
+    """The MLflow store of ``runs`` x ``steps``, built once and kept under /tmp (it takes minutes at 10,000 runs)."""
+    folder = Path(tempfile.gettempdir()) / f"evalkit-bench-mlflow-store-{runs}x{steps}"
+    ready = folder / "rows"
+    if ready.is_file():
+        print(f"MLflow store: reusing {folder}")
+        return f"sqlite:///{folder / 'mlflow.db'}", int(ready.read_text())
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    start = time.perf_counter()
+    uri, rows = build_source(folder, mlflow_python, runs, steps)
+    ready.write_text(str(rows))
+    print(f"MLflow store built in {time.perf_counter() - start:.1f} s at {folder}")
+    return uri, rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mlflow-python", required=True, help="the Python of a virtualenv with mlflow")
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args()
+    source, rows = cached_source(args.mlflow_python, args.runs, args.steps)
+    print(f"MLflow store: {args.runs:,} runs x {args.steps} steps, {rows:,} rows (params + tags + metric values)")
     with tempfile.TemporaryDirectory(prefix="bench-import-mlflow-") as tmp:
         folder = Path(tmp)
-        start = time.perf_counter()
-        source, rows = build_source(folder, args.mlflow_python, args.runs, args.steps)
-        print(f"MLflow store: {args.runs:,} runs x {args.steps} steps, {rows:,} rows, built in "
-              f"{time.perf_counter() - start:.1f} s")
         target = f"sqlite:///{folder}/evalkit.db"
         start = time.perf_counter()
         result = CliRunner().invoke(cli, ["--tracking-uri", target, "import-mlflow", source, "-q"],

@@ -72,7 +72,17 @@ def build(client: MlflowClient, artifact_root: str) -> None:
     client.log_metric(default.info.run_id, "score", 0.25, timestamp=T0 + 2001)
     client.set_terminated(default.info.run_id, "FINISHED", end_time=T0 + 2002)
 
-    client.create_registered_model("rag-model", description="the nightly model")
+    client.create_registered_model("rag-model", description="the nightly model", tags={"team": "search"})
+    source = f"{client.get_run(pid).info.artifact_uri}/reports"
+    client.create_model_version("rag-model", source, run_id=pid, tags={"validated": "yes"}, description="first")
+    client.create_model_version("rag-model", source, run_id=pid)
+    client.create_model_version("rag-model", "s3://elsewhere/model")  # a source outside any run
+    client.transition_model_version_stage("rag-model", 1, "Production")
+    client.transition_model_version_stage("rag-model", 2, "Production", archive_existing_versions=True)  # int: MLflow on PostgreSQL fails with "2"
+    client.transition_model_version_stage("rag-model", 3, "Staging")
+    client.set_registered_model_alias("rag-model", "champion", "2")
+    client.set_registered_model_alias("rag-model", "previous", "1")
+    client.create_registered_model("empty-model")
 
 
 def snapshot(client: MlflowClient) -> dict:
@@ -83,7 +93,16 @@ def snapshot(client: MlflowClient) -> dict:
             "experiment_id": exp.experiment_id, "name": exp.name, "lifecycle_stage": exp.lifecycle_stage,
             "tags": dict(exp.tags), "runs": [run_snapshot(client, run) for run in runs],
         })
-    return {"mlflow_version": mlflow.__version__, "experiments": experiments}
+    models = []
+    for model in client.search_registered_models():
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        models.append({
+            "name": model.name, "description": model.description, "tags": dict(model.tags),
+            "aliases": dict(model.aliases),
+            "versions": {v.version: {"stage": v.current_stage, "source": v.source, "run_id": v.run_id or None,
+                                     "description": v.description, "tags": dict(v.tags)} for v in versions},
+        })
+    return {"mlflow_version": mlflow.__version__, "experiments": experiments, "registered_models": models}
 
 
 def run_snapshot(client: MlflowClient, run) -> dict:  # noqa: ANN001

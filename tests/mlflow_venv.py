@@ -40,6 +40,22 @@ def mlflow_python() -> Path:
     return python
 
 
+def mlflow_python_for_tests() -> Path:
+    """``mlflow_python()`` for a test: skips it when the virtualenv cannot be made, except with
+    ``EVALKIT_REQUIRE_MLFLOW=1`` (CI), where the test fails instead."""
+    import pytest
+
+    try:
+        python = mlflow_python()
+        if not python.exists():
+            raise RuntimeError(f"{python} does not exist")
+        return python
+    except (RuntimeError, OSError) as exc:
+        if os.environ.get("EVALKIT_REQUIRE_MLFLOW") == "1":
+            pytest.fail(f"EVALKIT_REQUIRE_MLFLOW=1 but the MLflow virtualenv cannot be created: {exc}")
+        pytest.skip(f"no MLflow virtualenv (python tests/mlflow_venv.py creates it): {exc}")
+
+
 def _run(command: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:

@@ -48,6 +48,7 @@ from evalkit.redaction import redact
 _FILE_STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
 PARENT_TAG = "mlflow.parentRunId"  # where MLflow keeps a run's parent
 USER_TAG = "mlflow.user"
+_DELETED_STAGE = "Deleted_Internal"  # how MLflow marks a deleted model version it keeps
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 
 
@@ -93,6 +94,26 @@ class SourceRunData:
     metrics: list[SourceMetric] = field(default_factory=list)  # every logged value of every key
 
 
+@dataclass(frozen=True)
+class SourceModelVersion:
+    version: int
+    source: str
+    run_id: str | None
+    stage: str  # MLflow's name: None, Staging, Production, Archived
+    description: str
+    user_id: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceRegisteredModel:
+    name: str
+    description: str
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, int] = field(default_factory=dict)
+    versions: list[SourceModelVersion] = field(default_factory=list)  # by number; deleted ones left out
+
+
 class MlflowSource(ABC):
     """One MLflow tracking store, read-only."""
 
@@ -110,13 +131,17 @@ class MlflowSource(ABC):
     def run_data(self, run: SourceRun) -> SourceRunData:
         """The run's params, tags and full metric history."""
 
+    def runs_data(self, runs: list[SourceRun]) -> dict[str, SourceRunData]:
+        """``run_data`` of several runs, by run id (the SQL store reads them in a few queries)."""
+        return {run.run_id: self.run_data(run) for run in runs}
+
     @abstractmethod
     def unmapped_counts(self) -> dict[str, int]:
         """What the store holds that evalkit does not import yet, by kind (only kinds with any)."""
 
     @abstractmethod
-    def registered_models(self) -> list[dict[str, Any]]:
-        """The store's registered models with their versions, for the model registry (issue 15)."""
+    def registered_models(self) -> list[SourceRegisteredModel]:
+        """The store's registered models with their versions, tags and aliases, by name."""
 
     def close(self) -> None:
         """Release connections."""
@@ -239,12 +264,9 @@ class FileSource(MlflowSource):
                 if run_folder.is_dir() and inputs.is_dir():
                     counts["run inputs (datasets)"] = counts.get("run inputs (datasets)", 0) + sum(
                         1 for c in inputs.iterdir() if c.is_dir())
-        registered = len(self.registered_models())
-        if registered:
-            counts["registered models"] = registered
         return {k: v for k, v in counts.items() if v}
 
-    def registered_models(self) -> list[dict[str, Any]]:
+    def registered_models(self) -> list[SourceRegisteredModel]:
         models_dir = self.root / "models"
         if not models_dir.is_dir():
             return []
@@ -253,9 +275,19 @@ class FileSource(MlflowSource):
             if not (folder / "meta.yaml").is_file():
                 continue
             meta = _read_yaml(folder / "meta.yaml")
-            versions = [_read_yaml(v / "meta.yaml") for v in sorted(folder.glob("version-*")) if (v / "meta.yaml").is_file()]
-            models.append({**meta, "tags": _read_key_files(folder / "tags"), "versions": versions,
-                           "aliases": _read_key_files(folder / "aliases")})
+            versions = []
+            for version_dir in folder.glob("version-*"):
+                version = _read_yaml(version_dir / "meta.yaml") if (version_dir / "meta.yaml").is_file() else {}
+                if "version" not in version or version.get("current_stage") == _DELETED_STAGE:
+                    continue
+                versions.append(SourceModelVersion(
+                    int(version["version"]), str(version.get("source") or ""), version.get("run_id") or None,
+                    str(version.get("current_stage") or "None"), version.get("description") or "",
+                    version.get("user_id") or None, _read_key_files(version_dir / "tags")))
+            aliases = {str(k): int(v) for k, v in (meta.get("aliases") or {}).items()}
+            models.append(SourceRegisteredModel(
+                str(meta.get("name") or folder.name), meta.get("description") or "", _read_key_files(folder / "tags"),
+                aliases, sorted(versions, key=lambda v: v.version)))
         return models
 
 
@@ -301,11 +333,10 @@ _metrics = Table(
     "metrics", _meta, Column("key"), Column("value"), Column("timestamp"), Column("step"), Column("is_nan"),
     Column("run_uuid"),
 )
+_IDS_PER_QUERY = 500  # run ids in one IN (...) list
 _REQUIRED = {table.name: {c.name for c in table.columns} for table in _meta.sorted_tables}
 # Tables of MLflow features evalkit does not import yet, counted for the summary.
 _UNMAPPED_TABLES = {
-    "registered_models": "registered models",
-    "model_versions": "model versions",
     "datasets": "datasets",
     "inputs": "run inputs (datasets)",
     "trace_info": "traces",
@@ -386,19 +417,27 @@ class SqlSource(MlflowSource):
         ]
 
     def run_data(self, run: SourceRun) -> SourceRunData:
-        data = SourceRunData()
+        return self.runs_data([run])[run.run_id]
+
+    def runs_data(self, runs: list[SourceRun]) -> dict[str, SourceRunData]:
+        found = {run.run_id: SourceRunData() for run in runs}
+        ids = list(found)
+        m = _metrics.c
         with self.engine.connect() as conn:
-            for row in conn.execute(select(_params.c.key, _params.c.value).where(_params.c.run_uuid == run.run_id)):
-                data.params[row.key] = row.value or ""
-            for row in conn.execute(select(_tags.c.key, _tags.c.value).where(_tags.c.run_uuid == run.run_id)):
-                data.tags[row.key] = row.value or ""
-            m = _metrics.c
-            query = (select(m.key, m.value, m.timestamp, m.step, m.is_nan).where(m.run_uuid == run.run_id)
-                     .order_by(m.key, m.step, m.timestamp))
-            for row in conn.execute(query):
-                value = math.nan if row.is_nan else _infinity_back(float(row.value))
-                data.metrics.append(SourceMetric(row.key, value, int(row.timestamp), int(row.step or 0)))
-        return data
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start:start + _IDS_PER_QUERY]
+                for row in conn.execute(select(_params.c.run_uuid, _params.c.key, _params.c.value)
+                                        .where(_params.c.run_uuid.in_(chunk))):
+                    found[row.run_uuid].params[row.key] = row.value or ""
+                for row in conn.execute(select(_tags.c.run_uuid, _tags.c.key, _tags.c.value)
+                                        .where(_tags.c.run_uuid.in_(chunk))):
+                    found[row.run_uuid].tags[row.key] = row.value or ""
+                query = (select(m.run_uuid, m.key, m.value, m.timestamp, m.step, m.is_nan)
+                         .where(m.run_uuid.in_(chunk)).order_by(m.run_uuid, m.key, m.step, m.timestamp))
+                for run_uuid, key, value, timestamp, step, is_nan in conn.execute(query):
+                    value = math.nan if is_nan else _infinity_back(float(value))
+                    found[run_uuid].metrics.append(SourceMetric(key, value, int(timestamp), int(step or 0)))
+        return found
 
     def unmapped_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -410,12 +449,35 @@ class SqlSource(MlflowSource):
                         counts[kind] = int(count)
         return counts
 
-    def registered_models(self) -> list[dict[str, Any]]:
+    def registered_models(self) -> list[SourceRegisteredModel]:
         if "registered_models" not in self._tables:
             return []
-        table = Table("registered_models", MetaData(), autoload_with=self.engine)
+        meta = MetaData()
+        tables = {name: Table(name, meta, autoload_with=self.engine)
+                  for name in ("registered_models", "model_versions", "registered_model_tags", "model_version_tags",
+                               "registered_model_aliases") if name in self._tables}
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(select(table))]
+            rows = {name: conn.execute(select(table)).all() for name, table in tables.items()}
+        model_tags: dict[str, dict[str, str]] = {}
+        for row in rows.get("registered_model_tags", []):
+            model_tags.setdefault(row.name, {})[row.key] = row.value or ""
+        version_tags: dict[tuple[str, int], dict[str, str]] = {}
+        for row in rows.get("model_version_tags", []):
+            version_tags.setdefault((row.name, int(row.version)), {})[row.key] = row.value or ""
+        aliases: dict[str, dict[str, int]] = {}
+        for row in rows.get("registered_model_aliases", []):
+            aliases.setdefault(row.name, {})[row.alias] = int(row.version)
+        versions: dict[str, list[SourceModelVersion]] = {}
+        for row in rows.get("model_versions", []):
+            if row.current_stage == _DELETED_STAGE:
+                continue
+            versions.setdefault(row.name, []).append(SourceModelVersion(
+                int(row.version), row.source or "", row.run_id or None, row.current_stage or "None",
+                row.description or "", row.user_id or None, version_tags.get((row.name, int(row.version)), {})))
+        return sorted((SourceRegisteredModel(row.name, row.description or "", model_tags.get(row.name, {}),
+                                             aliases.get(row.name, {}),
+                                             sorted(versions.get(row.name, []), key=lambda v: v.version))
+                       for row in rows["registered_models"]), key=lambda m: m.name)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -430,7 +430,7 @@ def _forward(name: str) -> Any:
     return forwarded
 
 
-for _name in REGISTRY_OPERATIONS:
+for _name in (*REGISTRY_OPERATIONS, "import_runs"):
     setattr(BufferedStore, _name, _forward(_name))
 
 

@@ -20,6 +20,9 @@ MAX_DESCRIPTION_LENGTH = 5000
 BUNDLE_HASH_PARAM = "model_bundle_hash"
 REGISTERED_NAME_PARAM = "registered_model_name"
 REGISTERED_VERSION_PARAM = "registered_model_version"
+# The flavor of a version registered from an MLflow model (no evalkit bundle): it takes stages and
+# aliases like any version, but never one the evidence rule guards (no suite evaluates it).
+MLFLOW_FLAVOR = "mlflow"
 
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,254}$")
 _VERSION_LIKE = re.compile(r"^[vV]?\d+$")
@@ -164,14 +167,15 @@ class Condition:
 
 
 _CONDITION = re.compile(
-    r"""\s*(?P<key>tags\.(?:`[^`]+`|"[^"]+"|[A-Za-z0-9_.\-/]+)|[A-Za-z_]+)\s*"""
+    r"""\s*(?P<key>tags?\.(?:`[^`]+`|"[^"]+"|[A-Za-z0-9_.\-/]+)|[A-Za-z_]+)\s*"""
     r"""(?P<op>!=|=|(?i:ilike)|(?i:like))\s*(?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|-?\d+)\s*""",
 )
 _AND = re.compile(r"(?i)\s*and\s+")
 
 
 def parse_registry_filter(text: str | None, attributes: Sequence[str]) -> list[Condition]:
-    """Conditions joined by AND, e.g. ``name LIKE 'rag%' AND tags.team = 'nlp'``; ``attributes``
+    """Conditions joined by AND, e.g. ``name LIKE 'rag%' AND tags.team = 'nlp'`` (``tag.`` as MLflow
+    writes it is read as ``tags.``); ``attributes``
     are the keys allowed besides ``tags.<key>``. FilterSyntaxError points at the problem."""
     if text is None or not text.strip():
         return []
@@ -183,6 +187,8 @@ def parse_registry_filter(text: str | None, attributes: Sequence[str]) -> list[C
             raise FilterSyntaxError(text, position, "expected <key> =|!=|LIKE|ILIKE <'value'> where the key is "
                                                     f"{', '.join(attributes)} or tags.<key>")
         key = match["key"]
+        if key.startswith("tag."):  # MLflow's spelling
+            key = "tags." + key[4:]
         if not key.startswith("tags.") and key not in attributes:
             raise FilterSyntaxError(text, match.start("key"),
                                     f"unknown key {key!r}; use {', '.join(attributes)} or tags.<key>")

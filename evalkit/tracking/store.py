@@ -33,7 +33,7 @@ import base64
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.entities import (
@@ -67,6 +67,27 @@ class RunStats:
 
     run_count: int
     last_activity: int | None
+
+
+@dataclass
+class ImportedRun:
+    """A whole run copied from another tool (``TrackingStore.import_runs``): ended or running, with
+    all its values. ``creation_tags`` are written with the run itself (an import's id of its
+    source), ``tags`` with its last values."""
+
+    run_name: str | None
+    status: RunStatus
+    start_time: int | None
+    end_time: int | None
+    deleted: bool = False
+    parent_run_id: str | None = None
+    creation_tags: dict[str, str] = field(default_factory=dict)
+    params: list[Param] = field(default_factory=list)
+    tags: list[RunTag] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+
+
+IMPORT_METRICS_PER_CALL = 10_000  # metric values per log_batch when import_runs goes run by run
 
 
 class TrackingStore(ABC):
@@ -204,6 +225,27 @@ class TrackingStore(ABC):
         """Return if the run accepts writes; else ``NotFound`` (unknown run) or ``InvalidState``
         (deleted, or not RUNNING), with the message a refused write gives."""
         require_writable(self.get_run(run_id).info)
+
+    def import_runs(self, experiment_id: str, runs: Sequence[ImportedRun]) -> list[str]:
+        """Create ``runs`` whole in an active experiment and return their new ids, in order.
+
+        Each run's values are checked like ``log_batch``'s. This default goes run by run (created
+        with its ``creation_tags``, then its metrics, then its last values and status in one call),
+        so an interruption leaves at most one run without its last values; the SQL store overrides
+        it to write every run of the call in one transaction (all of them or none)."""
+        created = []
+        for run in runs:
+            run_id = self.create_run(experiment_id, run.run_name, run.creation_tags, run.parent_run_id,
+                                     run.start_time).info.run_id
+            metrics = run.metrics
+            last = len(metrics) - (len(metrics) - 1) % IMPORT_METRICS_PER_CALL - 1 if metrics else 0
+            for start in range(0, last, IMPORT_METRICS_PER_CALL):
+                self.log_batch(run_id, metrics[start:start + IMPORT_METRICS_PER_CALL])
+            self.log_batch_and_update_run(run_id, run.status, run.end_time, metrics[last:], run.params, run.tags)
+            if run.deleted:
+                self.delete_run(run_id)
+            created.append(run_id)
+        return created
 
     # ---- params, metrics, tags ---------------------------------------------------------------
 

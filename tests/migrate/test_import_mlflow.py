@@ -22,15 +22,23 @@ from mlflow_venv import mlflow_python
 
 from evalkit.cli.main import cli
 from evalkit.entities import Run, ViewType
-from evalkit.migrate.mlflow_import import IMPORTED_AT_TAG, RUN_ID_TAG, MlflowImporter
+from evalkit.migrate.mlflow_import import (
+    IMPORTED_AT_TAG,
+    MODEL_TAG,
+    RUN_ID_TAG,
+    MlflowImporter,
+)
 from evalkit.migrate.mlflow_source import (
     MlflowSource,
     SourceExperiment,
     SourceMetric,
+    SourceModelVersion,
+    SourceRegisteredModel,
     SourceRun,
     SourceRunData,
 )
 from evalkit.tracking.artifacts import get_artifact_repository
+from evalkit.tracking.registry import MLFLOW_FLAVOR
 from evalkit.tracking.schemes import open_tracking_store
 from evalkit.tracking.store import TrackingStore
 from evalkit.tracking.stores import close_stores
@@ -178,8 +186,33 @@ def test_import_copies_every_run_value_by_value(mlflow_store, target):
     # what could not be mapped is named, not dropped silently
     assert "param 'précision' left out" in output
     assert "metric 'latency_é' (1 values) left out" in output
-    assert "1 registered model(s)" in output
     assert "runs: 6 copied, 0 already imported" in output
+    assert_registry_copied(store, mlflow_store.expected, runs)
+    assert ("registered models: 2 copied, 0 already imported; model versions: 3 copied, 0 already imported; "
+            "2 aliases copied") in output
+
+
+def assert_registry_copied(store: TrackingStore, expected: dict, runs: dict[str, Run]) -> None:
+    """evalkit's registry holds MLflow's models with their versions, stages, aliases, tags and descriptions."""
+    assert len(expected["registered_models"]) == 2
+    for wanted in expected["registered_models"]:
+        model = store.get_registered_model(wanted["name"])
+        assert model.description == (wanted["description"] or "")
+        assert model.tags == {**wanted["tags"], MODEL_TAG: "true"}
+        assert model.aliases == {alias: int(number) for alias, number in wanted["aliases"].items()}
+        versions = {v.version: v for v in store.search_model_versions(f"name = '{wanted['name']}'")}
+        assert set(versions) == {int(n) for n in wanted["versions"]}
+        for number, version in wanted["versions"].items():
+            copied = versions[int(number)]
+            assert (copied.current_stage, copied.description, copied.tags, copied.flavor) == (
+                version["stage"], version["description"] or "", version["tags"], MLFLOW_FLAVOR)
+            if version["run_id"] is None:
+                assert (copied.source, copied.run_id) == (version["source"], None)
+            else:  # the source names the evalkit copy of the run, and the same files in it
+                run_id = runs[version["run_id"]].info.run_id
+                assert (copied.source, copied.run_id) == (f"runs:/{run_id}/reports", run_id)
+    stages = [(e.version, e.to_value) for e in store.get_model_version_history("rag-model") if e.kind == "stage"]
+    assert stages == [(1, "Archived"), (2, "Production"), (3, "Staging")]
 
 
 def test_a_second_import_duplicates_nothing(mlflow_store, target):
@@ -191,6 +224,9 @@ def test_a_second_import_duplicates_nothing(mlflow_store, target):
 
     assert "runs: 0 copied, 6 already imported" in output
     assert "experiments: 0 new" in output
+    assert ("registered models: 0 copied, 2 already imported; model versions: 0 copied, 3 already imported; "
+            "0 aliases copied") in output
+    assert len(store.search_model_versions("name = 'rag-model'")) == 3
     after = {k: (r.info.run_id, len(store.get_metric_history(r.info.run_id, "loss"))) for k, r in imported_runs(store).items()}
     assert after == before
     assert len(store.search_experiments(ViewType.ALL)) == 3
@@ -205,6 +241,8 @@ def test_dry_run_prints_what_it_would_copy_and_writes_nothing(mlflow_stores, tar
     # 121 + 1 + 2 + 1 values of the parent, 1 of each other run but the one with a refused key (1 of 2)
     assert "values would copy: 5 params, 8 tags, 130 metric values, 3 artifact files (418 bytes)" in output
     assert "param 'précision' left out" in output
+    assert ("registered models: 2 would copy, 0 already imported; model versions: 3 would copy, "
+            "0 already imported; 2 aliases would copy") in output
     assert not Path(target.removeprefix("sqlite:///")).exists(), "a dry run created the evalkit store"
 
 
@@ -264,7 +302,7 @@ class OneRunSource(MlflowSource):
     def unmapped_counts(self) -> dict[str, int]:
         return {"traces": 2}
 
-    def registered_models(self) -> list[dict]:
+    def registered_models(self) -> list:
         return []
 
 
@@ -290,3 +328,32 @@ def test_a_status_evalkit_does_not_have_is_imported_as_running_and_reported(targ
     summary = MlflowImporter(OneRunSource("", status="SCHEDULED"), store).run()
     assert imported_runs(store)["a" * 32].info.status.value == "RUNNING"
     assert any("status SCHEDULED has no evalkit equivalent" in line for line in summary.not_mapped)
+
+
+class RegistrySource(OneRunSource):
+    """One run and two registered models: "gap" lost its version 2 in MLflow; "taken" exists in evalkit."""
+
+    def registered_models(self) -> list[SourceRegisteredModel]:
+        def version(number: int, stage: str) -> SourceModelVersion:
+            return SourceModelVersion(number, f"runs:/{'a' * 32}/model", "a" * 32, stage, "", "ana")
+
+        return [SourceRegisteredModel("gap", "", {}, {"best": 3}, [version(1, "Archived"), version(3, "Production")]),
+                SourceRegisteredModel("taken", "", {}, {}, [version(1, "None")])]
+
+
+def test_registered_models_keep_their_version_numbers_and_never_join_an_evalkit_model(target):
+    store = open_tracking_store(target)
+    store.create_registered_model("taken")
+
+    summary = MlflowImporter(RegistrySource(""), store).run()
+    again = MlflowImporter(RegistrySource(""), store).run()
+
+    run_id = imported_runs(store)["a" * 32].info.run_id
+    versions = {v.version: v for v in store.search_model_versions("name = 'gap'")}
+    assert {n: (v.current_stage, v.source, v.run_id) for n, v in versions.items()} == {
+        1: ("Archived", f"runs:/{run_id}/model", run_id), 3: ("Production", f"runs:/{run_id}/model", run_id)}
+    assert store.get_model_version_by_alias("gap", "best").version == 3
+    assert [e.version for e in store.get_model_version_history("gap") if e.kind == "deleted"] == [2]
+    assert store.search_model_versions("name = 'taken'") == []
+    assert any("'taken': an evalkit model of that name exists" in line for line in summary.not_mapped)
+    assert (summary.model_versions, again.model_versions, again.model_versions_already_imported) == (2, 0, 2)

@@ -25,6 +25,7 @@ READ_ONLY_POSTS = frozenset({
     "/api/2.0/mlflow/experiments/search",
     "/api/2.0/mlflow/runs/search",
     "/api/2.0/mlflow/registered-models/get-latest-versions",
+    "/api/2.0/mlflow/logged-models/search",
 })
 
 

@@ -26,6 +26,7 @@ from evalkit.entities import (
 from evalkit.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
 from evalkit.tracking.clock import now_ms
 from evalkit.tracking.registry import (
+    MLFLOW_FLAVOR,
     Condition,
     check_description,
     evidence_problem,
@@ -410,6 +411,10 @@ class SqlRegistry:
         as evidence must be evidence)."""
         required = target in model.evidence_required.split(",")
         where = f"moving {model.name!r} version {row.version} to {target}"
+        if row.flavor == MLFLOW_FLAVOR and (required or evidence_run_id is not None):
+            raise InvalidState(
+                f"{where} refused: it is an MLflow model (flavor {MLFLOW_FLAVOR}), not an evalkit bundle, so no "
+                f"suite run is evidence for it; the model's evidence rule guards {target}")
         if evidence_run_id is None:
             if required:
                 raise InvalidState(
@@ -520,6 +525,8 @@ def _model_condition(condition: Condition) -> Any:
     m = t.registered_models.c
     if condition.key.startswith("tags."):
         tg = t.registered_model_tags.c
+        if condition.op == "!=":  # a model without the tag is not equal to the value either
+            return ~exists().where(tg.model_id == m.model_id, tg.key == condition.key[5:], tg.value == condition.value)
         return exists().where(tg.model_id == m.model_id, tg.key == condition.key[5:], _like(tg.value, condition))
     return _like(m.name, condition)
 
@@ -528,6 +535,9 @@ def _version_condition(condition: Condition) -> Any:
     v = t.model_versions.c
     if condition.key.startswith("tags."):
         tg = t.model_version_tags.c
+        if condition.op == "!=":  # a version without the tag is not equal to the value either
+            return ~exists().where(tg.model_id == v.model_id, tg.version == v.version, tg.key == condition.key[5:],
+                                   tg.value == condition.value)
         return exists().where(tg.model_id == v.model_id, tg.version == v.version, tg.key == condition.key[5:],
                               _like(tg.value, condition))
     if condition.key == "name":

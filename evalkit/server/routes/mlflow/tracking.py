@@ -54,16 +54,16 @@ INPUTS_TAG = "evalkit.mlflow.inputs"  # a run's dataset inputs (log-inputs), as 
 _VIEW_TYPES = {"1": ViewType.ACTIVE_ONLY, "2": ViewType.DELETED_ONLY, "3": ViewType.ALL}
 
 
-class _Body(BaseModel):
+class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")  # MLflow's client sends fields evalkit has no use for
 
 
-class KeyValue(_Body):
+class KeyValue(Body):
     key: str
     value: str = ""
 
 
-class MetricIn(_Body):
+class MetricIn(Body):
     key: str
     value: float | str
     timestamp: int
@@ -76,7 +76,7 @@ class MetricIn(_Body):
             raise InvalidArgument(f"metric {self.key!r}: value {self.value!r} is not a number") from None
 
 
-class RunRef(_Body):
+class RunRef(Body):
     run_id: str | None = None
     run_uuid: str | None = None
 
@@ -88,11 +88,11 @@ class RunRef(_Body):
         return run_id
 
 
-class ExperimentRef(_Body):
+class ExperimentRef(Body):
     experiment_id: str
 
 
-class CreateExperiment(_Body):
+class CreateExperiment(Body):
     name: str
     artifact_location: str | None = None
     tags: list[KeyValue] = Field(default_factory=list)
@@ -106,7 +106,7 @@ class ExperimentTag(ExperimentRef, KeyValue):
     pass
 
 
-class SearchExperiments(_Body):
+class SearchExperiments(Body):
     max_results: int = 1000
     page_token: str | None = None
     filter: str | None = None
@@ -114,7 +114,7 @@ class SearchExperiments(_Body):
     view_type: str | int = "ACTIVE_ONLY"
 
 
-class CreateRun(_Body):
+class CreateRun(Body):
     experiment_id: str
     user_id: str | None = None
     run_name: str | None = None
@@ -146,7 +146,7 @@ class LogBatch(RunRef):
     tags: list[KeyValue] = Field(default_factory=list)
 
 
-class SearchRuns(_Body):
+class SearchRuns(Body):
     experiment_ids: list[str] = Field(default_factory=list)
     filter: str | None = None
     run_view_type: str | int = "ACTIVE_ONLY"
