@@ -83,7 +83,8 @@ def start_server(folder: Path, port: int, workers: int | None, jobs: bool) -> su
 
 def start_evalkit_server(folder: Path, port: int, workers: int | None, python: str) -> subprocess.Popen:
     """``evalkit server`` on a fresh SQLite file and artifact folder, in its own process group."""
-    command = [python, "-m", "evalkit.cli", "server", "--backend-store-uri", f"sqlite:///{folder / 'evalkit.db'}",
+    # absolute (the server runs in the temporary folder), but not resolved: a venv's python is a symlink
+    command = [os.path.abspath(python), "-m", "evalkit.cli", "server", "--backend-store-uri", f"sqlite:///{folder / 'evalkit.db'}",
                "--default-artifact-root", str(folder / "artifacts"), "--host", w.HOST, "--port", str(port)]
     if workers is not None:
         command += ["--workers", str(workers)]
