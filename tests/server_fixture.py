@@ -13,13 +13,38 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 STARTUP_SECONDS = 120  # generous: a loaded CI machine takes tens of seconds to import the server
+
+
+@contextmanager
+def serve_in_thread(app: Any, **options: Any) -> Iterator[str]:
+    """``app`` on a real uvicorn in a thread of this process, on a free port of 127.0.0.1; yields its
+    URL. For what the shared server cannot give (tokens, a reader's view, an in-process store).
+    ``options`` go to ``uvicorn.Config``; never ``access_log=False``: uvicorn would switch its access
+    logger off for the whole process, and other tests read it."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, **options))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def free_port() -> int:

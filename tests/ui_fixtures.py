@@ -1,20 +1,17 @@
 """Session fixtures for the UI's tests: the UI's data (tests/ui_seed.py) seeded into the session's
 one ``evalkit server`` (``tracking_server`` in tests/conftest.py) on 127.0.0.1, and ``ui_app``: the
 UI alone over a store, with a given principal (as the auth middleware would set it) for the tests
-of roles and CSRF fields (``serve_in_thread`` puts it on a real uvicorn for the browser)."""
+of roles and CSRF fields (``server_fixture.serve_in_thread`` puts it on a real uvicorn for the browser)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
 from server_fixture import ServerProcess
 from ui_seed import Seeded, seed
 
@@ -47,24 +44,6 @@ def ui_app(store: SqlStore, artifact_root: str, principal: Principal | None = No
     return app
 
 
-@contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """``app`` on a real uvicorn in a thread of this process, on a free port of 127.0.0.1; yields
-    its URL. For a view the shared server cannot give (a reader's, with auth off there)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @dataclass
 class UiServer:
     url: str
@@ -90,3 +69,11 @@ def ui_server(seeded_store: tuple[Seeded, SqlStore], tracking_server: ServerProc
     at /) with the UI's data in it."""
     seeded, store = seeded_store
     return UiServer(tracking_server.url, store, seeded)
+
+
+@pytest.fixture(scope="module")
+def http(seeded_store: tuple[Seeded, SqlStore]) -> Iterator[TestClient]:
+    """The web UI over the seeded store, in process (no server): for what a page answers."""
+    seeded, store = seeded_store
+    with TestClient(ui_app(store, seeded.artifact_root)) as client:
+        yield client

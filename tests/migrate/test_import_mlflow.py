@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from mlflow_venv import mlflow_python
+from mlflow_venv import mlflow_python_for_tests
 
 from evalkit.cli.main import cli
 from evalkit.entities import Run, ViewType
@@ -43,7 +43,6 @@ from evalkit.tracking.schemes import open_tracking_store
 from evalkit.tracking.store import TrackingStore
 from evalkit.tracking.stores import close_stores
 
-REQUIRE_MLFLOW = os.environ.get("EVALKIT_REQUIRE_MLFLOW") == "1"
 BUILDER = Path(__file__).resolve().parents[1] / "mlflow_store_builder.py"
 UNMAPPABLE = {"params": {"précision"}, "metrics": {"latency_é"}}  # MLflow allows non-ASCII keys, evalkit does not
 
@@ -54,18 +53,9 @@ class MlflowStore:
     expected: dict  # what MLflow's client read back from it
 
 
-def _mlflow_python() -> Path:
-    try:
-        return mlflow_python()
-    except (RuntimeError, OSError) as exc:
-        if REQUIRE_MLFLOW:
-            pytest.fail(f"EVALKIT_REQUIRE_MLFLOW=1 but the MLflow virtualenv cannot be created: {exc}")
-        pytest.skip(f"no MLflow virtualenv (python tests/mlflow_venv.py creates it): {exc}")
-
-
 def build_stores(folder: Path, uris: dict[str, str]) -> dict[str, dict]:
     """Build a store at each URI with MLflow's client (in parallel); what MLflow read back, by name."""
-    python = _mlflow_python()
+    python = mlflow_python_for_tests()
     env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"}  # MLflow 3 keeps its file store behind this flag
     builders = {
         kind: subprocess.Popen(

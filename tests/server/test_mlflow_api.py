@@ -13,16 +13,14 @@ import json
 import math
 import os
 import subprocess
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from mlflow_venv import mlflow_python
+from mlflow_venv import mlflow_python_for_tests
+from server_fixture import serve_in_thread
 
 from evalkit.entities import ViewType
 from evalkit.server.app import create_app
@@ -31,21 +29,11 @@ from evalkit.server.auth.roles import required_role
 from evalkit.server.config import ServerConfig
 from evalkit.tracking.client import TrackingClient
 
-REQUIRE_MLFLOW = os.environ.get("EVALKIT_REQUIRE_MLFLOW") == "1"
 SESSION_SCRIPT = Path(__file__).resolve().parents[1] / "mlflow_client_session.py"
 ARTICLE_PARAMS = {"chunk_size": "512", "chunk_overlap": "50", "embedding_model": "text-embedding-3-small",
                   "top_k": "5", "llm_model": "gpt-4o", "temperature": "0.1"}
 ARTICLE_METRICS = {"faithfulness": 0.91, "answer_relevancy": 0.87, "avg_latency_ms": 412.5,
                    "cost_per_query_usd": 0.025, "p95_latency_ms": 980.0}
-
-
-def _mlflow_python() -> Path:
-    try:
-        return mlflow_python()
-    except (RuntimeError, OSError) as exc:
-        if REQUIRE_MLFLOW:
-            pytest.fail(f"EVALKIT_REQUIRE_MLFLOW=1 but the MLflow virtualenv cannot be created: {exc}")
-        pytest.skip(f"no MLflow virtualenv (python tests/mlflow_venv.py creates it): {exc}")
 
 
 @pytest.fixture(scope="module")
@@ -57,24 +45,14 @@ def auth_server(tmp_path_factory) -> Iterator[dict]:
     app = create_app(config)
     tokens = TokenStore.open(app.state.store.engine)
     editor, reader = tokens.create("mlflow-editor", "editor")[1], tokens.create("mlflow-reader", "reader")[1]
-    # access_log=False would switch uvicorn's access logger off for the whole process (other tests read it)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield {"url": f"http://127.0.0.1:{port}", "editor": editor, "reader": reader}
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app) as url:
+        yield {"url": url, "editor": editor, "reader": reader}
 
 
 @pytest.fixture(scope="module")
 def session(tracking_server, auth_server, tmp_path_factory) -> dict:
     """What MLflow's client did and read back (one subprocess for every test of this module)."""
-    python = _mlflow_python()
+    python = mlflow_python_for_tests()
     folder = tmp_path_factory.mktemp("mlflow-client")
     prefix = f"mlf-{uuid.uuid4().hex[:8]}"
     config = {"url": tracking_server.url, "prefix": prefix, "workdir": str(folder),

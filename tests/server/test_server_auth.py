@@ -8,7 +8,6 @@ import json
 import logging
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,11 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
+from server_fixture import serve_in_thread
 
 from evalkit.cli.main import main
 from evalkit.errors import AlreadyExists, InvalidArgument, NotFound
@@ -118,21 +117,10 @@ def server(tmp_path_factory) -> Iterator[Server]:
     for lg in loggers:
         lg.setLevel(logging.DEBUG)
     logging.getLogger().addHandler(logs)
-    config = uvicorn.Config(build_app(store, static=static), host="127.0.0.1", port=0, log_config=None, access_log=True,
-                            lifespan="off")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    port = uv.servers[0].sockets[0].getsockname()[1]
-    client = httpx.Client(follow_redirects=False, timeout=10)  # one client: each new one costs ~0.3 s
-    yield Server(f"http://127.0.0.1:{port}", port, store, static, tokens, logs, client)
-    client.close()
-    uv.should_exit = True
-    thread.join(10)
+    with serve_in_thread(build_app(store, static=static), access_log=True, lifespan="off") as url:
+        client = httpx.Client(follow_redirects=False, timeout=10)  # one client: each new one costs ~0.3 s
+        yield Server(url, int(url.rsplit(":", 1)[1]), store, static, tokens, logs, client)
+        client.close()
     logging.getLogger().removeHandler(logs)
     for lg, level in saved:
         lg.setLevel(level)

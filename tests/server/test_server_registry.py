@@ -5,16 +5,14 @@ exactly as on SQLite, exactly-once writes, roles, and the CLI against a server U
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
+from server_fixture import serve_in_thread
 
 import evalkit as ek
 from evalkit import TrackingClient
@@ -337,18 +335,9 @@ def auth_server(tmp_path_factory) -> Iterator[AuthServer]:
     database = folder / "server.db"
     app = create_app(ServerConfig(f"sqlite:///{database}", str(folder / "artifacts"), auth_enabled=True,
                                   access_log=False))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
     tokens = TokenStore.open(str(database))
-    yield AuthServer(f"http://127.0.0.1:{port}", tokens)
-    server.should_exit = True
-    thread.join(10)
+    with serve_in_thread(app) as url:
+        yield AuthServer(url, tokens)
     tokens.engine.dispose()
 
 

@@ -22,7 +22,8 @@ from evalkit.tracking.client import TrackingClient
 
 pytest.register_assert_rewrite("browser", "ui_fixtures")
 from browser import watch  # noqa: E402 - after registering it for assertion rewriting
-from ui_fixtures import Principal, serve_in_thread, ui_app  # noqa: E402
+from server_fixture import serve_in_thread  # noqa: E402
+from ui_fixtures import Principal, ui_app  # noqa: E402
 
 pytest_plugins = ["browser", "ui_fixtures"]
 pytestmark = pytest.mark.browser
@@ -185,6 +186,9 @@ def test_results_filters_search_and_row_detail(ui: Any, ui_server: Any) -> None:
     ui.wait_for_selector("#results-count:text-matches('^3 of')")
     assert shown_rows(ui) == sorted(int(r) for r in table.loc[table["status"] == "failed", "row"])
     ui.uncheck("#results .results-filter[name=failed]")
+    # The answer to the uncheck replaces the filters: a box checked before it arrives is lost.
+    ui.wait_for_selector("#results-count:text-matches('^30 of')")
+    ui.wait_for_load_state("networkidle")
     ui.check("#results .results-filter[name=poor]")
     ui.wait_for_selector("#results .results-filter[name=poor]:checked")
     ui.wait_for_load_state("networkidle")
@@ -330,7 +334,7 @@ def test_stage_transition_through_the_form_lands_in_the_store_and_the_history(ui
 def reader_url(ui_server: Any) -> Any:
     """The UI over the seeded store as a reader sees it, on an in-process uvicorn (127.0.0.1)."""
     app = ui_app(ui_server.store, ui_server.seeded.artifact_root, Principal("viewer", "reader"))
-    with serve_in_thread(app) as url:
+    with serve_in_thread(app, lifespan="off") as url:
         yield url
 
 

@@ -23,12 +23,6 @@ from ui_seed import XSS, evidence_run, own_model
 pytest_plugins = ["ui_fixtures"]
 
 
-@pytest.fixture(scope="module")
-def http(seeded_store):
-    seeded, store = seeded_store
-    with TestClient(ui_app(store, seeded.artifact_root)) as client:
-        yield client
-
 
 @pytest.fixture(scope="module")
 def editor(seeded_store):

@@ -23,12 +23,6 @@ from ui_seed import SWEEP_RUNS, XSS, experiment_name
 pytest_plugins = ["ui_fixtures"]
 
 
-@pytest.fixture(scope="module")
-def http(seeded_store):
-    seeded, store = seeded_store
-    with TestClient(ui_app(store, seeded.artifact_root)) as client:
-        yield client
-
 
 def run_ids(html: str) -> list[str]:
     return re.findall(r'<tr data-run="([0-9a-f]+)"', html)
