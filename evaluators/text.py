@@ -43,8 +43,10 @@ STOPWORDS = frozenset(
 
 
 # The default evaluators read each answer and target several times (exact match, token F1 twice,
-# K-Precision), one evaluator over all the rows after the other: the last few thousand texts'
-# words and F1s are kept, so that each is worked out once.
+# K-Precision), one evaluator over a chunk's rows after the other: the last few thousand texts'
+# words and F1s are kept, so that each is worked out once when a chunk's answers and targets fit
+# (about 2,000 rows). Larger chunks (the engine's are up to 10,000 rows) miss; a bigger memo would
+# cost memory per text, so the words should rather be worked out once per row for all evaluators.
 _MEMO = 4096
 
 
