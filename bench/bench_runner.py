@@ -4,7 +4,9 @@ First, the issue's end-to-end figure (``--end-to-end-rows``, 2,000 by default): 
 evaluation (the question-answering evaluators and the HTML report, into a SQLite store) at
 concurrency 64 and 256, as a share of the bound (rows x latency / concurrency, the wall time of an
 endpoint-bound run) and the client's CPU time per row from the call of evaluate() to its return
-(this process only: the server's CPU is not counted). ``--only-end-to-end`` stops there.
+(this process only: the server's CPU is not counted). Beside each, the same requests sent without
+evalkit, through its openai client alone and through a bare aiohttp session: the shares of the bound
+that the SDK and this machine (client and server on 2 cores) leave. ``--only-end-to-end`` stops there.
 
 Then, for 1,000 rows at 200 ms server latency: rows/s at concurrency 16, 64 and 256 as a
 fraction of the bound (concurrency / 0.2 s) and the client's CPU time per request; the floor of a
@@ -20,6 +22,7 @@ Run: ``.venv/bin/python bench/bench_runner.py [--end-to-end-rows 2000] [--only-e
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -77,8 +80,6 @@ def timed_evaluate(base_url: str, frame: pd.DataFrame, **kwargs) -> tuple[float,
 async def plain_aiohttp(base_url: str, concurrency: int, rows: int) -> tuple[float, float]:
     """The floor: the same requests from a bare aiohttp session, no SDK and no evalkit.
     Returns (wall seconds, client CPU seconds)."""
-    import asyncio
-
     import aiohttp
 
     semaphore = asyncio.Semaphore(concurrency)
@@ -96,12 +97,32 @@ async def plain_aiohttp(base_url: str, concurrency: int, rows: int) -> tuple[flo
         return time.perf_counter() - wall, time.process_time() - cpu
 
 
+async def sdk_calls_only(base_url: str, concurrency: int, rows: int) -> tuple[float, float]:
+    """The same requests through evalkit's chat model (the openai client) alone: no runner, journal,
+    scoring or store. Returns (wall seconds, client CPU seconds)."""
+    from evalkit.inference.providers.openai_chat import OpenAIChatModel
+
+    model = OpenAIChatModel("openai:/gpt-4o", "gpt-4o", base_url, "sk-bench", max_connections=concurrency)
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with semaphore:
+            await model.generate([{"role": "user", "content": f"sdk {concurrency} {i}"}], {})
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(rows)))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    await model.aclose()
+    return wall, cpu
+
+
 def end_to_end(base_url: str, rows: int, latency: float, repeats: int) -> None:
     """The default evaluation (evaluators and report) at concurrency 64 and 256: share of the bound
     and client CPU per row, each the best of ``repeats`` runs (the machine may be shared)."""
     print(f"end to end: {rows} rows, default evaluators + HTML report, fake server latency "
           f"{latency * 1000:.0f} ms, cache off (best of {repeats})")
-    print(f"{'concurrency':>11} {'wall':>8} {'bound':>8} {'of bound':>9} {'CPU/row':>10}")
+    print(f"{'concurrency':>11} {'wall':>8} {'bound':>8} {'of bound':>9} {'CPU/row':>10}   "
+          f"{'SDK calls only':>14}   {'plain aiohttp':>13}")
     for concurrency in (64, 256):
         best: tuple[float, float] | None = None
         for attempt in range(repeats):
@@ -113,7 +134,13 @@ def end_to_end(base_url: str, rows: int, latency: float, repeats: int) -> None:
             best = (wall, cpu) if best is None else (min(best[0], wall), min(best[1], cpu))
         wall, cpu = best
         bound = rows * latency / concurrency
-        print(f"{concurrency:>11} {wall:>7.2f}s {bound:>7.2f}s {bound / wall:>8.0%} {cpu / rows * 1000:>7.2f} ms")
+        # What the same requests cost without evalkit: through evalkit's openai client alone, and
+        # through a bare aiohttp session (no SDK): the shares of the bound this machine allows.
+        sdk_wall, sdk_cpu = asyncio.run(sdk_calls_only(base_url, concurrency, rows))
+        floor_wall, floor_cpu = asyncio.run(plain_aiohttp(base_url, concurrency, rows))
+        print(f"{concurrency:>11} {wall:>7.2f}s {bound:>7.2f}s {bound / wall:>8.0%} {cpu / rows * 1000:>7.2f} ms   "
+              f"{bound / sdk_wall:>4.0%} {sdk_cpu / rows * 1000:>5.2f} ms   {bound / floor_wall:>4.0%} "
+              f"{floor_cpu / rows * 1000:>5.2f} ms")
 
 
 def main() -> None:
@@ -148,8 +175,6 @@ def main() -> None:
             bound = concurrency / args.latency
             rate = args.rows / wall
             print(f"{concurrency:>11} {rate:>8.0f} {bound:>8.0f} {rate / bound:>8.0%} {cpu / requests * 1000:>10.2f} ms")
-
-        import asyncio
 
         for concurrency in (64, 256):
             wall, cpu = asyncio.run(plain_aiohttp(base_url, concurrency, args.rows))

@@ -61,8 +61,9 @@ class RunView:
 
     @functools.cached_property
     def records(self) -> list[dict[str, Any]]:
-        # One conversion up front: row-by-row .iloc costs ~200 µs a row.
-        return self.table.to_dict(orient="records")
+        # One conversion up front (row-by-row .iloc costs ~200 µs a row), through Arrow: pandas'
+        # to_dict costs 4x more. Missing values come as None (the record's helpers read NaN and None alike).
+        return pa.Table.from_pandas(self.table, preserve_index=False).to_pylist()
 
     def records_at(self, positions: Sequence[int]) -> list[dict[str, Any]]:
         """Every column of the rows at ``positions`` (ascending), read a row group at a time
@@ -79,7 +80,7 @@ class RunView:
             offset += size
         if not pieces:
             return []
-        return pa.concat_tables(pieces).to_pandas().to_dict(orient="records")
+        return pa.concat_tables(pieces).to_pylist()
 
     def scores(self, name: str) -> np.ndarray:
         """The evaluator's per-row scores, NaN where a row has none (or a non-finite one)."""

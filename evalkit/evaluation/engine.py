@@ -10,7 +10,7 @@ import shlex
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from evalkit.evaluation.scoring import (
     ScoringContext,
     evaluator_info,
 )
+from evalkit.heap import existing_objects_frozen
 from evalkit.inference.cache import CacheMode, ResponseCache
 from evalkit.inference.params_check import public_params
 from evalkit.inference.pricing import PriceTable
@@ -138,6 +139,11 @@ evaluate.__signature__ = _SIGNATURE  # type: ignore[attr-defined]  # its options
 
 def execute(plan: EvaluationPlan) -> EvaluationResult:
     """Run a planned evaluation: answer the rows, score them and log it all as a run (see evaluate())."""
+    with existing_objects_frozen():
+        return _run_plan(plan)
+
+
+def _run_plan(plan: EvaluationPlan) -> EvaluationResult:
     config, dataset, chat_model, judge_model = plan.config, plan.dataset, plan.model, plan.judge
     chosen, infos, data = plan.evaluators, plan.infos, config.data
     concurrency, timeout, max_attempts, max_cost_usd = (config.concurrency, config.timeout, config.max_attempts,
@@ -364,15 +370,23 @@ async def _answer_and_score(dataset: EvalDataset, runner: Runner, template: Prom
                             previous: dict[int, RowOutcome], location: JournalLocation, progress: bool | None,
                             judged: list[Evaluator], context: ScoringContext, chat_model: Any,
                             scoring: _ChunkScorer) -> None:
-    """The model answers each chunk's rows that have no answer yet (journalled as they come), then
-    the chunk is scored. The cost estimate adds up every row to send, in row order."""
+    """The model answers each chunk's rows that have no answer yet (journalled as they come), and
+    the rows are scored while the rest are answered, a slice of consecutive rows (``SCORE_ROWS``)
+    as soon as all of its rows are in. The cost estimate adds up every row to send, in row order."""
     kept = {i: o for i, o in previous.items() if o.status is RowStatus.OK}
     pending = dataset.num_rows - len(kept)
     journal = location.open()
+    arrivals: _Arrivals | None = None
+
+    def on_outcome(outcome: RowOutcome) -> None:
+        journal.append(outcome)
+        if arrivals is not None:
+            arrivals.add(outcome)
+
     try:
         with RunProgress(dataset.num_rows, "evaluating", enabled=progress) as bar:
             bar.advance(len(kept))
-            runner.on_outcome, runner.progress = journal.append, bar
+            runner.on_outcome, runner.progress = on_outcome, bar
             early: dict[int, RowOutcome] = {}  # the canary's rows, answered before the rest
             if judged and pending:
                 first = max(0, CANARY_ROWS - len(kept))
@@ -388,22 +402,81 @@ async def _answer_and_score(dataset: EvalDataset, runner: Runner, template: Prom
                     for job in jobs:  # one addition per row in row order, as one sum() over the run adds
                         runner.estimate += runner.estimate_cost([job])
                 jobs = [job for job in jobs if job.index not in early]
+                arrivals = _Arrivals(start, stop, {i: o for i, o in [*kept.items(), *early.items()] if start <= i < stop})
                 if scoring.canary.failure:
-                    new = {}
                     for job in jobs:
-                        new[job.index] = RowOutcome(job.index, RowStatus.SKIPPED, error_type="judge",
-                                                    error=f"not sent: {scoring.canary.failure}")
-                        journal.append(new[job.index])
+                        on_outcome(RowOutcome(job.index, RowStatus.SKIPPED, error_type="judge",
+                                              error=f"not sent: {scoring.canary.failure}"))
+                    await _score_arrivals(arrivals, scoring, judged, None)
                 else:
-                    new = await runner.run(jobs, total=pending) if jobs else {}
+                    await _score_arrivals(arrivals, scoring, judged, runner.run(jobs, total=pending) if jobs else None)
                 del jobs
-                chunk = [new.get(i) or early.get(i) or kept[i] for i in range(start, stop)]
-                await scoring.score(chunk, start, judged)
     except PermanentModelError as exc:
         raise ModelError(f"evaluation stopped before sending more requests: {exc}") from None
     finally:
         journal.close()
         await chat_model.aclose()
+
+
+SCORE_ROWS = 256  # consecutive answered rows scored at a time, between the event loop's other work
+
+
+class _Arrivals:
+    """The outcomes of a chunk's rows (``start`` to ``stop``) as they arrive, handed out in slices
+    of consecutive rows once every row of the slice is in; a scored row's outcome is let go."""
+
+    def __init__(self, start: int, stop: int, ready: dict[int, RowOutcome]) -> None:
+        self.next, self.stop = start, stop
+        self._frontier = start  # every row before it has arrived
+        self._outcomes = ready
+        self.ready = asyncio.Event()
+        self._advance()
+
+    def add(self, outcome: RowOutcome) -> None:
+        self._outcomes[outcome.index] = outcome
+        self._advance()
+
+    def _advance(self) -> None:
+        while self._frontier in self._outcomes:
+            self._frontier += 1
+        if self._frontier - self.next >= SCORE_ROWS or self._frontier == self.stop:
+            self.ready.set()
+
+    def take(self, everything: bool = False) -> list[RowOutcome]:
+        """The next slice whose rows are all in (with ``everything``, the rest: the run is over,
+        so every row is in), or an empty list."""
+        end = self._frontier if everything else min(self.next + SCORE_ROWS, self.stop)
+        if self._frontier < end or end == self.next:
+            self.ready.clear()
+            return []
+        taken = [self._outcomes.pop(i) for i in range(self.next, end)]
+        self.next = end
+        return taken
+
+
+async def _score_arrivals(arrivals: _Arrivals, scoring: _ChunkScorer, judged: list[Evaluator],
+                          answering: Coroutine[Any, Any, Any] | None) -> None:
+    """Score ``arrivals`` a slice at a time while ``answering`` (the runner's run) goes on; a
+    failure on either side stops the other."""
+    task = asyncio.ensure_future(answering) if answering is not None else None
+    try:
+        while task is not None and not task.done():
+            waiter = asyncio.ensure_future(arrivals.ready.wait())
+            await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            while rows := arrivals.take():
+                await scoring.score(rows, rows[0].index, judged)
+                await asyncio.sleep(0)  # the answers that came in meanwhile are read before the next slice
+        if task is not None:
+            task.result()  # the run's error, if it ended on one
+        while rows := arrivals.take(everything=True):
+            await scoring.score(rows, rows[0].index, judged)
+        if arrivals.next != arrivals.stop:
+            raise RuntimeError(f"rows {arrivals.next} to {arrivals.stop - 1} were neither answered nor recorded")
+    finally:
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def _unanswered(dataset: EvalDataset, template: PromptTemplate, kept: dict[int, RowOutcome], start: int, stop: int,

@@ -4,7 +4,7 @@ evaluate() hands each chunk of rows to a :class:`ResultsWriter` as a small DataF
 column types depend on its own values (a chunk whose rows all lack a token count has a column
 of None, another a column of integers), so chunks are spooled as they come and, at the end,
 cast to the types the whole table has (``pyarrow.unify_schemas``, permissive: None joins any
-type, integers join floats) and written as one Parquet file (one row group per chunk) and one
+type, integers join floats) and written as one Parquet file (row groups of ``ROW_GROUP_ROWS``) and one
 JSON file (``{"columns": [...], "data": [[...], ...]}``, what ``TrackingClient.log_table``
 writes): the same files whatever the chunk size.
 """
@@ -30,6 +30,9 @@ RESULTS_TABLE = "eval_results_table"  # the key of result.tables, and the name o
 RESULTS_PARQUET = f"{RESULTS_TABLE}.parquet"
 RESULTS_JSON = f"{RESULTS_TABLE}.json"
 RESULTS_FILES = {"json": RESULTS_JSON, "parquet": RESULTS_PARQUET}
+# Rows per row group of the Parquet file: chunks come in slices of a few hundred rows; a reader
+# (the report) holds a row group at a time.
+ROW_GROUP_ROWS = 10_000
 
 
 class ResultsWriter:
@@ -67,14 +70,19 @@ class ResultsWriter:
         with pq.ParquetWriter(out / RESULTS_PARQUET, schema) as parquet, \
                 (out / RESULTS_JSON).open("w", encoding="utf-8") as text:
             text.write('{"columns":' + json.dumps(columns, ensure_ascii=False, separators=(",", ":")) + ',"data":[')
-            first = True
+            first, group = True, []
             for path in self._chunks:
                 table = pq.read_table(path, columns=columns).cast(schema)
-                parquet.write_table(table)
+                group.append(table)
+                if sum(t.num_rows for t in group) >= ROW_GROUP_ROWS:
+                    parquet.write_table(pa.concat_tables(group))
+                    group = []
                 rows = _json_rows(table.to_pandas())
                 if rows:
                     text.write(rows if first else "," + rows)
                     first = False
+            if group:
+                parquet.write_table(pa.concat_tables(group))
             text.write("]}")
         for name in (RESULTS_PARQUET, RESULTS_JSON):
             client.log_artifact(run_id, out / name)

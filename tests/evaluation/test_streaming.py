@@ -3,6 +3,7 @@ the same whatever the chunk size, and a resumed run still sends only the rows wi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -14,7 +15,7 @@ import pyarrow.parquet as pq
 from evalkit.reports.model import _priority, _row_record, build_report, load_run
 
 import evalkit as ek
-from evalkit.evaluation import engine
+from evalkit.evaluation import engine, results
 from evalkit.evaluation.data import _digest, load_dataset
 from evalkit.evaluation.scoring import Score
 
@@ -60,6 +61,7 @@ def test_given_predictions_in_several_chunks_give_the_same_table_metrics_and_fil
         warnings.simplefilter("ignore")
         whole = ek.evaluate(**kwargs)
         monkeypatch.setattr(engine, "CHUNK_ROWS", 3)
+        monkeypatch.setattr(results, "ROW_GROUP_ROWS", 3)
         monkeypatch.setattr("evalkit.evaluators.embedder.KEPT_VECTORS", 4)  # texts embedded again give the same vectors
         chunked = ek.evaluate(**kwargs)
     pd.testing.assert_frame_equal(chunked.tables["eval_results_table"], whole.tables["eval_results_table"])
@@ -73,7 +75,46 @@ def test_given_predictions_in_several_chunks_give_the_same_table_metrics_and_fil
     pd.testing.assert_frame_equal(frame_chunked, frame)
     assert text_chunked == text and schema_chunked.equals(schema)
     assert json.loads(text)["columns"] == list(table.columns) and len(json.loads(text)["data"]) == ROWS
-    assert pq.ParquetFile(chunked.artifacts["parquet"]).num_row_groups == 4  # one per chunk
+    assert pq.ParquetFile(chunked.artifacts["parquet"]).num_row_groups == 4  # of ROW_GROUP_ROWS rows
+    assert pq.ParquetFile(whole.artifacts["parquet"]).num_row_groups == 1
+
+
+def test_rows_are_scored_while_later_rows_are_answered_and_the_table_is_the_same(monkeypatch):
+    """Answers arrive out of order (later rows first); each slice of consecutive rows is scored
+    once all its rows are in, before the last answers arrive, and the table is the same as when
+    every row is scored at the end."""
+    events: list[tuple[str, int]] = []
+
+    async def answer(question: str) -> str:
+        row = int(question.removeprefix("Where is lamp ").removesuffix("?"))
+        await asyncio.sleep(0.02 * (row % 4))  # rows 0, 4, 8 first: slices complete out of step
+        events.append(("answer", row))
+        return f"Lamp {row} is in aisle {row % 4}."
+
+    @ek.evaluator(name="scoring_order")
+    def scoring_order(row: ek.EvalRow) -> Score:
+        events.append(("score", row.index))
+        return Score(1.0)
+
+    kwargs = dict(model=answer, data=data(), targets="ground_truth", cache="off", progress=False, concurrency=ROWS,
+                  extra_metrics=["scoring_order"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monkeypatch.setattr(engine, "SCORE_ROWS", ROWS)
+        whole = ek.evaluate(**kwargs)
+        events.clear()
+        monkeypatch.setattr(engine, "SCORE_ROWS", 2)
+        sliced = ek.evaluate(**kwargs)
+    timed = [c for c in whole.tables["eval_results_table"].columns if "latency" in c]
+    pd.testing.assert_frame_equal(sliced.tables["eval_results_table"].drop(columns=timed),
+                                  whole.tables["eval_results_table"].drop(columns=timed))
+    _same_metrics({k: v for k, v in sliced.metrics.items() if "latency" not in k},
+                  {k: v for k, v in whole.metrics.items() if "latency" not in k})
+    scored = [row for kind, row in events if kind == "score"]
+    assert scored == list(range(ROWS))  # in row order, each once
+    last_answer = max(i for i, (kind, _) in enumerate(events) if kind == "answer")
+    first_score = min(i for i, (kind, _) in enumerate(events) if kind == "score")
+    assert first_score < last_answer  # rows 0-1 were scored while rows 3, 7 were still being answered
 
 
 def test_a_model_run_in_several_chunks_gives_the_same_table_and_metrics(monkeypatch):

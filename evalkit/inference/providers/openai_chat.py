@@ -3,10 +3,11 @@ official ``openai`` client.
 
 Requests go through aiohttp by default: with the SDK's default httpx transport, throughput
 collapses past ~16 concurrent requests (REFERENCE §4). ``transport="httpx"`` keeps httpx, which
-respx can intercept in tests. Requests go through the client's documented raw-request method
-(``client.post(..., cast_to=httpx.Response)``): it keeps the client's auth, base URL, headers and
-error types but skips the SDK's per-request parameter transform and response parsing, which cost
-more CPU than everything else per request (about 1.3 ms; measured in bench/bench_runner.py).
+respx can intercept in tests. Requests go through the client's raw-request method
+(``client.request(httpx.Response, options)``, what its documented ``client.post`` calls): it keeps the
+client's auth, base URL, headers, retries and error types but skips the SDK's per-request parameter
+transform and response parsing, which cost more CPU than everything else per request (about 1.3 ms;
+measured in bench/bench_runner.py).
 
 Two more per-request costs are cut where they buy nothing (bench/bench_runner.py, issue 17): the
 endpoint's URL is merged with the client's base URL once, not parsed twice per request, and httpx
@@ -26,6 +27,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import openai
+from openai._models import FinalRequestOptions
 
 from evalkit.errors import PermanentModelError, TransientModelError
 from evalkit.inference.params_check import CLIENT_OPTIONS, header_secrets
@@ -71,7 +73,10 @@ class OpenAIChatModel:
         )
         # The client's own merge of its base URL and the path, done once: given an absolute URL,
         # it parses nothing per request (a relative path is parsed and merged twice each time).
-        self._chat_url = self._client._prepare_url("/chat/completions")
+        chat_url = self._client._prepare_url("/chat/completions")
+        # What the client's ``post`` builds per request (a pydantic model whose defaults it deep-copies:
+        # about 60 us a request), built once; each request copies it with its own body.
+        self._request = FinalRequestOptions.construct(method="post", url=chat_url)  # type: ignore[arg-type]  # an httpx.URL is taken as is
 
     async def generate(self, messages: list[Message], params: dict[str, Any]) -> ModelResponse:
         fields = {k: v for k, v in params.items() if k not in CLIENT_OPTIONS}
@@ -79,11 +84,10 @@ class OpenAIChatModel:
         if self._log_filter is None:  # installed on first use: params carry the header secrets
             self._log_filter = RedactingFilter([*self._secrets, *header_secrets(params)]).install()
         try:
-            response = await self._client.post(
-                self._chat_url, cast_to=httpx.Response,  # type: ignore[arg-type]  # an httpx.URL is taken as is
-                body={"model": self.model, "messages": messages, **fields, **(params.get("extra_body") or {})},
-                options={"headers": headers} if headers else {},
-            )
+            body = {"model": self.model, "messages": messages, **fields, **(params.get("extra_body") or {})}
+            request = self._request.model_copy(update={"json_data": body, "headers": headers} if headers else
+                                               {"json_data": body})
+            response = await self._client.request(httpx.Response, request)
             body = json.loads(response.content)
         except openai.APIStatusError as exc:
             raise self._status_error(exc, params) from None
