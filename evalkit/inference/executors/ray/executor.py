@@ -83,7 +83,7 @@ class RayExecutor(Executor):
     instead of the driver scoring every row; for evaluations whose scoring costs more CPU than their
     requests (long texts). Judged and "post" evaluators (latency, cost) are still scored by the
     driver, and so are rows that were never sent (cached, journalled). The evaluators are pickled
-    to the workers, once per evaluation.
+    to the workers, once per evaluation, with what they hold (e.g. toxicity's moderation key).
     """
 
     name = "ray"
