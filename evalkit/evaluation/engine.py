@@ -44,8 +44,8 @@ from evalkit.evaluation.results import (
 from evalkit.evaluation.row_scoring import (
     EvaluatorScorer,
     eval_row,
+    may_score_on_workers,
     score_all,
-    scores_on_workers,
 )
 from evalkit.evaluation.run_evaluators import log_evaluators
 from evalkit.evaluation.run_metrics import run_metrics
@@ -485,8 +485,8 @@ class _ChunkScorer:
 
 def _offer_worker_scoring(plan: EvaluationPlan, taken: dict[int, dict[str, Score]]) -> list[Evaluator]:
     """The evaluators the executor's workers score the rows they answer with, each row's scores
-    going to ``taken``: those that may (``scores_on_workers``), if the executor takes the offer."""
-    chosen = [e for e in plan.evaluators if scores_on_workers(e)]
+    going to ``taken``: those that may (``may_score_on_workers``), if the executor takes the offer."""
+    chosen = [e for e in plan.evaluators if may_score_on_workers(e)]
     if not chosen:
         return []
     dataset = plan.dataset

@@ -30,7 +30,7 @@ def eval_row(outcome: RowOutcome, input: str, contexts: list[str], target: str |
     )
 
 
-def scores_on_workers(evaluator: Evaluator) -> bool:
+def may_score_on_workers(evaluator: Evaluator) -> bool:
     """Whether an executor's workers may score with ``evaluator``: it asks no judge (the judge's
     client, limits and budget are the driver's) and is not a "post" evaluator (those see the
     judge's cost per row, known in the driver only)."""
@@ -63,7 +63,7 @@ async def score_all(chosen: list[Evaluator], rows: list[EvalRow], context: Scori
 
 
 class EvaluatorScorer(RowScorer):
-    """Scores a worker's answered rows with ``evaluators`` (each ``scores_on_workers``); the data
+    """Scores a worker's answered rows with ``evaluators`` (each ``may_score_on_workers``); the data
     it needs of a row besides its job (input, contexts) is the row's target. A row's scores are
     ``{evaluator name: Score}``."""
 
