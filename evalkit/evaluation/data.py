@@ -88,15 +88,23 @@ class EvalDataset:
         """The expected answer of each row (of rows ``start`` to ``stop``); all None without a targets column."""
         return self._column_values(self.target_column, start, stop)
 
+    def targets_of(self, rows: Sequence[int]) -> list[str | None]:
+        """The expected answer of each of ``rows`` (row indices), as ``targets`` gives them."""
+        return self._values_at(self.target_column, list(rows), len(rows))
+
     def predictions(self, start: int = 0, stop: int | None = None) -> list[str | None]:
         """The given prediction of each row (of rows ``start`` to ``stop``); all None without a predictions column."""
         return self._column_values(self.prediction_column, start, stop)
 
     def _column_values(self, column: str | None, start: int, stop: int | None) -> list[Any]:
         stop = self.num_rows if stop is None else min(stop, self.num_rows)
+        return self._values_at(column, slice(start, stop), max(0, stop - start))
+
+    def _values_at(self, column: str | None, at: slice | list[int], count: int) -> list[Any]:
+        """The column's values at ``at`` (``count`` of them); all None without the column."""
         if column is None:
-            return [None] * max(0, stop - start)
-        return self.frame[column].iloc[start:stop].tolist()
+            return [None] * count
+        return self.frame[column].iloc[at].tolist()
 
 
 def load_dataset(

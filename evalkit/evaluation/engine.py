@@ -41,11 +41,16 @@ from evalkit.evaluation.results import (
     ResultsWriter,
     StoredTables,
 )
+from evalkit.evaluation.row_scoring import (
+    EvaluatorScorer,
+    eval_row,
+    may_score_on_workers,
+    score_all,
+)
 from evalkit.evaluation.run_evaluators import log_evaluators
 from evalkit.evaluation.run_metrics import run_metrics
 from evalkit.evaluation.score_columns import ScoreColumns
 from evalkit.evaluation.scoring import (
-    STAGES,
     EvalRow,
     Evaluator,
     EvaluatorInfo,
@@ -55,6 +60,7 @@ from evalkit.evaluation.scoring import (
 )
 from evalkit.heap import existing_objects_frozen
 from evalkit.inference.cache import CacheMode, ResponseCache
+from evalkit.inference.executors.scoring import WorkerScoring
 from evalkit.inference.params_check import public_params
 from evalkit.inference.pricing import PriceTable
 from evalkit.inference.runner.caller import ModelCaller, RetryPolicy
@@ -123,7 +129,9 @@ def evaluate(*args: Any, **kwargs: Any) -> EvaluationResult:
     ``executor="ray"`` answers the rows on a Ray cluster (``pip install 'evalkit[ray]'``);
     ``executor_options`` name its ``address``, ``num_workers``, ``batch_size`` and ``concurrency``
     per worker (see ``evalkit.inference.executors.ray.executor.RayExecutor``). The driver keeps the
-    cache, the journal, the budget and the scoring, so the run is logged as a local one.
+    cache, the journal, the budget and the scoring, so the run is logged as a local one;
+    ``score_on_workers=True`` lets the workers score the rows they answer with the evaluators that
+    need no judge, for evaluations whose scoring is the heavy part.
 
     Every option is a field of :class:`~evalkit.evaluation.config.EvalConfig`, which documents
     it. Inputs are checked before any request (:func:`~evalkit.evaluation.plan.plan`, then
@@ -174,6 +182,9 @@ def _run_plan(plan: EvaluationPlan) -> EvaluationResult:
             client.set_tag(run_id, run_tags.RESUMED_AT, str(now_ms()))
         client.log_batch(run_id, params=[Param(k, v) for k, v in run_params.items()])
         log_evaluators(client, run_id, infos)
+        # Rows the executor's workers scored (score_on_workers), by row index, until their chunk is written.
+        worker_scores: dict[int, dict[str, Score]] = {}
+        on_workers = _offer_worker_scoring(plan, worker_scores) if chat_model is not None else []
         previous = journal.read() if config.resume else {}
         runner = None
         if chat_model is not None:
@@ -193,8 +204,10 @@ def _run_plan(plan: EvaluationPlan) -> EvaluationResult:
                 runner.spent_elsewhere = lambda: judge_client.caller.spent
         context = ScoringContext(judge_client, concurrency,
                                  judge_client.cost_by_row if judge_client is not None else {})
-        done = run_sync(_execute(dataset, runner, plan.template, previous, journal, config.progress, chosen,
-                                 context, chat_model, judge_model, writer))
+        scoring = _ChunkScorer(dataset, chosen, context, writer, keep_outcomes=runner is not None,
+                               on_workers=on_workers, worker_scores=worker_scores)
+        done = run_sync(_execute(dataset, runner, plan.template, previous, journal, config.progress, scoring,
+                                 chat_model, judge_model))
         outcomes = done.outcomes
         if runner is not None and runner.snapshot:
             client.log_batch(run_id, params=[Param("model_snapshot", runner.snapshot)])
@@ -338,8 +351,7 @@ CANARY_ROWS = 3  # answered rows the judge is tried on before the model answers 
 
 async def _execute(dataset: EvalDataset, runner: Runner | None, template: PromptTemplate,
                    previous: dict[int, RowOutcome], location: JournalLocation, progress: bool | None,
-                   chosen: list[Evaluator], context: ScoringContext, chat_model: Any, judge_model: Any,
-                   writer: ResultsWriter) -> _Executed:
+                   scoring: _ChunkScorer, chat_model: Any, judge_model: Any) -> _Executed:
     """Answer, score and write the rows a chunk at a time (``CHUNK_ROWS``), in one event loop
     (the clients belong to it): what a chunk needs lives while it is worked on; what the run's
     metrics need of every row is kept compactly.
@@ -347,8 +359,8 @@ async def _execute(dataset: EvalDataset, runner: Runner | None, template: Prompt
     With judged evaluators, the judge is tried on the first few answers before the model answers
     the rest: a judge that cannot work (refused key, unknown model, unreachable, no usable JSON)
     stops the run after a handful of paid model calls, not after all of them."""
+    chosen, context = scoring.chosen, scoring.context
     judged = [e for e in chosen if "judge" in evaluator_info(e).requires] if context.judge is not None else []
-    scoring = _ChunkScorer(dataset, chosen, context, writer, keep_outcomes=runner is not None)
     try:
         if runner is None:
             if judged:
@@ -359,7 +371,7 @@ async def _execute(dataset: EvalDataset, runner: Runner | None, template: Prompt
         else:
             await _answer_and_score(dataset, runner, template, previous, location, progress, judged, context,
                                     chat_model, scoring)
-        writer.drop = {f"{e.name}/raw" for e in chosen if e.name not in scoring.with_raw}
+        scoring.writer.drop = {f"{e.name}/raw" for e in chosen if e.name not in scoring.with_raw}
     finally:
         if judge_model is not None:
             await judge_model.aclose()
@@ -493,12 +505,18 @@ def _unanswered(dataset: EvalDataset, template: PromptTemplate, kept: dict[int, 
 class _ChunkScorer:
     """Scores chunks of answered rows, writes them to the results table, and keeps what the
     run's aggregates need: each evaluator's scores compactly, and the outcomes without their
-    answers (for the run-level metrics; none for given predictions)."""
+    answers (for the run-level metrics; none for given predictions).
+
+    The ``on_workers`` evaluators' scores of the rows the executor's workers scored are in
+    ``worker_scores`` (row index: evaluator name: score); the other rows are scored here."""
 
     def __init__(self, dataset: EvalDataset, chosen: list[Evaluator], context: ScoringContext,
-                 writer: ResultsWriter, keep_outcomes: bool) -> None:
+                 writer: ResultsWriter, keep_outcomes: bool, on_workers: list[Evaluator] | None = None,
+                 worker_scores: dict[int, dict[str, Score]] | None = None) -> None:
         self.dataset, self.chosen, self.context, self.writer = dataset, chosen, context, writer
         self.keep_outcomes = keep_outcomes
+        self.on_workers = on_workers or []
+        self.worker_scores = worker_scores if worker_scores is not None else {}
         self.canary = _Canary(set())
         self.scores = {e.name: ScoreColumns() for e in chosen}
         self.with_raw: set[str] = set()  # evaluators that kept a raw reply for some row
@@ -508,7 +526,8 @@ class _ChunkScorer:
         """Score and write ``chunk``, the outcomes of consecutive rows from ``start``."""
         rows = _eval_rows(self.dataset, chunk, start)
         unjudged = [e for e in self.chosen if e not in judged] if self.canary.failure else self.chosen
-        chunk_scores = await _score_all(unjudged, rows, self.context)
+        chunk_scores = await score_all([e for e in unjudged if e not in self.on_workers], rows, self.context)
+        chunk_scores.update(await self._scored_on_workers(rows))
         for evaluator in self.chosen:
             if evaluator not in unjudged:
                 chunk_scores[evaluator.name] = self.canary.keep(evaluator, rows)
@@ -523,6 +542,31 @@ class _ChunkScorer:
         self.writer.add(table)
         if self.keep_outcomes:
             self.outcomes += [dataclasses.replace(o, output=None) for o in chunk]
+
+    async def _scored_on_workers(self, rows: list[EvalRow]) -> dict[str, list[Score]]:
+        """The ``on_workers`` evaluators' scores of ``rows``: the workers' where they scored the
+        row, else scored here (rows never sent, or whose worker died before scoring them)."""
+        if not self.on_workers:
+            return {}
+        taken = [self.worker_scores.pop(row.index, None) for row in rows]
+        missing = [row for row, scores in zip(rows, taken, strict=True) if scores is None]
+        here = await score_all(self.on_workers, missing, self.context) if missing else {}
+        left = {name: iter(scores) for name, scores in here.items()}
+        return {e.name: [scores[e.name] if scores is not None else next(left[e.name]) for scores in taken]
+                for e in self.on_workers}
+
+
+def _offer_worker_scoring(plan: EvaluationPlan, taken: dict[int, dict[str, Score]]) -> list[Evaluator]:
+    """The evaluators the executor's workers score the rows they answer with, each row's scores
+    going to ``taken``: those that may (``may_score_on_workers``), if the executor takes the offer."""
+    chosen = [e for e in plan.evaluators if may_score_on_workers(e)]
+    if not chosen:
+        return []
+    dataset = plan.dataset
+    scoring = WorkerScoring(EvaluatorScorer(chosen, plan.config.concurrency),
+                            row_data=lambda jobs: dataset.targets_of([job.index for job in jobs]),
+                            take=taken.__setitem__)
+    return chosen if plan.executor.score_with(scoring) else []
 
 
 def _given(dataset: EvalDataset, start: int, stop: int) -> list[RowOutcome]:
@@ -673,44 +717,12 @@ def _eval_rows(dataset: EvalDataset, outcomes: list[RowOutcome], start: int) -> 
     """The rows evaluators see, for ``outcomes`` of consecutive rows from ``start``."""
     stop = start + len(outcomes)
     inputs, contexts, targets = dataset.inputs(start, stop), dataset.contexts(start, stop), dataset.targets(start, stop)
-    return [
-        EvalRow(
-            index=o.index, input=inputs[k], output=o.output if o.status is RowStatus.OK else None,
-            target=targets[k], contexts=contexts[k], status=o.status.value, latency_s=o.latency_s,
-            total_latency_s=o.total_latency_s, cached=o.cached, cost_usd=o.cost_usd, input_tokens=o.input_tokens,
-            output_tokens=o.output_tokens,
-        )
-        for k, o in enumerate(outcomes)
-    ]
+    return [eval_row(o, inputs[k], contexts[k], targets[k]) for k, o in enumerate(outcomes)]
 
 
 def _rows_of(dataset: EvalDataset, outcomes: list[RowOutcome]) -> list[EvalRow]:
     """The rows evaluators see, for outcomes of any rows."""
     return [row for o in outcomes for row in _eval_rows(dataset, [o], o.index)]
-
-
-async def _score_all(chosen: list[Evaluator], rows: list[EvalRow], context: ScoringContext) -> dict[str, list[Score]]:
-    """Score with every evaluator; "post" evaluators (cost) go last, when the judge's cost is known.
-
-    An evaluator that fails as a whole (an unreachable embeddings endpoint, a bug) fails its
-    rows, each with the error, and the others still score: the answers are already paid for.
-    """
-    scores: dict[str, list[Score]] = {}
-    infos = {e.name: evaluator_info(e) for e in chosen}
-    for stage in STAGES:
-        batch = [e for e in chosen if infos[e.name].stage == stage]
-        results = await asyncio.gather(*(e.score(rows, context) for e in batch), return_exceptions=True)
-        for evaluator, result in zip(batch, results, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result
-                error = redact(f"evaluator {evaluator.name} failed: {type(result).__name__}: {result}")
-                result = [Score(None, error=error) for _ in rows]
-            elif len(result) != len(rows):
-                error = f"evaluator {evaluator.name} returned {len(result)} scores for {len(rows)} rows"
-                result = [Score(None, error=error) for _ in rows]
-            scores[evaluator.name] = result
-    return scores
 
 
 def _add_score_columns(table: pd.DataFrame, name: str, scores: list[Score]) -> None:

@@ -18,6 +18,7 @@ import evalkit as ek
 from evalkit.evaluation import engine, results
 from evalkit.evaluation.data import _digest, load_dataset
 from evalkit.evaluation.scoring import Score
+from evalkit.inference.executors import Executor
 
 ROWS = 11
 
@@ -141,6 +142,70 @@ def test_a_model_run_in_several_chunks_gives_the_same_table_and_metrics(monkeypa
     tokens = json.loads(text)["columns"].index("input_tokens")
     assert [row[tokens] for row in json.loads(text_chunked)["data"]] == [row[tokens] for row in json.loads(text)["data"]]
     assert '"input_tokens"' in text and isinstance(json.loads(text_chunked)["data"][0][tokens], float)
+
+
+SCORED: list[int] = []  # the rows "counted" scored
+
+
+@ek.evaluator(name="counted")
+def counted(row: ek.EvalRow) -> float:
+    SCORED.append(row.index)
+    return float(len(row.output or ""))
+
+
+class ScoresTheOddRows(Executor):
+    """Answers here, then scores the odd rows with the evaluation's scorer, as an executor's worker
+    would, and hands their scores back: the engine must score only the others."""
+
+    name = "odd-rows"
+
+    def __init__(self) -> None:
+        self.scoring = None
+        self.handed: list[int] = []
+
+    def score_with(self, scoring) -> bool:
+        self.scoring = scoring
+        return True
+
+    async def answer(self, runner, jobs, record) -> None:
+        answered = []
+        await runner.answer_here(jobs, lambda outcome: (record(outcome), answered.append(outcome)))
+        by_index = {job.index: job for job in jobs}
+        odd = [outcome for outcome in answered if outcome.index % 2]
+        sent = [by_index[outcome.index] for outcome in odd]
+        scores = await self.scoring.scorer.score(sent, odd, self.scoring.row_data(sent))
+        for outcome, row_scores in zip(odd, scores, strict=True):
+            self.scoring.take(outcome.index, row_scores)
+            self.handed.append(outcome.index)
+
+
+def test_rows_an_executor_scored_are_not_scored_again_and_the_run_is_the_same(monkeypatch):
+    def answer(question: str, contexts: list[str]) -> str:
+        if question.endswith((" 4?", " 5?")):
+            raise RuntimeError("the model is down for lamps 4 and 5")
+        return contexts[0] if contexts else "I do not know."
+
+    kwargs = dict(model=answer, data=data(), targets="ground_truth", cache="off", progress=False,
+                  extra_metrics=["counted"])
+    executor = ScoresTheOddRows()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = ek.evaluate(**kwargs)
+        monkeypatch.setattr(engine, "CHUNK_ROWS", 3)
+        SCORED.clear()
+        split = ek.evaluate(**kwargs, executor=executor)
+    # Each answered row scored once, by the executor or by the engine (failed rows do not reach the function).
+    assert sorted(SCORED) == [row for row in range(ROWS) if row not in (4, 5)]
+    assert sorted(executor.handed) == list(range(1, ROWS, 2))
+    # Only the evaluators that need no judge and see no judge cost go to an executor.
+    assert "latency" not in [e.name for e in executor.scoring.scorer.evaluators]
+    assert {"exact_match", "faithfulness", "toxicity", "counted"} <= {e.name for e in executor.scoring.scorer.evaluators}
+    timed = [c for c in whole.tables["eval_results_table"].columns if "latency" in c]
+    pd.testing.assert_frame_equal(split.tables["eval_results_table"].drop(columns=timed),
+                                  whole.tables["eval_results_table"].drop(columns=timed), check_exact=True)
+    untimed = {k: v for k, v in whole.metrics.items() if "latency" not in k}
+    _same_metrics({k: v for k, v in split.metrics.items() if "latency" not in k}, untimed)
+    assert ek.get_run(split.run_id).data.params["executor"] == "odd-rows"
 
 
 def test_resume_over_several_chunks_sends_only_the_rows_without_an_answer(monkeypatch):

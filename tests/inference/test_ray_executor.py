@@ -1,7 +1,7 @@
 """evaluate(executor="ray") on one local Ray cluster (tests/conftest.py: ray_cluster) against the fake
 OpenAI server on 127.0.0.1: every row answered once, by several workers; one rate limit for the
 cluster; a worker or the driver killed without losing rows or paying twice; the cache kept by the
-driver; the same run as a local evaluation."""
+driver; the same run as a local evaluation, also when the workers score the rows (score_on_workers)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ import pytest
 
 import evalkit as ek
 from evalkit.errors import InvalidArgument
+from evalkit.evaluation.scoring import EvalRow, Score
 from evalkit.inference.executors import get_executor
 from evalkit.inference.executors.ray.executor import RayExecutor
 from evalkit.inference.executors.ray.limiter import ClusterLimiter
 from evalkit.inference.tokens import count_message_tokens
+from evalkit.testing.fake_judge import judge_responder
 from evalkit.testing.fake_openai import (
     FakeConfig,
     FakeOpenAIServer,
@@ -388,3 +390,101 @@ def test_the_cli_and_suite_file_take_the_executor(tmp_path):
                      "  - name: m\n    uri: evalkit:/extractive\nexecutor: spark\n")
     result = CliRunner().invoke(main, ["run", str(suite)])
     assert "line 9, executor: unknown executor 'spark'" in f"{result.output}{result.exception}"
+
+
+# The retrieval-augmented defaults scored offline, but faithfulness, asked of the judge (on the driver).
+OFFLINE = {name: {"method": "offline"} for name in ("answer_correctness", "answer_relevancy", "context_precision",
+                                                     "context_recall")}
+
+
+def where_scored() -> object:
+    """An evaluator (pickled to the workers by value: a function made here) saying which process
+    scored each row, and which row it was given."""
+
+    @ek.evaluator(name="scored_in")
+    def scored_in(row: EvalRow) -> Score:
+        return Score(float(len(row.output or "")), justification=f"{os.getpid()} {row.index}")
+
+    return scored_in
+
+
+def scoring_processes(result: ek.EvaluationResult) -> list[int]:
+    """The process that scored each row with ``where_scored``, checking it was given that row."""
+    table = result.tables["eval_results_table"]
+    said = [text.split() for text in table["scored_in/justification"]]
+    assert [int(index) for _, index in said] == list(table["row"])
+    assert list(table["scored_in/score"]) == [float(len(output)) for output in table["outputs"]]
+    return [int(pid) for pid, _ in said]
+
+
+def test_workers_score_the_offline_evaluators_and_the_run_is_the_local_one(server):
+    server.responder = judge_responder
+    run = dict(model=uri(server), data=frame(24, tag="scored "), targets="ground_truth", cache="off", progress=False,
+               report=False, model_type="retrieval-augmented", judge=f"openai:/gpt-4o-mini?base_url={server.base_url}",
+               evaluator_config=OFFLINE, extra_metrics=[where_scored()])
+    local = ek.evaluate(**run)
+    executor = RayExecutor(batch_size=6, concurrency=4, score_on_workers=True, **WORKER)
+    remote = ek.evaluate(**run, executor=executor)
+
+    # Every row was scored by the worker that answered it, none by the driver.
+    assert scoring_processes(remote) == [executor.stats.answered_by[row] for row in range(24)]
+    assert executor.stats.scored_by == executor.stats.answered_by and os.getpid() not in executor.stats.scored_by.values()
+    assert set(scoring_processes(local)) == {os.getpid()}
+    # Parity: the same table (but for the time calls took and who scored) and the same metrics.
+    names = [info.name for info in remote.evaluators]
+    assert names[:8] == ["exact_match", "token_f1", "answer_correctness", "faithfulness", "answer_relevancy",
+                         "context_precision", "context_recall", "toxicity"]
+    assert remote.evaluators[3].version == "judge-v1" and remote.metrics["judge/calls"] > 0
+    differ = [*timed(remote), "scored_in/justification"]
+    pd.testing.assert_frame_equal(remote.tables["eval_results_table"].drop(columns=differ),
+                                  local.tables["eval_results_table"].drop(columns=differ), check_exact=True)
+    timing = ("latency/", "latency_total/", "time/", "throughput/")
+    same = {k: v for k, v in remote.metrics.items() if not k.startswith(timing)}
+    assert same == {k: v for k, v in local.metrics.items() if not k.startswith(timing)}
+    assert same["faithfulness/judge-v1/rows_scored"] == 24 and same["context_recall/offline-v1/rows_scored"] == 24
+    assert ek.get_run(remote.run_id).data.params["executor_score_on_workers"] == "true"
+
+
+def test_rows_never_sent_to_a_worker_are_scored_by_the_driver(server):
+    data = frame(16, tag="mixed ")
+    run = dict(model=uri(server), targets="ground_truth", progress=False, report=False,
+               evaluators=["exact_match", "token_f1", "latency", "cost"], extra_metrics=[where_scored()])
+    ek.evaluate(data=data.iloc[::2].reset_index(drop=True), **run)  # the even rows' answers go to the cache
+    executor = RayExecutor(batch_size=4, concurrency=4, score_on_workers=True, **WORKER)
+    result = ek.evaluate(data=data, executor=executor, **run)
+
+    table = result.tables["eval_results_table"]
+    scored_in = scoring_processes(result)
+    assert list(table["cached"]) == [row % 2 == 0 for row in range(16)]
+    assert sorted(executor.stats.scored_by) == list(range(1, 16, 2))
+    assert all(pid == (os.getpid() if row % 2 == 0 else executor.stats.answered_by[row])
+               for row, pid in enumerate(scored_in))
+    # Each row got its own scores, whoever scored it.
+    assert list(table["exact_match/score"]) == [1.0 if output == target else 0.0
+                                                for output, target in zip(table["outputs"], table["targets"])]
+    assert result.metrics["token_f1/v1/rows_scored"] == 16
+
+
+def test_score_on_workers_is_refused_when_not_a_flag_or_when_the_evaluators_cannot_be_sent(server):
+    import threading as threads
+
+    class Locked:  # an evaluator holding what cannot be pickled
+        name, version = "locked", "v1"
+        lock = threads.Lock()
+
+        async def score(self, rows, context):
+            return [Score(1.0) for _ in rows]
+
+        def aggregate(self, scores):
+            return {}
+
+    run = dict(model=uri(server), data=frame(4, tag="refused "), targets="ground_truth", progress=False, report=False,
+               evaluators=["exact_match"], executor="ray")
+    with pytest.raises(InvalidArgument, match=r"executor_options\['score_on_workers'\] must be true or false, got 'yes'"):
+        ek.evaluate(**run, executor_options={"score_on_workers": "yes", **WORKER})
+    locked = Locked()
+    locked.lock = threads.Lock()
+    with pytest.raises(InvalidArgument, match=r"score_on_workers'\]: the evaluators cannot be sent to the Ray workers"
+                                              r" \(TypeError: cannot pickle '_thread.lock'"):
+        ek.evaluate(**run, extra_metrics=[locked], executor_options={"score_on_workers": True, **WORKER})
+    assert server.stats.requests == 0

@@ -10,6 +10,7 @@ from evalkit import plugins
 from evalkit.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    from evalkit.inference.executors.scoring import WorkerScoring
     from evalkit.inference.runner.records import RowJob, RowOutcome
     from evalkit.inference.runner.runner import Runner
 
@@ -31,6 +32,12 @@ class Executor(ABC):
     def params(self) -> dict[str, str]:
         """What the run logs about the executor (never an address's credentials)."""
         return {"executor": self.name}
+
+    def score_with(self, scoring: WorkerScoring) -> bool:
+        """Whether the rows this executor answers in the evaluation about to start are scored where
+        they are answered, with ``scoring`` (see ``evalkit.inference.executors.scoring``). By default
+        they are not: the driver scores every row."""
+        return False
 
     def close(self) -> None:
         """Free what the executor holds (workers, actors) once the evaluation is over."""

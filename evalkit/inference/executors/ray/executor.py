@@ -11,6 +11,11 @@ Workers are started with the first batch of an evaluation and killed when it end
 executor keeps them (``keep_workers``): then the next evaluation on the same executor object
 reconfigures the running actors instead of paying for new processes.
 
+With ``score_on_workers``, each worker also scores the rows of its batch, once they are answered,
+with the evaluators that need no judge (``evalkit.inference.executors.scoring``): their scores come
+back after the batch's outcomes, so a worker that dies while scoring loses no answer (the driver
+scores those rows itself).
+
 A worker that dies loses only its rows in flight: they go back to the queue for the others, and a
 row whose batch died ``max_worker_failures`` times is recorded failed. When the driver dies, its
 actors die with it; the journal has every row it received, so a resume sends only the others.
@@ -29,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from evalkit import plugins
 from evalkit.errors import InvalidArgument, PermanentModelError
 from evalkit.inference.executors.base import Executor
+from evalkit.inference.executors.scoring import WorkerScoring
 from evalkit.inference.runner.records import RowJob, RowOutcome, RowStatus
 from evalkit.redaction import redact_url
 
@@ -45,9 +51,11 @@ class _Batch:
 @dataclass
 class RayStats:
     """What the executor did in its last evaluation, for tests and benchmarks: which worker process
-    answered each row and on which Ray node it runs, the batches sent, the workers started and lost."""
+    answered (and scored) each row and on which Ray node it runs, the batches sent, the workers
+    started and lost."""
 
     answered_by: dict[int, int] = field(default_factory=dict)  # row index: worker process id
+    scored_by: dict[int, int] = field(default_factory=dict)  # row index: worker process id (score_on_workers)
     nodes: dict[int, str] = field(default_factory=dict)  # worker process id: Ray node id
     workers_started: int = 0
     batches: int = 0
@@ -70,6 +78,12 @@ class RayExecutor(Executor):
     their CPUs on the cluster until ``shutdown()`` (or the end of a ``with`` block, or of this
     process). Given by name (``executor="ray"``), an executor lives for one evaluation, so this
     only helps with an executor object.
+    ``score_on_workers``: each worker also scores the rows it answers with the evaluators that need
+    no judge (the offline ones: exact match, token F1, the offline embeddings and classifiers...),
+    instead of the driver scoring every row; for evaluations whose scoring costs more CPU than their
+    requests (long texts). Judged and "post" evaluators (latency, cost) are still scored by the
+    driver, and so are rows that were never sent (cached, journalled). The evaluators are pickled
+    to the workers, once per evaluation, with what they hold (e.g. toxicity's moderation key).
     """
 
     name = "ray"
@@ -77,7 +91,7 @@ class RayExecutor(Executor):
     def __init__(self, address: str | None = None, num_workers: int | None = None, batch_size: int = 32,
                  concurrency: int | None = None, cpus_per_worker: float = 1.0, limiter_block: int = 8,
                  max_worker_failures: int = 2, forward_env: list[str] | tuple[str, ...] = (),
-                 keep_workers: bool = False) -> None:
+                 keep_workers: bool = False, score_on_workers: bool = False) -> None:
         plugins.require_extra("ray", "ray", "executor='ray'")
         for option, value, low in (("num_workers", num_workers, 1), ("batch_size", batch_size, 1),
                                    ("concurrency", concurrency, 1), ("limiter_block", limiter_block, 1),
@@ -86,8 +100,9 @@ class RayExecutor(Executor):
                 raise InvalidArgument(f"executor_options[{option!r}] must be an integer of at least {low}, got {value!r}")
         if not isinstance(cpus_per_worker, (int, float)) or cpus_per_worker <= 0:
             raise InvalidArgument(f"executor_options['cpus_per_worker'] must be positive, got {cpus_per_worker!r}")
-        if not isinstance(keep_workers, bool):
-            raise InvalidArgument(f"executor_options['keep_workers'] must be true or false, got {keep_workers!r}")
+        for option, flag in (("keep_workers", keep_workers), ("score_on_workers", score_on_workers)):
+            if not isinstance(flag, bool):
+                raise InvalidArgument(f"executor_options[{option!r}] must be true or false, got {flag!r}")
         missing = [name for name in forward_env if name not in os.environ]
         if missing:
             raise InvalidArgument(f"executor_options['forward_env'] names variables that are not set: {', '.join(missing)}")
@@ -100,10 +115,12 @@ class RayExecutor(Executor):
         self.max_worker_failures = max_worker_failures
         self.forward_env = tuple(forward_env)
         self.keep_workers = keep_workers
+        self.score_on_workers = score_on_workers
         self.stats = RayStats()
         self._workers: list[Any] = []
         self._limiter: Any = None
         self._spec: Any = None  # the running evaluation's WorkerSpec
+        self._scoring: WorkerScoring | None = None  # the running evaluation's, with score_on_workers
         self._configured: set[int] = set()  # id() of the workers configured with it
 
     def params(self) -> dict[str, str]:
@@ -112,7 +129,23 @@ class RayExecutor(Executor):
             shown["executor_address"] = redact_url(self.address)
         if self._workers:
             shown["executor_workers"] = str(len(self._workers))
+        if self.score_on_workers:
+            shown["executor_score_on_workers"] = "true"
         return shown
+
+    def score_with(self, scoring: WorkerScoring) -> bool:
+        if not self.score_on_workers:
+            return False
+        from ray import cloudpickle
+
+        try:  # refused here, before any request, rather than by the first worker
+            cloudpickle.dumps(scoring.scorer)
+        except Exception as exc:
+            raise InvalidArgument("executor_options['score_on_workers']: the evaluators cannot be sent to the Ray "
+                                  f"workers ({type(exc).__name__}: {exc}); leave score_on_workers off to score "
+                                  "them in this process") from None
+        self._scoring = scoring
+        return True
 
     # ---- the pool ----------------------------------------------------------------------------
 
@@ -154,11 +187,12 @@ class RayExecutor(Executor):
             retry_budget=runner.caller.policy.retry_budget // len(self._workers) + 1
             if runner.caller.policy.retry_budget else 100,
             limiter_block=self.limiter_block,
+            scorer=self._scoring.scorer if self._scoring is not None else None,
         )
 
     def close(self) -> None:
         """End the evaluation: its limiter goes, and its workers too unless ``keep_workers``."""
-        self._spec = None
+        self._spec, self._scoring = None, None
         if self.keep_workers:
             self._kill([self._limiter])
             self._limiter = None
@@ -240,14 +274,19 @@ class RayExecutor(Executor):
                     if not sendable:
                         continue
                     self.stats.batches += 1
-                    stream = worker.answer.options(num_returns="streaming").remote(sendable, runner.answered_any)
+                    row_data = scoring.row_data(sendable) if scoring is not None else None
+                    stream = worker.answer.options(num_returns="streaming").remote(sendable, runner.answered_any,
+                                                                                  row_data)
                     async for ref in stream:
-                        pid, outcomes = await ref
+                        pid, outcomes, scores = await ref
                         for outcome in outcomes:
                             received.add(outcome.index)
                             runner.release(booked.pop(outcome.index, 0.0))
                             self.stats.answered_by[outcome.index] = pid
                             record(runner.absorb(jobs_by_index[outcome.index], outcome))
+                        for index, row_scores in scores.items():
+                            self.stats.scored_by[index] = pid
+                            scoring.take(index, row_scores)
                 except ray.exceptions.RayActorError as exc:
                     # The worker is gone: its unanswered rows go to the others (or fail, after
                     # max_worker_failures), and this driver loop ends with it.
@@ -275,6 +314,7 @@ class RayExecutor(Executor):
                         changed.notify_all()
 
         jobs_by_index = {job.index: job for job in jobs}
+        scoring = self._scoring
         await asyncio.gather(*(drive(worker) for worker in list(self._workers)))
         if refusal:
             raise PermanentModelError(str(refusal[0]))
