@@ -469,9 +469,12 @@ class _Arrivals:
 async def _score_arrivals(arrivals: _Arrivals, scoring: _ChunkScorer, judged: list[Evaluator],
                           answering: Coroutine[Any, Any, Any] | None) -> None:
     """Score ``arrivals`` a slice at a time while ``answering`` (the runner's run) goes on; a
-    failure on either side stops the other."""
+    failure on either side stops the other. When the executor's workers score rows too, their
+    scores come after their answers: the rows are scored once the run is over."""
     task = asyncio.ensure_future(answering) if answering is not None else None
     try:
+        if task is not None and scoring.on_workers:
+            await asyncio.wait({task})
         while task is not None and not task.done():
             waiter = asyncio.ensure_future(arrivals.ready.wait())
             await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
