@@ -36,6 +36,8 @@ from pathlib import Path
 import pandas as pd
 
 import evalkit as ek
+from evalkit.heap import existing_objects_frozen
+from evalkit.inference.sync import run_sync
 
 RUNNER_ONLY = {"evaluators": ["exact_match"], "report": False}
 
@@ -136,8 +138,10 @@ def end_to_end(base_url: str, rows: int, latency: float, repeats: int) -> None:
         bound = rows * latency / concurrency
         # What the same requests cost without evalkit: through evalkit's openai client alone, and
         # through a bare aiohttp session (no SDK): the shares of the bound this machine allows.
-        sdk_wall, sdk_cpu = asyncio.run(sdk_calls_only(base_url, concurrency, rows))
-        floor_wall, floor_cpu = asyncio.run(plain_aiohttp(base_url, concurrency, rows))
+        # With the collector treated as evaluate() treats it (the process's heap frozen).
+        with existing_objects_frozen():
+            sdk_wall, sdk_cpu = run_sync(sdk_calls_only(base_url, concurrency, rows))
+            floor_wall, floor_cpu = run_sync(plain_aiohttp(base_url, concurrency, rows))
         print(f"{concurrency:>11} {wall:>7.2f}s {bound:>7.2f}s {bound / wall:>8.0%} {cpu / rows * 1000:>7.2f} ms   "
               f"{bound / sdk_wall:>4.0%} {sdk_cpu / rows * 1000:>5.2f} ms   {bound / floor_wall:>4.0%} "
               f"{floor_cpu / rows * 1000:>5.2f} ms")

@@ -206,6 +206,8 @@ def test_a_429_seen_by_one_worker_pauses_every_worker_and_no_row_is_lost_or_paid
 
 
 def test_warm_workers_serve_a_second_evaluation_and_the_cost_budget_holds_across_them(server):
+    import ray
+
     with RayExecutor(batch_size=4, concurrency=4, keep_workers=True, **WORKER) as executor:
         ek.evaluate(model=uri(server), data=frame(16, tag="warm "), targets="ground_truth", cache="off",
                     progress=False, report=False, evaluators=EVALUATORS, executor=executor)
@@ -213,14 +215,22 @@ def test_warm_workers_serve_a_second_evaluation_and_the_cost_budget_holds_across
         # Both workers started; one may have answered all 16 rows before the other was up.
         assert executor.stats.workers_started == 2 and 1 <= len(first) <= 2 and len(executor.workers) == 2
 
+        # The limiter is kept too, and started afresh: a pause left from the first evaluation (a
+        # 429's Retry-After) does not hold up the second.
+        limiter = executor.limiter
+        ray.get(limiter.pause.remote(60.0))
+
         # The same workers, reconfigured (not restarted), answer the next evaluation, under a budget.
         server.reset_stats()
         budget = 0.01  # about 30 of the 80 rows, at max_tokens 20
+        started = time.monotonic()
         result = ek.evaluate(model=uri(server), data=frame(80, tag="budget "), targets="ground_truth", cache="off",
                              inference_params={"max_tokens": 20}, max_cost_usd=budget, progress=False,
                              report=False, evaluators=EVALUATORS, executor=executor)
         assert executor.stats.workers_started == 0 and set(executor.stats.answered_by.values()) >= first
-    assert executor.workers == []  # the with block shut them down
+        assert executor.limiter is limiter and time.monotonic() - started < 45
+        assert ray.get(limiter.paused_for.remote()) == 0.0
+    assert executor.workers == [] and executor.limiter is None  # the with block shut them down
     table, metrics = result.tables["eval_results_table"], result.metrics
     answered, skipped = (table["status"] == "ok").sum(), (table["status"] == "skipped").sum()
     assert 10 <= answered < 80 and answered + skipped == 80  # nothing lost: the rest recorded skipped

@@ -170,8 +170,11 @@ class RayExecutor(Executor):
         config = runner.config
         tag = uuid.uuid4().hex[:12]
         self.stats = RayStats()
-        self._limiter = ray.remote(ClusterLimiter).options(name=f"evalkit-limiter-{tag}", num_cpus=0).remote(
-            config.rpm, config.tpm)
+        if self._limiter is not None:  # kept with the workers: started afresh
+            ray.get(self._limiter.reset.remote(config.rpm, config.tpm))
+        else:
+            self._limiter = ray.remote(ClusterLimiter).options(name=f"evalkit-limiter-{tag}", num_cpus=0).remote(
+                config.rpm, config.tpm)
         actor = ray.remote(RowWorker)
         missing = max(0, count - len(self._workers))
         self._workers += [actor.options(name=f"evalkit-worker-{tag}-{i}", num_cpus=self.cpus_per_worker,
@@ -191,12 +194,9 @@ class RayExecutor(Executor):
         )
 
     def close(self) -> None:
-        """End the evaluation: its limiter goes, and its workers too unless ``keep_workers``."""
+        """End the evaluation: its workers and limiter go, unless ``keep_workers``."""
         self._spec, self._scoring = None, None
-        if self.keep_workers:
-            self._kill([self._limiter])
-            self._limiter = None
-        else:
+        if not self.keep_workers:
             self.shutdown()
 
     def shutdown(self) -> None:

@@ -37,6 +37,14 @@ class ClusterLimiter:
     """The actor (made remote by the executor). ``rpm``/``tpm`` are the evaluation's budgets."""
 
     def __init__(self, rpm: float | None, tpm: float | None) -> None:
+        self._start(rpm, tpm)
+
+    async def reset(self, rpm: float | None, tpm: float | None) -> None:
+        """Start afresh for a new evaluation (its budgets, no pause, no shrunk rate): the limiter
+        of kept workers is kept too, so no evaluation waits for a new actor to start."""
+        self._start(rpm, tpm)
+
+    def _start(self, rpm: float | None, tpm: float | None) -> None:
         self.configured_rpm = rpm
         self.rpm = rpm
         self.tpm = tpm
