@@ -16,21 +16,26 @@ def _unfrozen():
     gc.unfreeze()
 
 
+def _tracked(thing: object) -> bool:
+    """Whether ``thing`` is in one of the generations the collector walks (not the frozen one)."""
+    return any(o is thing for o in gc.get_objects())
+
+
 def test_objects_are_frozen_inside_the_block_and_given_back_after():
-    before = object()
-    assert gc.get_freeze_count() == 0
+    before = [1, 2]  # a container: the collector tracks it
+    assert gc.get_freeze_count() == 0 and _tracked(before)
     with existing_objects_frozen():
-        assert gc.get_freeze_count() > 0
-        assert not any(o is before for o in gc.get_objects())  # no longer tracked by any generation
-    assert gc.get_freeze_count() == 0
+        during = [3]
+        assert gc.get_freeze_count() > 0 and not _tracked(before) and _tracked(during)
+    assert gc.get_freeze_count() == 0 and _tracked(before)
 
 
 def test_a_block_inside_a_frozen_heap_leaves_it_to_whoever_froze_it():
+    before = [1, 2]
     gc.freeze()
-    frozen = gc.get_freeze_count()
     with existing_objects_frozen():
         pass
-    assert gc.get_freeze_count() == frozen  # not unfrozen by the inner block
+    assert gc.get_freeze_count() > 0 and not _tracked(before)  # not unfrozen by the inner block
 
 
 def test_the_heap_is_given_back_when_the_block_raises():
@@ -49,3 +54,23 @@ def test_evaluate_gives_the_heap_back(tmp_path):
     result = ek.evaluate(data=frame, targets="ground_truth", predictions="prediction", evaluators=["exact_match"],
                          report=False, progress=False)
     assert result.metrics["exact_match/v1/mean"] == 0.5 and gc.get_freeze_count() == 0
+
+
+def test_freeze_survivors_collects_the_garbage_then_freezes_what_lives():
+    import weakref
+
+    from evalkit.heap import freeze_survivors
+
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.me = cycle  # garbage only the collector can free
+    gone = weakref.ref(cycle)
+    del cycle
+    kept = [1, 2]
+    freeze_survivors()
+    assert gone() is None and not _tracked(kept)
+    again = [3]
+    freeze_survivors()  # the next evaluation: what the previous one froze is walked and frozen again
+    assert not _tracked(kept) and not _tracked(again)
