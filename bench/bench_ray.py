@@ -68,37 +68,41 @@ def long_texts(rows: int, tag: str) -> pd.DataFrame:
 
 
 def timed(url: str, data: pd.DataFrame, concurrency: int, executor: str | RayExecutor, options: dict[str, Any],
-          ) -> float:
+          ) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds) of one evaluate()."""
     reset(url)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. a default evaluator whose extra is missing: listed below instead
         result = ek.evaluate(model=f"openai:/gpt-4o?base_url={url}", data=data, targets="ground_truth",
                              concurrency=concurrency, executor=executor, **options)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     rows = len(data)
     answered = int((result.tables["eval_results_table"]["status"] == "ok").sum())
     sent = len(server_stats(url)["messages_counts"])
     assert answered == rows and sent == rows, (answered, sent)
-    return elapsed
+    return elapsed, cpu
 
 
 def compare(url: str, rows: int, concurrency: int, batch_size: int, cpus: int, make: Any, options: dict[str, Any],
             warmup_rows: Any, **ray_options: Any) -> None:
     """Print the local executor's rows/s and Ray's with 1, 2 and 3 workers on ``make(rows, tag)``."""
-    warmup = timed(url, make(warmup_rows(1), "local-start"), concurrency, "local", options)
-    local = rows / timed(url, make(rows, "local"), concurrency, "local", options)
-    print(f"  local executor:      {local:7.0f} rows/s (a {warmup_rows(1)}-row evaluation: {warmup:.1f} s)")
+    warmup, _ = timed(url, make(warmup_rows(1), "local-start"), concurrency, "local", options)
+    wall, cpu = timed(url, make(rows, "local"), concurrency, "local", options)
+    local = rows / wall
+    print(f"  local executor:      {local:7.0f} rows/s, {cpu / rows * 1000:.2f} ms of CPU a row "
+          f"(a {warmup_rows(1)}-row evaluation: {warmup:.1f} s)")
     one = None
     for workers in (1, 2, 3):
         with RayExecutor(num_workers=workers, cpus_per_worker=cpus / workers, batch_size=batch_size,
                          keep_workers=True, **ray_options) as executor:
-            startup = timed(url, make(warmup_rows(workers), f"start{workers}"), concurrency, executor, options)
-            rate = rows / timed(url, make(rows, f"ray{workers}"), concurrency, executor, options)
+            startup, _ = timed(url, make(warmup_rows(workers), f"start{workers}"), concurrency, executor, options)
+            wall, cpu = timed(url, make(rows, f"ray{workers}"), concurrency, executor, options)
+        rate = rows / wall
         one = one or rate
         print(f"  ray, {workers} worker(s):   {rate:7.0f} rows/s = {rate / one:.2f}x one worker, "
-              f"{rate / local:.2f}x local (start-up: the first {warmup_rows(workers)}-row evaluation took "
-              f"{startup:.1f} s)")
+              f"{rate / local:.2f}x local, the driver's CPU {cpu / rows * 1000:.2f} ms a row (start-up: the first "
+              f"{warmup_rows(workers)}-row evaluation took {startup:.1f} s)")
 
 
 def main() -> None:
