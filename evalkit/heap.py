@@ -33,12 +33,3 @@ def existing_objects_frozen() -> Iterator[None]:
     finally:
         gc.unfreeze()
 
-
-def freeze_survivors() -> None:
-    """Collect what is garbage now, and keep the collector off everything that is left until the
-    next call. For a process that exists to answer rows (a Ray worker), called each time it is
-    configured for an evaluation: what the previous evaluation held is unfrozen and collected first,
-    so a worker kept across evaluations keeps nothing of the earlier ones."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()

@@ -421,7 +421,8 @@ async def _answer_and_score(dataset: EvalDataset, runner: Runner, template: Prom
                                               error=f"not sent: {scoring.canary.failure}"))
                     await _score_arrivals(arrivals, scoring, judged, None)
                 else:
-                    await _score_arrivals(arrivals, scoring, judged, runner.run(jobs, total=pending) if jobs else None)
+                    await _score_arrivals(arrivals, scoring, judged, runner.run(jobs, total=pending) if jobs else None,
+                                          as_they_come=not (runner.executor.answers_elsewhere or scoring.on_workers))
                 del jobs
     except PermanentModelError as exc:
         raise ModelError(f"evaluation stopped before sending more requests: {exc}") from None
@@ -467,13 +468,14 @@ class _Arrivals:
 
 
 async def _score_arrivals(arrivals: _Arrivals, scoring: _ChunkScorer, judged: list[Evaluator],
-                          answering: Coroutine[Any, Any, Any] | None) -> None:
-    """Score ``arrivals`` a slice at a time while ``answering`` (the runner's run) goes on; a
-    failure on either side stops the other. When the executor's workers score rows too, their
-    scores come after their answers: the rows are scored once the run is over."""
+                          answering: Coroutine[Any, Any, Any] | None, as_they_come: bool = True) -> None:
+    """Score ``arrivals`` a slice at a time while ``answering`` (the runner's run) goes on, or
+    without ``as_they_come`` once it is over (answers made in other processes, which must be
+    journalled as soon as they come; scores made by the executor's workers, which follow their
+    answers). A failure on either side stops the other."""
     task = asyncio.ensure_future(answering) if answering is not None else None
     try:
-        if task is not None and scoring.on_workers:
+        if task is not None and not as_they_come:
             await asyncio.wait({task})
         while task is not None and not task.done():
             waiter = asyncio.ensure_future(arrivals.ready.wait())

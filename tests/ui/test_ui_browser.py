@@ -134,7 +134,15 @@ def test_column_chooser_is_remembered_in_the_url(ui: Any, ui_server: Any) -> Non
     # The chosen columns stay listed; the search narrowed the others to the one key containing "tea".
     offered = ui.locator("#column-list fieldset input").evaluate_all("boxes => boxes.map(b => b.value)")
     assert offered == ["tags.team"]
-    ui.check("#column-list input[value='tags.team']")
+    # The debounced search (250 ms after typing) can still answer after the list above, late on a
+    # loaded machine, and replace it with an unchecked box: check until the box that stays is checked.
+    box = ui.locator("#column-list input[value='tags.team']")
+    for _ in range(5):
+        box.check()
+        ui.wait_for_timeout(400)  # past the debounce
+        ui.wait_for_function("() => !document.querySelector('.htmx-request')")
+        if box.is_checked():
+            break
     ui.click("#chooser button[type=submit]")
     ui.wait_for_url("**col=tags.team*")
     assert ui.locator("#runs-table thead", has_text="tag · team").count() == 1

@@ -24,6 +24,10 @@ class Executor(ABC):
     """
 
     name: str = ""
+    # Whether answers are made in other processes, which go on answering whatever this one does:
+    # then the evaluation journals them as they come and scores only once they are all in, so that
+    # no paid answer waits unjournalled behind scoring (a killed driver would pay for it again).
+    answers_elsewhere: bool = False
 
     @abstractmethod
     async def answer(self, runner: Runner, jobs: list[RowJob], record: Callable[[RowOutcome], None]) -> None:

@@ -87,6 +87,7 @@ class RayExecutor(Executor):
     """
 
     name = "ray"
+    answers_elsewhere = True
 
     def __init__(self, address: str | None = None, num_workers: int | None = None, batch_size: int = 32,
                  concurrency: int | None = None, cpus_per_worker: float = 1.0, limiter_block: int = 8,

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from evalkit.heap import freeze_survivors
 from evalkit.inference.executors.ray.limiter import ClusterRateLimits
 from evalkit.inference.executors.scoring import RowScorer
 from evalkit.inference.pricing import PriceTable
@@ -79,7 +78,6 @@ class RowWorker:
         self.runner.on_outcome = self._route
         self.scorer = spec.scorer  # unpickled once per evaluation, with its evaluators
         self._queues.clear()
-        freeze_survivors()  # full collections would walk Ray's and evalkit's objects too (evalkit/heap.py)
         return os.getpid(), self.node
 
     def pid(self) -> int:
