@@ -70,13 +70,14 @@ class ResultsWriter:
         with pq.ParquetWriter(out / RESULTS_PARQUET, schema) as parquet, \
                 (out / RESULTS_JSON).open("w", encoding="utf-8") as text:
             text.write('{"columns":' + json.dumps(columns, ensure_ascii=False, separators=(",", ":")) + ',"data":[')
-            first, group = True, []
+            first, group, grouped = True, [], 0
             for path in self._chunks:
                 table = pq.read_table(path, columns=columns).cast(schema)
                 group.append(table)
-                if sum(t.num_rows for t in group) >= ROW_GROUP_ROWS:
+                grouped += table.num_rows
+                if grouped >= ROW_GROUP_ROWS:
                     parquet.write_table(pa.concat_tables(group))
-                    group = []
+                    group, grouped = [], 0
                 rows = _json_rows(table.to_pandas())
                 if rows:
                     text.write(rows if first else "," + rows)
