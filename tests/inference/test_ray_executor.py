@@ -309,7 +309,10 @@ def test_a_killed_driver_resumes_paying_only_for_rows_in_flight(server, ray_clus
                          executor_options=WORKER)
     counts = chat_counts(server)
     assert len(counts) == rows and max(counts) <= 2
-    assert sum(n == 2 for n in counts) <= 2 * 4  # only rows in flight at the kill: 2 workers x 4
+    # Asked twice: only rows of the batches the workers held at the kill (2 workers x batch_size 8).
+    # Not just the 2 x 4 in flight: Ray stops a dead driver's actors within moments, not at once,
+    # and meanwhile a worker goes on through its batch, whose answers no one journals.
+    assert sum(n == 2 for n in counts) <= 2 * 8
     table = result.tables["eval_results_table"]
     assert len(table) == rows and set(table["status"]) == {"ok"}
     assert ek.get_run(result.run_id).info.status is ek.RunStatus.FINISHED

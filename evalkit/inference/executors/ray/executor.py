@@ -17,8 +17,10 @@ back after the batch's outcomes, so a worker that dies while scoring loses no an
 scores those rows itself).
 
 A worker that dies loses only its rows in flight: they go back to the queue for the others, and a
-row whose batch died ``max_worker_failures`` times is recorded failed. When the driver dies, its
-actors die with it; the journal has every row it received, so a resume sends only the others.
+row whose batch died ``max_worker_failures`` times is recorded failed. When the driver dies, Ray
+stops its actors within moments; the journal has every row it received, so a resume sends only the
+others. What a worker answers between the driver's death and its own is paid and lost, which is
+bounded by the batch it held: a resume asks again at most ``num_workers`` x ``batch_size`` rows.
 """
 
 from __future__ import annotations
