@@ -13,6 +13,7 @@ the session (tests/ui_fixtures.py).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -134,15 +135,7 @@ def test_column_chooser_is_remembered_in_the_url(ui: Any, ui_server: Any) -> Non
     # The chosen columns stay listed; the search narrowed the others to the one key containing "tea".
     offered = ui.locator("#column-list fieldset input").evaluate_all("boxes => boxes.map(b => b.value)")
     assert offered == ["tags.team"]
-    # The debounced search (250 ms after typing) can still answer after the list above, late on a
-    # loaded machine, and replace it with an unchecked box: check until the box that stays is checked.
-    box = ui.locator("#column-list input[value='tags.team']")
-    for _ in range(5):
-        box.check()
-        ui.wait_for_timeout(400)  # past the debounce
-        ui.wait_for_function("() => !document.querySelector('.htmx-request')")
-        if box.is_checked():
-            break
+    ui.locator("#column-list input[value='tags.team']").check()
     ui.click("#chooser button[type=submit]")
     ui.wait_for_url("**col=tags.team*")
     assert ui.locator("#runs-table thead", has_text="tag · team").count() == 1
@@ -151,6 +144,33 @@ def test_column_chooser_is_remembered_in_the_url(ui: Any, ui_server: Any) -> Non
     teams = ui.locator("#runs-table tbody tr td:last-child").all_inner_texts()
     runs = {r.info.run_id: r for r in ui_server.store.search_runs([sweep], max_results=100)[0]}
     assert teams == [runs[i].data.tags["team"] for i in shown_runs(ui)] and set(teams) == {"rag", "search"}
+
+
+def test_boxes_changed_while_a_key_search_is_on_its_way_keep_the_users_choice(ui: Any, ui_server: Any) -> None:
+    sweep = ui_server.seeded.experiments["sweep"]
+    go(ui, f"/experiments/{sweep}")
+    ui.click("#chooser summary")
+    ui.wait_for_function("() => document.querySelector(\"#column-list fieldset input[value='tags.team']\")")
+    ui.wait_for_load_state("networkidle")
+    chosen = ui.locator("#column-list > label input:checked").evaluate_all("boxes => boxes.map(b => b.value)")
+    assert "params.lr" in chosen and "tags.team" not in chosen
+    held: list[Any] = []
+    ui.route("**/columns?*", lambda route: held.append(route))  # the search's answer waits until the boxes are changed
+    ui.fill("#chooser input[type=search]", "tea")
+    ui.wait_for_function("() => document.querySelector('#chooser input[type=search].htmx-request')")
+    assert len(held) == 1
+    ui.locator("#column-list input[value='tags.team']").check()
+    ui.locator("#column-list input[value='params.lr']").uncheck()
+    held[0].continue_()
+    ui.wait_for_function("() => !document.querySelector('.htmx-request')")
+    ui.unroute("**/columns?*")
+    # The request carried params.lr checked and tags.team unchecked; the list shows what the user chose since.
+    listed = ui.locator("#column-list input").evaluate_all("boxes => boxes.map(b => [b.value, b.checked])")
+    assert sorted(listed) == sorted([[value, value != "params.lr"] for value in chosen] + [["tags.team", True]])
+    ui.click("#chooser button[type=submit]")
+    ui.wait_for_url("**col=tags.team*")
+    assert set(parse_qs(urlsplit(ui.url).query)["col"]) == {*chosen, "tags.team"} - {"params.lr"}
+    assert ui.errors == []
 
 
 def test_compare_with_only_differences(ui: Any, ui_server: Any) -> None:

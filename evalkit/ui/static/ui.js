@@ -132,6 +132,30 @@
   document.addEventListener("change", function (event) {
     if (event.target.matches && event.target.matches('input[name="run"]')) updateCompareButton();
   });
+  // A key search's answer replaces the column chooser's list, and its request carried the boxes checked
+  // when it left: boxes checked or unchecked since then keep the user's choice (a box checked since is
+  // listed first, as the server lists the chosen ones).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var list = event.detail.target;
+    if (!list || list.id !== "column-list") return;
+    list.boxesBefore = Array.prototype.slice.call(list.querySelectorAll('input[name="col"]'));
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var list = event.detail.target;
+    if (!list || list.id !== "column-list" || !list.boxesBefore) return;
+    var before = list.boxesBefore, first = list.firstChild, shown = {};
+    list.boxesBefore = null;
+    list.querySelectorAll('input[name="col"]').forEach(function (box) { shown[box.value] = box; });
+    before.forEach(function (old) {
+      var box = shown[old.value];
+      if (!old.checked) {
+        if (box) box.checked = false;
+      } else if (!box || !box.checked) {
+        if (box) box.closest("label").remove();
+        list.insertBefore(old.closest("label"), first && first.parentNode === list ? first : list.firstChild);
+      }
+    });
+  });
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   document.addEventListener("htmx:load", function (event) { init(event.target); });
 })();
