@@ -7,6 +7,8 @@
 - ``evalkit.model_providers``: a ChatModel factory per model URI scheme;
 - ``evalkit.executors``: where evaluate() answers rows (``local``, ``ray``), an Executor factory per name.
 - ``evalkit.model_flavors``: a model bundle flavor per name (``llm = "evalkit.models.flavors.llm:LLMFlavor"``).
+- ``evalkit.tracking_stores``: a TrackingStore class per tracking URI scheme (``evalkit.tracking.schemes``);
+- ``evalkit.artifact_repositories``: an ArtifactRepository class per artifact URI scheme.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ REPORTS = "evalkit.reports"
 MODEL_PROVIDERS = "evalkit.model_providers"
 EXECUTORS = "evalkit.executors"
 MODEL_FLAVORS = "evalkit.model_flavors"
-GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODEL_PROVIDERS, EXECUTORS, MODEL_FLAVORS)
+TRACKING_STORES = "evalkit.tracking_stores"
+ARTIFACT_REPOSITORIES = "evalkit.artifact_repositories"
+GROUPS = (EVALUATORS, EVALUATOR_FAMILIES, REPORTS, MODEL_PROVIDERS, EXECUTORS, MODEL_FLAVORS, TRACKING_STORES,
+          ARTIFACT_REPOSITORIES)
 
 
 def require_extra(module: str, extra: str, what: str) -> None:

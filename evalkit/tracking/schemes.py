@@ -13,13 +13,14 @@ scheme is a file path, served by the ``sqlite`` store. evalkit's own stores are 
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 
+from evalkit import plugins
 from evalkit.errors import InvalidArgument, StoreUnavailable
 from evalkit.redaction import redact
 from evalkit.tracking.store import TrackingStore
 
-ENTRY_POINT_GROUP = "evalkit.tracking_stores"
+ENTRY_POINT_GROUP = plugins.TRACKING_STORES
 PATH_SCHEME = "sqlite"  # a tracking URI without "scheme://" is a file path: a SQLite store
 
 _classes: dict[str, type[TrackingStore]] = {}
@@ -32,7 +33,7 @@ def uri_scheme(uri: str) -> str:
 
 def registered_schemes() -> list[str]:
     """Every scheme a store is registered for, sorted."""
-    return sorted({entry.name.lower() for entry in entry_points(group=ENTRY_POINT_GROUP)})
+    return sorted({name.lower() for name in plugins.find_plugins(ENTRY_POINT_GROUP)})
 
 
 def store_class(uri: str) -> type[TrackingStore]:
@@ -61,7 +62,7 @@ def open_tracking_store(uri: str, create: bool = True) -> TrackingStore:
 
 
 def _entry_point(scheme: str, uri: str) -> EntryPoint:
-    found = {entry.name.lower(): entry for entry in entry_points(group=ENTRY_POINT_GROUP)}
+    found = {name.lower(): entry for name, entry in plugins.find_plugins(ENTRY_POINT_GROUP).items()}
     if scheme in found:
         return found[scheme]
     if PATH_SCHEME not in found:

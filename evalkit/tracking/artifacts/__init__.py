@@ -11,10 +11,9 @@ subclass whose constructor takes the artifact URI. Implementations are imported 
 from __future__ import annotations
 
 import importlib
-from functools import cache
-from importlib.metadata import entry_points
 from typing import Any
 
+from evalkit import plugins
 from evalkit.errors import InvalidArgument
 from evalkit.tracking.artifacts.base import (
     ArtifactRepository,
@@ -23,7 +22,7 @@ from evalkit.tracking.artifacts.base import (
 )
 from evalkit.tracking.artifacts.local import LocalArtifactRepository
 
-ENTRY_POINT_GROUP = "evalkit.artifact_repositories"
+ENTRY_POINT_GROUP = plugins.ARTIFACT_REPOSITORIES
 _BUILTIN = {  # in code rather than in entry points, so a stale install still finds them
     "file": "evalkit.tracking.artifacts.local:LocalArtifactRepository",
     "s3": "evalkit.tracking.artifacts.s3:S3ArtifactRepository",
@@ -56,9 +55,8 @@ def join_artifact_uri(root: str, *parts: str) -> str:
     return f"{base}{tail}" if base.endswith("/") else f"{base}/{tail}"
 
 
-@cache
 def _plugins() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return plugins.find_plugins(ENTRY_POINT_GROUP)
 
 
 def repository_class(scheme: str) -> type[ArtifactRepository]:

@@ -134,7 +134,7 @@
   });
   // A key search's answer replaces the column chooser's list, and its request carried the boxes checked
   // when it left: boxes checked or unchecked since then keep the user's choice (a box checked since is
-  // listed first, as the server lists the chosen ones).
+  // listed after the chosen ones, where the form then sends it and the table shows it: last).
   document.addEventListener("htmx:beforeSwap", function (event) {
     var list = event.detail.target;
     if (!list || list.id !== "column-list") return;
@@ -143,7 +143,7 @@
   document.addEventListener("htmx:afterSwap", function (event) {
     var list = event.detail.target;
     if (!list || list.id !== "column-list" || !list.boxesBefore) return;
-    var before = list.boxesBefore, first = list.firstChild, shown = {};
+    var before = list.boxesBefore, keys = list.querySelector("fieldset"), shown = {};
     list.boxesBefore = null;
     list.querySelectorAll('input[name="col"]').forEach(function (box) { shown[box.value] = box; });
     before.forEach(function (old) {
@@ -152,7 +152,7 @@
         if (box) box.checked = false;
       } else if (!box || !box.checked) {
         if (box) box.closest("label").remove();
-        list.insertBefore(old.closest("label"), first && first.parentNode === list ? first : list.firstChild);
+        list.insertBefore(old.closest("label"), keys);
       }
     });
   });
