@@ -258,6 +258,12 @@ def _row_record(view: RunView, position: int) -> dict[str, Any]:
     return _record(view, view.records[position])
 
 
+def row_records(view: RunView, positions: Sequence[int]) -> list[dict[str, Any]]:
+    """What the report shows of the rows at ``positions`` (ascending) of ``view``'s table, read
+    from its Parquet file a row group at a time when the view holds some columns only."""
+    return [_record(view, row) for row in view.records_at(positions)]
+
+
 def _record(view: RunView, row: dict[str, Any]) -> dict[str, Any]:
     """What the report shows of one row of ``view``'s table (every column of it)."""
     record: dict[str, Any] = {
@@ -308,10 +314,10 @@ def _build_report(client: TrackingClient, current: RunView, baseline: RunView | 
     total = len(current.table)
     if baseline is None and total > row_cap:
         # The rows the cap keeps, chosen from the score and status columns: only those are read whole.
-        records = [_record(current, row) for row in current.records_at(_kept_rows(current, row_cap))]
+        records = row_records(current, _kept_rows(current, row_cap))
         records.sort(key=lambda r: r["row"])
     else:
-        records = [_record(current, row) for row in current.records_at(range(total))]
+        records = row_records(current, range(total))
     names = [info.name for info in score_evaluators(current)]
     directions = {info.name: info.higher_is_better for info in current.evaluators}
     changes: dict[str, list[dict[str, Any]]] = {"regressed": [], "improved": []}
