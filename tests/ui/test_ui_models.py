@@ -249,7 +249,7 @@ def test_editor_edits_descriptions_and_tags_and_a_refusal_changes_nothing(editor
     shown = editor.get(model_url(name)).text
     assert f'id="model-description">line one\n{escape(XSS[1])}</dd>' in shown
     assert f'<span class="tag">team/a = {escape(XSS[2])}</span>' in shown
-    assert f'<input type="hidden" name="key" value="team/a">' in shown  # its delete button's form
+    assert '<input type="hidden" name="key" value="team/a">' in shown  # its delete button's form
     assert f'id="version-description">{escape(XSS[0])}</dd>' in editor.get(model_url(name, 2)).text
 
     for url, data, status, why in [
