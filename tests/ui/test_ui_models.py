@@ -301,7 +301,7 @@ def test_editor_deletes_a_version_only_after_typing_its_number(editor, seeded_st
     store.transition_model_version_stage(name, 2, "Production")
     store.set_registered_model_alias(name, "champion", 2)
     page = editor.get(model_url(name, 2)).text.split('id="version-delete"')[1]
-    assert "it is in Production now" in page and "its alias <span class=\"alias\">@champion</span>" in page
+    assert "it is in Production now" in page and "its alias <span class=\"alias\">@champion</span> is deleted" in page
     for confirm in ("", "1", "22", "two"):
         refused = editor.post(f"{model_url(name, 2)}/delete", data={"confirm": confirm})
         assert refused.status_code == 400 and "type the version number 2" in refusal(refused.text), confirm
