@@ -3,7 +3,8 @@ errors or requests leaving 127.0.0.1; filtering, paging, sorting, the column cho
 with "only differences", the results table's filters and row detail are clicked and checked
 against the store; XSS payloads in names, params, tags, outputs and artifact names run nothing.
 The model registry's pages: links, a stage moved through the form (refused, then with evidence),
-payloads in a model's name, description and tags shown as text, and a reader's view without forms.
+payloads in a model's name, description and tags shown as text, a description and tags edited and
+a version deleted through their forms, and a reader's view without forms.
 
 Headless Chromium through Playwright (tests/browser.py); skipped where Chromium is missing,
 failed instead in CI (EVALKIT_REQUIRE_BROWSER=1). One browser for the module, one server for
@@ -358,6 +359,62 @@ def test_stage_transition_through_the_form_lands_in_the_store_and_the_history(ui
     assert newest.get_attribute("data-kind") == "stage" and "Production" in newest.inner_text()
     newest.locator("a.evidence").click()
     ui.wait_for_url(f"**/runs/{evidence}")
+    assert ui.errors == []
+
+
+def submit(page: Any, button: str) -> None:
+    """Click a form's ``button`` and wait for the page it answers with to load (styles applied)."""
+    with page.expect_navigation():
+        page.click(button)
+
+
+def test_description_and_tags_edited_through_the_forms(ui: Any, ui_server: Any) -> None:
+    store = ui_server.store
+    name, _ = own_model(TrackingClient.for_store(store), ui_server.seeded.experiments["registry"], "browser-edit")
+    go(ui, f"/models/{name}")
+    ui.click("#description-edit summary")
+    ui.fill("#description-form textarea", f"Ships on Fridays\n{XSS[1]}")
+    submit(ui, "#description-form button[type=submit]")
+    assert ui.inner_text(".notice") == "Saved the description."
+    assert ui.inner_text("#model-description") == f"Ships on Fridays\n{XSS[1]}"  # its lines kept
+    assert store.get_registered_model(name).description == f"Ships on Fridays\n{XSS[1]}"
+    ui.fill("#tag-form input[name=key]", "owner")
+    ui.fill("#tag-form input[name=value]", XSS[0])
+    submit(ui, "#tag-form button[type=submit]")
+    assert ui.inner_text(".notice") == "Set the tag owner."
+    assert ui.inner_text("#model-tags .tag") == f"owner = {XSS[0]}"
+    assert store.get_registered_model(name).tags == {"owner": XSS[0]}
+    submit(ui, "#model-tags button[aria-label='delete the tag owner']")
+    assert ui.inner_text(".notice") == "Deleted the tag owner."
+    assert ui.inner_text("#model-tags") == "—" and store.get_registered_model(name).tags == {}
+
+    go(ui, f"/models/{name}/versions/2")
+    ui.fill("#tag-form input[name=key]", "judge")
+    ui.fill("#tag-form input[name=value]", "gpt-4o")
+    submit(ui, "#tag-form button[type=submit]")
+    assert ui.inner_text("#version-tags .tag") == "judge = gpt-4o"
+    assert store.get_model_version(name, 2).tags == {"judge": "gpt-4o"}
+    assert xss_ran(ui) == [] and ui.errors == []
+
+
+def test_a_version_is_deleted_through_its_confirmation(ui: Any, ui_server: Any) -> None:
+    store = ui_server.store
+    name, _ = own_model(TrackingClient.for_store(store), ui_server.seeded.experiments["registry"], "browser-delete")
+    store.set_registered_model_alias(name, "canary", 2)
+    go(ui, f"/models/{name}/versions/2")
+    confirm = ui.locator("#delete-version-form input[name=confirm]")
+    confirm.fill("1")  # the wrong number: the browser does not send the form
+    ui.click("#delete-version-form button[type=submit]")
+    assert confirm.evaluate("e => e.validity.patternMismatch") and ui.url.endswith(f"/models/{name}/versions/2")
+    assert store.get_model_version(name, 2).aliases == ["canary"]
+    confirm.fill("2")
+    submit(ui, "#delete-version-form button[type=submit]")
+    assert urlsplit(ui.url).path == f"/models/{name}"
+    assert ui.inner_text(".notice") == "Deleted version 2 (@canary went with it)."
+    assert ui.locator("#versions tbody tr[data-version]").evaluate_all("rows => rows.map(r => r.dataset.version)") == [
+        "1"]
+    assert ui.locator("#history-table tbody tr").first.get_attribute("data-kind") == "deleted"
+    assert [v.version for v in store.search_model_versions(f"name = '{name}'")] == [1]
     assert ui.errors == []
 
 

@@ -1,18 +1,24 @@
 """The model registry's pages without a browser: the models list (filter, inline errors, paging on
 the server), a model's and a version's page against the store, "Registered as" on the run page,
-escaping, and what editors and readers may do (refusals shown inline, nothing moved)."""
+escaping, and what editors and readers may do (refusals shown inline, nothing moved): stages,
+aliases, descriptions, tags, the evidence rule and deleting a version, each behind the CSRF token."""
 
 from __future__ import annotations
 
 import html as html_lib
 import re
+import uuid
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from markupsafe import escape
 from memory_store import MemoryStore
 
+from evalkit.errors import NotFound
+from evalkit.server.auth import TokenStore, install_auth
 from evalkit.tracking.client import TrackingClient
+from evalkit.ui import mount_ui
 from evalkit.ui.routes.models import model_url
 from evalkit.ui.routes.run import registered_from
 
@@ -192,8 +198,152 @@ def test_readers_see_no_forms_and_cannot_move_anything(seeded_store):
         assert refused.status_code == 403
         assert client.post(f"{model_url(seeded.model)}/aliases", data={"alias": "x", "version": "3"}).status_code == 403
         assert client.post(f"{model_url(seeded.model)}/aliases/canary/delete").status_code == 403
+        for url, data in edits(seeded.model, 3):
+            refused = client.post(url, data=data)
+            assert refused.status_code == 403 and "changes need editor or admin" in refused.text, url
     assert store.get_model_version(seeded.model, 3).current_stage == "None"
-    assert store.get_registered_model(seeded.model).aliases == {"canary": 3, "champion": 2}
+    model = store.get_registered_model(seeded.model)
+    assert model.aliases == {"canary": 3, "champion": 2} and model.evidence_required == ["Production", "@champion"]
+    assert model.description.startswith("The support bot") and "x" not in model.tags
+    version = store.get_model_version(seeded.model, 3)
+    assert "x" not in version.tags and version.description != "x"
+
+
+def edits(name: str, version: int) -> list[tuple[str, dict[str, str]]]:
+    """Every description, tag, evidence-rule and delete form's post, with a valid body."""
+    model, v = model_url(name), model_url(name, version)
+    return [(f"{model}/description", {"description": "x"}), (f"{v}/description", {"description": "x"}),
+            (f"{model}/tags", {"key": "x", "value": "1"}), (f"{model}/tags/delete", {"key": "team"}),
+            (f"{v}/tags", {"key": "x", "value": "1"}), (f"{v}/tags/delete", {"key": "top_k"}),
+            (f"{model}/evidence-rule", {"targets": "Staging"}), (f"{v}/delete", {"confirm": str(version)})]
+
+
+def refusal(page: str) -> str:
+    """The text of the refusal shown beside a form."""
+    return html_lib.unescape(page.split('role="alert">')[1].split("</pre>")[0])
+
+
+def test_editor_edits_descriptions_and_tags_and_a_refusal_changes_nothing(editor, seeded_store):
+    seeded, store = seeded_store
+    name, _ = own_model(TrackingClient.for_store(store), seeded.experiments["registry"], "edit")
+    page = editor.get(model_url(name)).text
+    for form in ('id="description-form"', 'id="tag-form"', 'id="evidence-rule-form"'):
+        assert form in page.split('id="model-edit"')[1], form
+    version_page = editor.get(model_url(name, 2)).text
+    for form in ('id="description-form"', 'id="tag-form"', 'id="delete-version-form"'):
+        assert form in version_page, form
+
+    done = editor.post(f"{model_url(name)}/description", data={"description": f"line one\r\n{XSS[1]}"})
+    assert done.status_code == 303 and done.headers["location"].startswith(model_url(name) + "?msg=")
+    assert store.get_registered_model(name).description == f"line one\n{XSS[1]}"
+    assert editor.post(f"{model_url(name, 2)}/description", data={"description": XSS[0]}
+                       ).headers["location"].startswith(model_url(name, 2) + "?msg=")
+    assert store.get_model_version(name, 2).description == XSS[0]
+    assert editor.post(f"{model_url(name)}/tags", data={"key": " team/a ", "value": XSS[2]}).status_code == 303
+    assert editor.post(f"{model_url(name, 2)}/tags", data={"key": "judge", "value": XSS[3]}).status_code == 303
+    assert store.get_registered_model(name).tags == {"team/a": XSS[2]}
+    assert store.get_model_version(name, 2).tags == {"judge": XSS[3]}
+    for url in (model_url(name), model_url(name, 2)):
+        shown = editor.get(url).text
+        assert not any(payload in shown for payload in XSS[:4]), url
+    shown = editor.get(model_url(name)).text
+    assert f'id="model-description">line one\n{escape(XSS[1])}</dd>' in shown
+    assert f'<span class="tag">team/a = {escape(XSS[2])}</span>' in shown
+    assert '<input type="hidden" name="key" value="team/a">' in shown  # its delete button's form
+    assert f'id="version-description">{escape(XSS[0])}</dd>' in editor.get(model_url(name, 2)).text
+
+    for url, data, status, why in [
+            (f"{model_url(name)}/tags", {"key": "", "value": "v"}, 400, "tag key must be a non-empty string"),
+            (f"{model_url(name, 2)}/tags", {"key": "judge", "value": "v" * 8001}, 400, "the limit is 8000"),
+            (f"{model_url(name)}/tags", {"key": "a=b", "value": "v"}, 400, "contains '='"),
+            (f"{model_url(name)}/description", {"description": "d" * 5001}, 400, "at most 5000 characters"),
+            (f"{model_url(name, 2)}/description", {"description": "d" * 5001}, 400, "at most 5000 characters"),
+            (f"{model_url(name)}/tags/delete", {"key": "nope"}, 404, "has no tag 'nope'"),
+            (f"{model_url(name, 2)}/tags/delete", {"key": "nope"}, 404, "has no tag 'nope'")]:
+        refused = editor.post(url, data=data)
+        assert refused.status_code == status and why in refusal(refused.text), (url, data)
+        assert 'class="notice"' not in refused.text
+    model, version = store.get_registered_model(name), store.get_model_version(name, 2)
+    assert (model.description, model.tags) == (f"line one\n{XSS[1]}", {"team/a": XSS[2]})
+    assert (version.description, version.tags) == (XSS[0], {"judge": XSS[3]})
+
+    assert editor.post(f"{model_url(name)}/tags/delete", data={"key": "team/a"}).status_code == 303
+    assert editor.post(f"{model_url(name, 2)}/tags/delete", data={"key": "judge"}).status_code == 303
+    assert store.get_registered_model(name).tags == {} and store.get_model_version(name, 2).tags == {}
+
+
+def test_editor_sets_and_clears_the_evidence_rule_and_the_history_records_who(editor, seeded_store):
+    seeded, store = seeded_store
+    name, _ = own_model(TrackingClient.for_store(store), seeded.experiments["registry"], "rule")
+    done = editor.post(f"{model_url(name)}/evidence-rule", data={"targets": "production,  @champion"})
+    assert done.status_code == 303
+    assert store.get_registered_model(name).evidence_required == ["Production", "@champion"]
+    page = editor.get(done.headers["location"]).text
+    assert "Evidence is now required for Production, @champion." in page
+    assert 'name="targets" size="30" autocomplete="off" value="Production, @champion"' in page
+    for targets, why in [("None", "evidence cannot be required to leave a stage"), ("Prod", "unknown stage 'Prod'"),
+                         ("@3", "looks like a version number")]:
+        refused = editor.post(f"{model_url(name)}/evidence-rule", data={"targets": targets})
+        assert refused.status_code == 400 and why in refusal(refused.text), targets
+        assert refused.text.index('id="evidence-rule-form"') < refused.text.index('role="alert"')
+    assert store.get_registered_model(name).evidence_required == ["Production", "@champion"]
+    cleared = editor.post(f"{model_url(name)}/evidence-rule", data={"targets": "Production", "clear": "true"})
+    assert "No+stage+or+alias+requires+evidence+now" in cleared.headers["location"]
+    assert store.get_registered_model(name).evidence_required == []
+    events = [(e.kind, e.from_value, e.to_value, e.user_id) for e in store.get_model_version_history(name)]
+    assert events == [("evidence_rule", None, "Production,@champion", "ed"),
+                      ("evidence_rule", "Production,@champion", None, "ed")]
+
+
+def test_editor_deletes_a_version_only_after_typing_its_number(editor, seeded_store):
+    seeded, store = seeded_store
+    name, _ = own_model(TrackingClient.for_store(store), seeded.experiments["registry"], "delete")
+    store.transition_model_version_stage(name, 2, "Production")
+    store.set_registered_model_alias(name, "champion", 2)
+    page = editor.get(model_url(name, 2)).text.split('id="version-delete"')[1]
+    assert "it is in Production now" in page and "its alias <span class=\"alias\">@champion</span> is deleted" in page
+    for confirm in ("", "1", "22", "two"):
+        refused = editor.post(f"{model_url(name, 2)}/delete", data={"confirm": confirm})
+        assert refused.status_code == 400 and "type the version number 2" in refusal(refused.text), confirm
+        assert refused.text.index('id="delete-version-form"') < refused.text.index('role="alert"')
+    assert store.get_model_version(name, 2).aliases == ["champion"]
+
+    done = editor.post(f"{model_url(name, 2)}/delete", data={"confirm": " 2 "})
+    assert done.status_code == 303 and done.headers["location"].startswith(model_url(name) + "?msg=")
+    with pytest.raises(NotFound):
+        store.get_model_version(name, 2)
+    page = editor.get(done.headers["location"]).text
+    assert "Deleted version 2 (it was in Production; @champion went with it)." in page
+    assert re.findall(r'<tr data-version="(\d+)"', page) == ["1"] and store.get_registered_model(name).aliases == {}
+    newest = store.get_model_version_history(name)[-2:]
+    assert [(e.kind, e.version, e.from_value, e.to_value, e.user_id) for e in newest] == [
+        ("alias", 2, "2", None, "ed"), ("deleted", 2, "Production", None, "ed")]
+    assert '<tr data-kind="deleted" data-version="2">' in page and "version deleted" in page
+    again = editor.post(f"{model_url(name, 2)}/delete", data={"confirm": "2"})
+    assert again.status_code == 404
+
+
+def test_the_forms_need_the_csrf_token_of_the_signed_in_session(seeded_store):
+    seeded, store = seeded_store
+    name, _ = own_model(TrackingClient.for_store(store), seeded.experiments["registry"], "csrf")
+    app = FastAPI()
+    app.state.store, app.state.default_artifact_root = store, seeded.artifact_root
+    install_auth(app, engine_or_store_uri=store.engine, enabled=True)
+    mount_ui(app)
+    _, token = TokenStore.open(store.engine).create(f"ui-forms-{uuid.uuid4().hex[:8]}", "editor")
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.post("/login", data={"token": token, "next": "/"}).status_code == 303
+        page = client.get(model_url(name, 2)).text
+        csrf = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page).group(1)
+        for url, data in edits(name, 2):
+            for sent in ({}, {"csrf_token": "0" * 64}):
+                refused = client.post(url, data={**data, **sent})
+                assert refused.status_code == 403 and "CSRF" in refused.text, url
+        model, version = store.get_registered_model(name), store.get_model_version(name, 2)
+        assert (model.description, model.tags, model.evidence_required) == ("", {}, [])
+        assert (version.description, version.tags) == ("", {})
+        done = client.post(f"{model_url(name, 2)}/tags", data={"key": "x", "value": "1", "csrf_token": csrf})
+        assert done.status_code == 303 and store.get_model_version(name, 2).tags == {"x": "1"}
 
 
 def test_a_versions_evidence_is_the_run_named_for_its_own_moves():

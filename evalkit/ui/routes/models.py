@@ -1,9 +1,11 @@
 """The model registry's pages: registered models (searched with the registry's filter grammar,
 paged on the server), a model's page (versions, aliases, evidence rule, history) and a version's
-page; editors move stages and aliases from them, with an evidence run where the model asks for one."""
+page; editors move stages and aliases from them, with an evidence run where the model asks for one,
+and edit descriptions, tags and the evidence rule, or delete a version (after typing its number)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
@@ -11,7 +13,9 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from evalkit.entities import ModelVersion, ModelVersionEvent, RegisteredModel, Stage
-from evalkit.errors import EvalkitError, FilterSyntaxError
+from evalkit.errors import EvalkitError, FilterSyntaxError, InvalidArgument
+from evalkit.tracking.registry import MAX_DESCRIPTION_LENGTH
+from evalkit.tracking.validation import MAX_KEY_LENGTH, MAX_TAG_VALUE_LENGTH
 from evalkit.ui.context import acting_user, quoted, render, require_editor, store
 from evalkit.ui.routes.errors import page
 
@@ -22,6 +26,8 @@ ORDERS = {"name": "name ASC", "updated": "last_updated_timestamp DESC", "created
 VERSIONS_SHOWN = 500  # newest versions listed on a model's page
 HISTORY_SHOWN = 200  # newest history events listed on a model's or version's page
 STAGES = [s.value for s in Stage]
+# The store's limits, for the forms' maxlength (the store still checks and refuses).
+LIMITS = {"description": MAX_DESCRIPTION_LENGTH, "key": MAX_KEY_LENGTH, "tag_value": MAX_TAG_VALUE_LENGTH}
 
 
 def model_url(name: str, version: int | None = None) -> str:
@@ -107,7 +113,7 @@ def latest_evidence(history: list[ModelVersionEvent]) -> dict[int, str]:
 def _page_values(request: Request, failure: EvalkitError | None, form: str | None) -> dict[str, object]:
     """What both pages show besides the model: the message of the change just made, or the refusal
     of the form ``form`` (the message is dropped then: nothing changed)."""
-    return {"stages": STAGES, "model_url": model_url, "failure": failure, "form": form,
+    return {"stages": STAGES, "limits": LIMITS, "model_url": model_url, "failure": failure, "form": form,
             "message": None if failure else request.query_params.get("msg")}
 
 
@@ -203,3 +209,112 @@ def delete_alias(request: Request, name: str, alias: str) -> Response:
     except EvalkitError as exc:
         return _refused(request, name, None, "alias", exc)
     return _done(name, None, f"Deleted the alias @{alias}.")
+
+
+def _text(value: str) -> str:
+    """A textarea's text with the browser's CRLF line ends made LF."""
+    return value.replace("\r\n", "\n")
+
+
+@router.post("/models/{name}/description")
+@page
+def update_model_description(request: Request, name: str, description: str = Form("")) -> Response:
+    require_editor(request)
+    try:
+        store(request).update_registered_model(name, description=_text(description), user=acting_user(request))
+    except EvalkitError as exc:
+        return _refused(request, name, None, "description", exc)
+    return _done(name, None, "Saved the description.")
+
+
+@router.post("/models/{name}/versions/{version}/description")
+@page
+def update_version_description(request: Request, name: str, version: str, description: str = Form("")) -> Response:
+    require_editor(request)
+    try:
+        store(request).update_model_version(name, version, _text(description))
+    except EvalkitError as exc:
+        return _refused(request, name, version, "description", exc)
+    return _done(name, version, f"Saved the description of version {version}.")
+
+
+@router.post("/models/{name}/tags")
+@page
+def set_model_tag(request: Request, name: str, key: str = Form(""), value: str = Form("")) -> Response:
+    require_editor(request)
+    try:
+        store(request).set_registered_model_tag(name, key.strip(), value)
+    except EvalkitError as exc:
+        return _refused(request, name, None, "tag", exc)
+    return _done(name, None, f"Set the tag {key.strip()}.")
+
+
+@router.post("/models/{name}/tags/delete")
+@page
+def delete_model_tag(request: Request, name: str, key: str = Form("")) -> Response:
+    require_editor(request)
+    try:
+        store(request).delete_registered_model_tag(name, key)
+    except EvalkitError as exc:
+        return _refused(request, name, None, "tag", exc)
+    return _done(name, None, f"Deleted the tag {key}.")
+
+
+@router.post("/models/{name}/versions/{version}/tags")
+@page
+def set_version_tag(request: Request, name: str, version: str, key: str = Form(""),
+                    value: str = Form("")) -> Response:
+    require_editor(request)
+    try:
+        store(request).set_model_version_tag(name, version, key.strip(), value)
+    except EvalkitError as exc:
+        return _refused(request, name, version, "tag", exc)
+    return _done(name, version, f"Set the tag {key.strip()} of version {version}.")
+
+
+@router.post("/models/{name}/versions/{version}/tags/delete")
+@page
+def delete_version_tag(request: Request, name: str, version: str, key: str = Form("")) -> Response:
+    require_editor(request)
+    try:
+        store(request).delete_model_version_tag(name, version, key)
+    except EvalkitError as exc:
+        return _refused(request, name, version, "tag", exc)
+    return _done(name, version, f"Deleted the tag {key} of version {version}.")
+
+
+@router.post("/models/{name}/evidence-rule")
+@page
+def set_evidence_rule(request: Request, name: str, targets: str = Form(""), clear: bool = Form(False)) -> Response:
+    """The stages and @aliases a version reaches only with evidence, written as the CLI and the
+    model page show them (``Production, @champion``); empty, or the clear button, requires none."""
+    require_editor(request)
+    rule = [] if clear else [t for t in re.split(r"[,\s]+", targets) if t]
+    try:
+        model = store(request).update_registered_model(name, evidence_required=rule, user=acting_user(request))
+    except EvalkitError as exc:
+        return _refused(request, name, None, "evidence-rule", exc)
+    if not model.evidence_required:
+        return _done(name, None, "No stage or alias requires evidence now.")
+    return _done(name, None, f"Evidence is now required for {', '.join(model.evidence_required)}.")
+
+
+@router.post("/models/{name}/versions/{version}/delete")
+@page
+def delete_version(request: Request, name: str, version: str, confirm: str = Form("")) -> Response:
+    """Delete a version once its number is typed again; the store deletes the aliases pointing at
+    it and records each in the history, whatever its stage."""
+    require_editor(request)
+    tracking = store(request)
+    try:
+        doomed = tracking.get_model_version(name, version)
+        if confirm.strip().removeprefix("v") != str(doomed.version):
+            raise InvalidArgument(f"type the version number {doomed.version} to confirm deleting version "
+                                  f"{doomed.version}; nothing was deleted")
+        tracking.delete_model_version(name, doomed.version, user=acting_user(request))
+    except EvalkitError as exc:
+        return _refused(request, name, version, "delete-version", exc)
+    notes = [f"it was in {doomed.current_stage}"] if doomed.current_stage != Stage.NONE.value else []
+    if doomed.aliases:
+        notes.append(f"{', '.join('@' + a for a in doomed.aliases)} went with it")
+    return _done(name, None, f"Deleted version {doomed.version}" + (f" ({'; '.join(notes)})" if notes else "") + ".")
