@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from evalkit import Run, TrackingClient
@@ -81,6 +82,15 @@ class RunView:
         if not pieces:
             return []
         return pa.concat_tables(pieces).to_pylist()
+
+    def column(self, name: str) -> pa.ChunkedArray | None:
+        """One column of every row (None when the table has none), read alone from ``source``
+        when the table in memory has some columns only."""
+        if name in self.table.columns:
+            return pa.chunked_array([pa.array(self.table[name], from_pandas=True)])
+        if self.source is None or name not in pq.read_schema(self.source).names:
+            return None
+        return pq.read_table(self.source, columns=[name]).column(name)
 
     def scores(self, name: str) -> np.ndarray:
         """The evaluator's per-row scores, NaN where a row has none (or a non-finite one)."""
@@ -254,10 +264,6 @@ def _cards(current: RunView, baseline: RunView | None, pairs: tuple[np.ndarray, 
     return cards
 
 
-def _row_record(view: RunView, position: int) -> dict[str, Any]:
-    return _record(view, view.records[position])
-
-
 def row_records(view: RunView, positions: Sequence[int]) -> list[dict[str, Any]]:
     """What the report shows of the rows at ``positions`` (ascending) of ``view``'s table, read
     from its Parquet file a row group at a time when the view holds some columns only."""
@@ -290,13 +296,14 @@ def score_evaluators(view: RunView) -> list[EvaluatorInfo]:
 
 
 def build_report(client: TrackingClient, run_id: str, baseline_run_id: str | None = None, row_cap: int = 2000) -> Report:
-    if baseline_run_id is not None:
-        return _build_report(client, load_run(client, run_id), load_run(client, baseline_run_id), row_cap)
     with tempfile.TemporaryDirectory(prefix="evalkit-report-") as folder:
-        return _build_report(client, load_run(client, run_id, Path(folder)), None, row_cap)
+        baseline = load_run(client, baseline_run_id, Path(folder)) if baseline_run_id is not None else None
+        return _build_report(client, load_run(client, run_id, Path(folder)), baseline, row_cap)
 
 
 def _build_report(client: TrackingClient, current: RunView, baseline: RunView | None, row_cap: int) -> Report:
+    """The report of ``current`` (against ``baseline``), from the views' score and status columns:
+    only the rows it embeds (at most ``row_cap``, and the most regressed and improved) are read whole."""
     digest_warning = pairs = None
     if baseline is not None:
         same_data = current.params.get("dataset_digest") == baseline.params.get("dataset_digest")
@@ -304,7 +311,7 @@ def _build_report(client: TrackingClient, current: RunView, baseline: RunView | 
             positions = np.arange(min(len(current.table), len(baseline.table)))
             pairs = (positions, positions)
         else:
-            pairs = align_rows([str(x) for x in current.table["inputs"]], [str(x) for x in baseline.table["inputs"]])
+            pairs = align_rows(_keys(current), _keys(baseline))
             digest_warning = (
                 f"The two runs used different data (dataset digest {current.params.get('dataset_digest')} vs "
                 f"{baseline.params.get('dataset_digest')}). Rows are paired by identical input: {len(pairs[0])} of "
@@ -312,37 +319,35 @@ def _build_report(client: TrackingClient, current: RunView, baseline: RunView | 
             )
 
     total = len(current.table)
-    if baseline is None and total > row_cap:
-        # The rows the cap keeps, chosen from the score and status columns: only those are read whole.
-        records = row_records(current, _kept_rows(current, row_cap))
-        records.sort(key=lambda r: r["row"])
-    else:
-        records = row_records(current, range(total))
-    names = [info.name for info in score_evaluators(current)]
-    directions = {info.name: info.higher_is_better for info in current.evaluators}
-    changes: dict[str, list[dict[str, Any]]] = {"regressed": [], "improved": []}
+    changed = np.zeros(total, dtype=bool)
+    regressed: list[int] = []
+    improved: list[int] = []
     if baseline is not None and pairs is not None:
-        for i, j in zip(*pairs, strict=True):
-            before = _row_record(baseline, int(j))
-            record = records[int(i)]
+        pair_changed, delta = _paired_changes(current, baseline, pairs)
+        changed[pairs[0]] = pair_changed
+        # Changed rows ranked by their change, ties in row order (as a stable sort of the rows).
+        ranked = [k for k in np.lexsort((pairs[0], delta)) if pair_changed[k]]
+        regressed = [k for k in ranked if delta[k] <= -MIN_CHANGE][:20]
+        improved = [k for k in reversed(ranked) if delta[k] >= MIN_CHANGE][:20]
+    kept = _kept_rows(current, row_cap, changed) if total > row_cap else list(range(total))
+    shown = sorted({*kept, *(int(pairs[0][k]) for k in [*regressed, *improved])}) if pairs is not None else kept
+    by_position = dict(zip(shown, row_records(current, shown), strict=True))
+    if baseline is not None and pairs is not None:
+        partner = {int(i): (k, int(j)) for k, (i, j) in enumerate(zip(*pairs, strict=True)) if int(i) in by_position}
+        before_rows = dict(zip(sorted({j for _, j in partner.values()}),
+                               row_records(baseline, sorted({j for _, j in partner.values()})), strict=True))
+        for i, (k, j) in partner.items():
+            record, before = by_position[i], before_rows[j]
             record["baseline"] = {"output": before["output"], "scores": before["scores"], "status": before["status"]}
-            score_changed = any(record["scores"].get(n) != before["scores"].get(n) for n in names)
-            record["changed"] = record["output"] != before["output"] or score_changed
+            record["changed"] = bool(pair_changed[k])
             if record["changed"]:
                 record["diff"] = diff_segments(before["output"] or "", record["output"] or "")
-            # The mean change over the scores both runs have, each signed so that up is better.
-            deltas = [(record["scores"][n] - before["scores"][n]) * (1 if directions[n] else -1) for n in names
-                      if record["scores"].get(n) is not None and before["scores"].get(n) is not None]
-            record["delta"] = sum(deltas) / len(deltas) if deltas else 0.0
-        ranked = sorted((r for r in records if r.get("changed")), key=lambda r: r["delta"])
-        changes["regressed"] = [r for r in ranked if r["delta"] <= -MIN_CHANGE][:20]
-        changes["improved"] = [r for r in reversed(ranked) if r["delta"] >= MIN_CHANGE][:20]
-
+            record["delta"] = float(delta[k])
+    records = [by_position[p] for p in kept]
+    changes = {"regressed": [by_position[int(pairs[0][k])] for k in regressed] if pairs is not None else [],
+               "improved": [by_position[int(pairs[0][k])] for k in improved] if pairs is not None else []}
     row_cap_note = None
     if total > row_cap:
-        if len(records) > row_cap:
-            keep = sorted(sorted(records, key=_priority)[:row_cap], key=lambda r: r["row"])
-            records = keep
         row_cap_note = (f"This report embeds {row_cap:,} of {total:,} rows: the failed, changed and lowest-scoring ones. "
                         f"The full table is the run's {RESULTS_PARQUET} artifact.")
     table_path = f"{current.run.info.artifact_uri}/{RESULTS_PARQUET}"
@@ -350,16 +355,42 @@ def _build_report(client: TrackingClient, current: RunView, baseline: RunView | 
                   changes, table_path, load_suite_view(client, current))
 
 
-def _priority(record: dict[str, Any]) -> tuple[int, float]:
-    """Which rows a capped report keeps first: failed ones, then changed ones, each lowest score first."""
-    failing = record["status"] != "ok" or "failed" in record["score_status"].values()
-    worst = min((v for v in record["scores"].values() if v is not None), default=1.0)
-    return (0 if failing else 1 if record.get("changed") else 2, worst)
+def _keys(view: RunView) -> list[str]:
+    """Each row's input as the text that pairs it with the other run's rows."""
+    inputs = view.column("inputs")
+    return [str(x) for x in (inputs.to_pylist() if inputs is not None else [None] * len(view.table))]
 
 
-def _kept_rows(view: RunView, row_cap: int) -> list[int]:
-    """The positions of the rows ``_priority`` keeps under the cap (no baseline: nothing changed),
-    worked out on whole columns; ascending."""
+def _paired_changes(current: RunView, baseline: RunView, pairs: tuple[np.ndarray, np.ndarray],
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """For each pair of rows: whether its output or a score changed, and the mean change of the
+    scores both runs have, each signed so that up is better (0 when none), from whole columns."""
+    now, before = pairs
+
+    def outputs(view: RunView, at: np.ndarray) -> pa.Array:
+        column = view.column("outputs")
+        if column is None:
+            return pa.nulls(len(at), pa.large_string())
+        return column.cast(pa.large_string()).take(pa.array(at, pa.int64())).combine_chunks()
+
+    a, b = outputs(current, now), outputs(baseline, before)
+    same = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.and_(pc.is_null(a), pc.is_null(b)))
+    changed = ~same.to_numpy(zero_copy_only=False)
+    total, count = np.zeros(len(now)), np.zeros(len(now), dtype=int)
+    directions = {info.name: info.higher_is_better for info in current.evaluators}
+    for name in (info.name for info in score_evaluators(current)):
+        x = current.scores(name)[now]
+        y = baseline.scores(name)[before] if f"{name}/score" in baseline.table.columns else np.full(len(now), np.nan)
+        changed |= ~((x == y) | (np.isnan(x) & np.isnan(y)))
+        both = ~np.isnan(x) & ~np.isnan(y)
+        total += np.where(both, (x - y) * (1 if directions[name] else -1), 0.0)
+        count += both
+    return changed, np.divide(total, count, out=np.zeros(len(now)), where=count > 0)
+
+
+def _kept_rows(view: RunView, row_cap: int, changed: np.ndarray | None = None) -> list[int]:
+    """The positions of the rows ``_priority`` keeps under the cap (failed rows first, then
+    ``changed`` ones, each lowest score first), worked out on whole columns; ascending."""
     table = view.table
     failing = (table["status"] != "ok").to_numpy() if "status" in table else np.zeros(len(table), dtype=bool)
     worst = np.full(len(table), np.inf)
@@ -370,4 +401,5 @@ def _kept_rows(view: RunView, row_cap: int) -> list[int]:
         worst = np.fmin(worst, view.scores(info.name))
     worst = np.where(np.isfinite(worst), worst, 1.0)
     # lexsort is stable, as sorted() is: ties keep row order
-    return sorted(np.lexsort((worst, np.where(failing, 0, 2)))[:row_cap].tolist())
+    rank = np.where(failing, 0, np.where(changed, 1, 2) if changed is not None else 2)
+    return sorted(np.lexsort((worst, rank))[:row_cap].tolist())

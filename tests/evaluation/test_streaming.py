@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from evalkit.reports.model import _priority, _row_record, build_report, load_run
+import pytest
+from evalkit.reports.model import (
+    RunView,
+    build_report,
+    diff_segments,
+    load_run,
+    row_records,
+    score_evaluators,
+)
 
 import evalkit as ek
 from evalkit.evaluation import engine, results
@@ -245,6 +253,14 @@ def test_the_dataset_digest_is_that_of_the_whole_data_as_one_json_text(monkeypat
     assert _digest(["é"], ((),), None) == hashlib.sha256(none.encode()).hexdigest()[:16]
 
 
+def priority(record: dict) -> tuple[int, float]:
+    """The report's rule for the rows a capped report keeps, row by row: failed ones first, then
+    changed ones, each lowest score first."""
+    failing = record["status"] != "ok" or "failed" in record["score_status"].values()
+    worst = min((v for v in record["scores"].values() if v is not None), default=1.0)
+    return (0 if failing else 1 if record.get("changed") else 2, worst)
+
+
 def test_a_capped_report_embeds_the_rows_the_whole_table_would_pick(monkeypatch):
     monkeypatch.setattr(engine, "CHUNK_ROWS", 4)
     with warnings.catch_warnings():
@@ -254,8 +270,69 @@ def test_a_capped_report_embeds_the_rows_the_whole_table_would_pick(monkeypatch)
     client = ek.TrackingClient()
     report = build_report(client, result.run_id, row_cap=6)
     full = load_run(client, result.run_id)
-    records = [_row_record(full, i) for i in range(len(full.records))]
-    expected = sorted(sorted(records, key=_priority)[:6], key=lambda r: r["row"])
+    records = row_records(full, range(len(full.table)))
+    expected = sorted(sorted(records, key=priority)[:6], key=lambda r: r["row"])
     assert report.rows == expected and report.total_rows == 23 and "embeds 6 of 23 rows" in report.row_cap_note
     assert {5, 8} <= {r["row"] for r in report.rows}  # the empty answer and the failed score come first
     assert build_report(client, result.run_id).rows == records  # under the cap: every row, as before
+
+
+def whole_table_report(client: ek.TrackingClient, run_id: str, baseline_id: str, row_cap: int) -> tuple[list, list, list]:
+    """A report's rows, regressed and improved rows against a baseline, worked out row by row on
+    both whole tables: the rule the report follows on columns."""
+    current, baseline = load_run(client, run_id), load_run(client, baseline_id)
+    records = row_records(current, range(len(current.table)))
+    before_rows = row_records(baseline, range(len(baseline.table)))
+    first = {}
+    for j, key in enumerate(str(x) for x in baseline.table["inputs"]):
+        first.setdefault(key, j)
+    names = [info.name for info in score_evaluators(current)]
+    directions = {info.name: info.higher_is_better for info in current.evaluators}
+    for i, record in enumerate(records):
+        j = first.get(str(current.table["inputs"][i]))
+        if j is None:
+            continue
+        before = before_rows[j]
+        record["baseline"] = {"output": before["output"], "scores": before["scores"], "status": before["status"]}
+        record["changed"] = record["output"] != before["output"] or any(
+            record["scores"].get(n) != before["scores"].get(n) for n in names)
+        if record["changed"]:
+            record["diff"] = diff_segments(before["output"] or "", record["output"] or "")
+        deltas = [(record["scores"][n] - before["scores"][n]) * (1 if directions[n] else -1) for n in names
+                  if record["scores"].get(n) is not None and before["scores"].get(n) is not None]
+        record["delta"] = sum(deltas) / len(deltas) if deltas else 0.0
+    ranked = sorted((r for r in records if r.get("changed")), key=lambda r: r["delta"])
+    regressed = [r for r in ranked if r["delta"] <= -0.001][:20]
+    improved = [r for r in reversed(ranked) if r["delta"] >= 0.001][:20]
+    kept = sorted(sorted(records, key=priority)[:row_cap], key=lambda r: r["row"])
+    return kept, regressed, improved
+
+
+@pytest.mark.parametrize("same_data", [True, False])
+def test_a_report_against_a_baseline_reads_only_the_rows_it_embeds_and_picks_them_as_the_whole_tables_would(
+        monkeypatch, same_data):
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(results, "ROW_GROUP_ROWS", 4)
+    before = data(23)
+    now = before.copy()
+    now["prediction"] = [f"Lamp {i} is in aisle {i % 4}." if i % 3 == 0 else ("Lamp" if i % 5 == 0 else p)
+                         for i, p in enumerate(before["prediction"])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = ek.evaluate(data=before if same_data else before.iloc[3:], targets="ground_truth",
+                           predictions="prediction", progress=False, report=False)
+        result = ek.evaluate(data=now, targets="ground_truth", predictions="prediction", progress=False, report=False)
+    client = ek.TrackingClient()
+    read: list[int] = []
+    records_at = RunView.records_at
+    monkeypatch.setattr(RunView, "records_at", lambda view, at: read.extend(at) or records_at(view, at))
+    for cap in (6, 2000):
+        read.clear()
+        report = build_report(client, result.run_id, baseline_run_id=base.run_id, row_cap=cap)
+        read_by_report = len(read)
+        kept, regressed, improved = whole_table_report(client, result.run_id, base.run_id, cap)
+        assert report.rows == kept and report.changes == {"regressed": regressed, "improved": improved}
+        assert regressed and improved and (report.digest_warning is None) == same_data
+        shown = {r["row"] for r in [*kept, *regressed, *improved]}
+        if cap == 6:  # the capped report read its rows and their partners, not every row of both runs
+            assert len(kept) == 6 and len(shown) < 23 and read_by_report < 2 * 23
