@@ -1,5 +1,6 @@
 """The web UI's results page on a big evaluation run: how long the server takes to show the first
-page, a searched page, a filtered page and a row's detail, and the server process's peak memory.
+page, a searched page, a filtered page, a row's detail and the same table's preview in the
+artifact tree, and the server process's peak memory.
 Then, in another fresh process, the run's report against a baseline run of the same data (what
 the UI's compare page and ``evaluate(baseline=...)`` build): time and peak memory.
 
@@ -23,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+RESULTS = "eval_results_table.parquet"
 FILLER = ("The lamp ships from aisle {a} within {d} days; its shade is linen and its base is oak. " * 12)
 
 
@@ -64,6 +66,14 @@ def measure(store: str, run_id: str) -> None:
     step("poor filter, page 3", lambda: results.page(table, "", ("poor",), 3))
     step("row detail", lambda: results.row_detail(table, 54321 % found.all_rows))
     step("open again (cached)", lambda: results.load_results(client, run_id))
+    # The same table previewed from the run's artifact tree.
+    from evalkit.ui import artifact_views
+
+    repository = client.artifact_repository(run_id)
+    preview = step("artifact preview, page 1",
+                   lambda: artifact_views.table_page(artifact_views.load_table(repository, RESULTS, run_id), 1))
+    step("artifact preview, last page",
+         lambda: artifact_views.table_page(artifact_views.load_table(repository, RESULTS, run_id), preview.pages))
     figures["search_hits"] = found.total
     print(json.dumps(figures))
 

@@ -1,17 +1,23 @@
-"""Previews of a run's artifacts: text, JSON, images, tables (paged) and HTML (sandboxed)."""
+"""Previews of a run's artifacts: text, JSON, images, tables (paged) and HTML (sandboxed).
+
+A Parquet table is copied to a local file and a page reads only the row groups holding its rows,
+so previewing a big results table costs a page, not the table."""
 
 from __future__ import annotations
 
 import io
 import json
 import mimetypes
+import tempfile
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from evalkit.tracking.artifacts import ArtifactRepository
 
@@ -22,7 +28,7 @@ TABLE_SUFFIXES = {".parquet", ".csv"}
 TEXT_SUFFIXES = {".txt", ".md", ".log", ".py", ".yaml", ".yml", ".toml", ".xml", ".jsonl", ".ini", ".cfg", ".sql"}
 CACHED_TABLES = 8
 
-_tables: OrderedDict[tuple[str, str], pd.DataFrame] = OrderedDict()
+_tables: OrderedDict[tuple[str, str], Table] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -66,36 +72,98 @@ def _log_table_json(payload: Any) -> pd.DataFrame | None:
     return None
 
 
-def load_table(repository: ArtifactRepository, path: str, cache_key: str) -> pd.DataFrame:
-    """The artifact as a DataFrame (parquet, CSV or log_table JSON), cached by (run, path)."""
+class Table(Protocol):
+    """A table artifact as the preview pages it."""
+
+    columns: list[str]
+    rows: int
+
+    def slice(self, start: int, stop: int) -> pd.DataFrame:
+        """Rows ``start`` to ``stop`` (positions)."""
+        ...
+
+
+@dataclass
+class FrameTable:
+    """A CSV or log_table JSON artifact, read whole (they hold no row groups to read apart)."""
+
+    frame: pd.DataFrame
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(c) for c in self.frame.columns]
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    def slice(self, start: int, stop: int) -> pd.DataFrame:
+        return self.frame.iloc[start:stop]
+
+
+@dataclass
+class ParquetTable:
+    """A Parquet artifact copied to a local file, removed once no request holds the table."""
+
+    folder: tempfile.TemporaryDirectory[str]
+    path: Path
+    columns: list[str] = field(init=False)
+    rows: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        parquet = pq.ParquetFile(self.path)
+        self.columns = [str(c) for c in parquet.schema_arrow.empty_table().to_pandas().columns]
+        self.rows = parquet.metadata.num_rows
+
+    def slice(self, start: int, stop: int) -> pd.DataFrame:
+        parquet = pq.ParquetFile(self.path)  # one per read: a ParquetFile is not shared between threads
+        pieces, offset, first = [], 0, 0
+        for group in range(parquet.num_row_groups):
+            size = parquet.metadata.row_group(group).num_rows
+            if offset < stop and start < offset + size:
+                first = first if pieces else offset
+                pieces.append(parquet.read_row_group(group))
+            offset += size
+        if not pieces:
+            return parquet.schema_arrow.empty_table().to_pandas()
+        return pa.concat_tables(pieces).slice(start - first, stop - start).to_pandas()
+
+
+def load_table(repository: ArtifactRepository, path: str, cache_key: str) -> Table:
+    """The artifact as a table to page (parquet, CSV or log_table JSON), cached by (run, path)."""
     key = (cache_key, path)
     with _lock:
         if key in _tables:
             _tables.move_to_end(key)
             return _tables[key]
-    data = repository.read_bytes(path)
-    suffix = PurePosixPath(path).suffix.lower()
-    if suffix == ".parquet":
-        frame = pd.read_parquet(io.BytesIO(data))
-    elif suffix == ".csv":
-        frame = pd.read_csv(io.BytesIO(data))
+    table: Table
+    if PurePosixPath(path).suffix.lower() == ".parquet":
+        folder = tempfile.TemporaryDirectory(prefix="evalkit-table-")
+        local = Path(folder.name) / "table.parquet"
+        repository.download_file(path, local)
+        table = ParquetTable(folder, local)
     else:
-        frame = _log_table_json(json.loads(data))
-        if frame is None:
-            raise ValueError(f"{path} is not a table")
+        data = repository.read_bytes(path)
+        if PurePosixPath(path).suffix.lower() == ".csv":
+            frame = pd.read_csv(io.BytesIO(data))
+        else:
+            frame = _log_table_json(json.loads(data))
+            if frame is None:
+                raise ValueError(f"{path} is not a table")
+        table = FrameTable(frame)
     with _lock:
-        _tables[key] = frame
+        _tables[key] = table
         while len(_tables) > CACHED_TABLES:
             _tables.popitem(last=False)
-    return frame
+    return table
 
 
-def table_page(frame: pd.DataFrame, number: int, size: int = TABLE_PAGE) -> TablePage:
-    pages = max(1, -(-len(frame) // size))
+def table_page(table: Table, number: int, size: int = TABLE_PAGE) -> TablePage:
+    pages = max(1, -(-table.rows // size))
     number = min(max(1, number), pages)
-    chunk = frame.iloc[(number - 1) * size:number * size]
+    chunk = table.slice((number - 1) * size, number * size)
     rows = [[_cell(v) for v in row] for row in chunk.itertuples(index=False, name=None)]
-    return TablePage([str(c) for c in frame.columns], rows, len(frame), number, pages)
+    return TablePage(table.columns, rows, table.rows, number, pages)
 
 
 def _cell(value: Any, limit: int = 300) -> str:
