@@ -17,11 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from evalkit import Run, TrackingClient
 from evalkit.errors import InvalidArgument, NotFound
-from evalkit.evaluation.results import RESULTS_PARQUET
+from evalkit.evaluation.results import RESULTS_PARQUET, ResultsFile
 from evalkit.evaluation.run_evaluators import load_evaluators
 from evalkit.evaluation.scoring import EvaluatorInfo
 from evalkit.stats import (
@@ -71,26 +70,14 @@ class RunView:
         from ``source`` when the table in memory has some columns only."""
         if self.source is None:
             return [self.records[p] for p in positions]
-        wanted = np.asarray(positions, dtype=np.int64)
-        parquet, pieces, offset = pq.ParquetFile(self.source), [], 0
-        for group in range(parquet.num_row_groups):
-            size = parquet.metadata.row_group(group).num_rows
-            local = wanted[(wanted >= offset) & (wanted < offset + size)] - offset
-            if local.size:
-                pieces.append(parquet.read_row_group(group).take(pa.array(local)))
-            offset += size
-        if not pieces:
-            return []
-        return pa.concat_tables(pieces).to_pylist()
+        return ResultsFile(self.source).rows_at(positions)
 
     def column(self, name: str) -> pa.ChunkedArray | None:
         """One column of every row (None when the table has none), read alone from ``source``
         when the table in memory has some columns only."""
         if name in self.table.columns:
             return pa.chunked_array([pa.array(self.table[name], from_pandas=True)])
-        if self.source is None or name not in pq.read_schema(self.source).names:
-            return None
-        return pq.read_table(self.source, columns=[name]).column(name)
+        return ResultsFile(self.source).column(name) if self.source is not None else None
 
     def scores(self, name: str) -> np.ndarray:
         """The evaluator's per-row scores, NaN where a row has none (or a non-finite one)."""
@@ -143,11 +130,6 @@ class Report:
     suite: SuiteView | None = None
 
 
-# Columns the report shows for the rows it embeds only: a big run's are never all read into memory.
-_TEXT_COLUMNS = ("inputs", "outputs", "targets", "contexts", "error")
-_TEXT_SUFFIXES = ("/justification", "/raw")
-
-
 def load_run(client: TrackingClient, run_id: str, folder: Path | None = None) -> RunView:
     """The run and its results table. With ``folder`` (which must outlive the view), the table is
     copied there and only its numeric and status columns are read into memory; ``records_at``
@@ -157,11 +139,8 @@ def load_run(client: TrackingClient, run_id: str, folder: Path | None = None) ->
         if folder is None:
             table, source = client.load_table(run_id, RESULTS_PARQUET), None
         else:
-            source = folder / f"{run_id}.parquet"
-            client.artifact_repository(run_id).download_file(RESULTS_PARQUET, source)
-            names = pq.read_schema(source).names
-            light = [n for n in names if n not in _TEXT_COLUMNS and not n.endswith(_TEXT_SUFFIXES)]
-            table = pd.read_parquet(source, columns=light)
+            stored = ResultsFile.download(client, run_id, folder)
+            table, source = stored.light(), stored.path
     except NotFound:
         raise NotFound(f"run {run_id} has no {RESULTS_PARQUET}: only runs logged by evaluate() have a report") from None
     experiment = client.get_experiment(run.info.experiment_id).name

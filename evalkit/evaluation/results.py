@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -33,6 +34,10 @@ RESULTS_FILES = {"json": RESULTS_JSON, "parquet": RESULTS_PARQUET}
 # Rows per row group of the Parquet file: chunks come in slices of a few hundred rows; a reader
 # (the report) holds a row group at a time.
 ROW_GROUP_ROWS = 10_000
+# Columns of texts: readers of a big table (the report, the UI, the suite's gates) keep them on
+# disk and read them for the rows they show.
+TEXT_COLUMNS = ("inputs", "outputs", "targets", "contexts", "error")
+TEXT_SUFFIXES = ("/justification", "/raw")
 
 
 class ResultsWriter:
@@ -115,6 +120,49 @@ def read_results(path: str | Path) -> pd.DataFrame:
         if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
             frame[field.name] = table.column(index).to_pylist()
     return frame
+
+
+class ResultsFile:
+    """A results table in a local Parquet file (``download``): its status, score and number
+    columns read whole (``light``), every column read for the rows asked for (``rows_at``), so
+    that memory does not grow with the texts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def download(cls, client: TrackingClient, run_id: str, folder: Path) -> ResultsFile:
+        """The run's results table copied into ``folder`` (which must outlive the file)."""
+        path = folder / f"{run_id}.parquet"
+        client.artifact_repository(run_id).download_file(RESULTS_PARQUET, path)
+        return cls(path)
+
+    def light(self) -> pd.DataFrame:
+        """Every row of the columns that hold no text."""
+        import pandas as pd
+
+        names = pq.read_schema(self.path).names
+        return pd.read_parquet(self.path, columns=[n for n in names if n not in TEXT_COLUMNS
+                                                   and not n.endswith(TEXT_SUFFIXES)])
+
+    def column(self, name: str) -> pa.ChunkedArray | None:
+        """One column of every row, or None when the table has none."""
+        if name not in pq.read_schema(self.path).names:
+            return None
+        return pq.read_table(self.path, columns=[name]).column(name)
+
+    def rows_at(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        """Every column of the rows at ``positions`` (ascending), read a row group at a time;
+        missing values as None."""
+        wanted = np.asarray(positions, dtype=np.int64)
+        parquet, pieces, offset = pq.ParquetFile(self.path), [], 0
+        for group in range(parquet.num_row_groups):
+            size = parquet.metadata.row_group(group).num_rows
+            local = wanted[(wanted >= offset) & (wanted < offset + size)] - offset
+            if local.size:
+                pieces.append(parquet.read_row_group(group).take(pa.array(local)))
+            offset += size
+        return pa.concat_tables(pieces).to_pylist() if pieces else []
 
 
 class StoredTables(Mapping[str, "pd.DataFrame"]):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit.errors import InvalidArgument
+from evalkit.evaluation.results import ResultsFile
 from evalkit.evaluation.run_evaluators import higher_is_better, owner
 from evalkit.evaluation.scoring import EvaluatorInfo
 from evalkit.stats import (
@@ -51,12 +52,28 @@ class RunScores:
 
     run_id: str
     metrics: dict[str, float]
-    table: pd.DataFrame
+    table: pd.DataFrame  # every column, or with ``stored``, the columns without texts
     dataset_digest: str | None = None
     evaluators: Sequence[EvaluatorInfo] = ()
+    stored: ResultsFile | None = None  # the whole table, for the texts of the rows a gate quotes
 
     def higher_is_better(self, metric: str) -> bool:
         return higher_is_better(metric, self.evaluators)
+
+    def inputs(self) -> list[str]:
+        """Each row's input, as the text that pairs it with another run's rows."""
+        if "inputs" in self.table or self.stored is None:
+            return [str(x) for x in self.table["inputs"]]
+        column = self.stored.column("inputs")
+        return [str(x) for x in column.to_pylist()] if column is not None else ["None"] * len(self.table)
+
+    def rows_at(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        """Every column of the rows at ``positions``, in that order."""
+        if self.stored is None:
+            return self.table.iloc[list(positions)].to_dict(orient="records")
+        ordered = sorted(set(positions))
+        found = dict(zip(ordered, self.stored.rows_at(ordered), strict=True))
+        return [found[p] for p in positions]
 
 
 @dataclass
@@ -120,9 +137,12 @@ def score_column(table: pd.DataFrame, metric: str, evaluators: Sequence[Evaluato
 
 
 def worst_rows(table: pd.DataFrame, metric: str, evaluators: Sequence[EvaluatorInfo], limit: int = WORST_ROWS,
-               baseline: pd.DataFrame | None = None, pairs: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, Any]]:
+               baseline: pd.DataFrame | None = None, pairs: tuple[np.ndarray, np.ndarray] | None = None,
+               read_rows: Callable[[list[int]], list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
     """The rows that pulled ``metric`` the wrong way: the lowest scores (highest for latency,
-    cost and the like), or with a baseline the biggest drops; failed rows first for error_rate."""
+    cost and the like), or with a baseline the biggest drops; failed rows first for error_rate.
+    ``read_rows`` reads every column of the chosen rows (``RunScores.rows_at``) when ``table``
+    holds no texts."""
     found = row_values(table, metric, evaluators)
     if found is None:
         return []
@@ -141,7 +161,7 @@ def worst_rows(table: pd.DataFrame, metric: str, evaluators: Sequence[EvaluatorI
         order = [int(i) for i in ranked if not np.isnan(values[i])][:limit]
         before = {}
     # Only the chosen rows: converting the whole table costs ~200 ms per 10,000 rows, per gate.
-    records = table.iloc[order].to_dict(orient="records") if order else []
+    records = (read_rows(order) if read_rows is not None else table.iloc[order].to_dict(orient="records")) if order else []
     column = score_column(table, metric, evaluators)
     return [_row_summary(record, values[i], before.get(i), column) for record, i in zip(records, order, strict=True)]
 
@@ -181,7 +201,7 @@ def check_threshold(threshold: Threshold, run: RunScores) -> GateResult:
         return GateResult(threshold.text, "threshold", metric, PASSED,
                           f"{metric} = {observed:.6g}, within {threshold.op} {threshold.value:g}", observed=observed)
     pulls_down = threshold.higher_is_better == run.higher_is_better(metric)  # a floor on a score, a ceiling on a cost
-    worst = worst_rows(run.table, metric, run.evaluators) if pulls_down else []
+    worst = worst_rows(run.table, metric, run.evaluators, read_rows=run.rows_at) if pulls_down else []
     return GateResult(threshold.text, "threshold", metric, FAILED,
                       f"{metric} = {observed:.6g}, not {threshold.op} {threshold.value:g}", observed=observed,
                       worst_rows=worst)
@@ -228,7 +248,7 @@ def pair_rows(current: RunScores, baseline: RunScores) -> tuple[tuple[np.ndarray
     if current.dataset_digest and current.dataset_digest == baseline.dataset_digest:
         positions = np.arange(min(len(current.table), len(baseline.table)))
         return (positions, positions), None
-    pairs = align_rows([str(x) for x in current.table["inputs"]], [str(x) for x in baseline.table["inputs"]])
+    pairs = align_rows(current.inputs(), baseline.inputs())
     return pairs, (f"the baseline used other data; {len(pairs[0])} of {len(current.table)} rows paired by input")
 
 
@@ -258,7 +278,8 @@ def compare(rule: Comparison, current: RunScores, baseline: RunScores, seed: int
     gate = GateResult(rule.name, "paired", metric, PASSED, note or "", observed=result.current,
                       baseline=result.baseline, delta=result.delta, p_value=result.p_value, n_pairs=result.n_pairs,
                       method=result.method, higher_is_better=better)
-    gate.worst_rows = worst_rows(current.table, metric, current.evaluators, baseline=baseline.table, pairs=pairs)
+    gate.worst_rows = worst_rows(current.table, metric, current.evaluators, baseline=baseline.table, pairs=pairs,
+                                 read_rows=current.rows_at)
     return gate
 
 
@@ -280,7 +301,7 @@ def _tolerance(rule: Comparison, metric: str, current: RunScores, baseline: RunS
     gate = GateResult(rule.name, "tolerance", metric, status, message, observed=now, baseline=before, delta=now - before,
                       higher_is_better=better)
     if status == FAILED:
-        gate.worst_rows = worst_rows(current.table, metric, current.evaluators)
+        gate.worst_rows = worst_rows(current.table, metric, current.evaluators, read_rows=current.rows_at)
     return gate
 
 

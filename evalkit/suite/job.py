@@ -10,6 +10,7 @@ budget spent, a metric that could not be measured). An outage is never reported 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -19,13 +20,13 @@ from evalkit.entities import Metric, RunStatus
 from evalkit.errors import NotFound
 from evalkit.evaluation.engine import (
     REPORT_FILE,
-    RESULTS_TABLE,
     EvaluationResult,
     execute,
     failure_text,
     log_report,
 )
 from evalkit.evaluation.plan import EvaluationPlan
+from evalkit.evaluation.results import ResultsFile
 from evalkit.evaluation.run_evaluators import load_evaluators
 from evalkit.suite import tags
 from evalkit.suite.baseline import Baseline, resolve_baseline
@@ -202,6 +203,18 @@ def _gate(client: TrackingClient, suite: Suite, pairs: list[PairResult], found: 
             tolerance, relative = parse_tolerance(rule.tolerance) if rule.tolerance is not None else (0.0, False)
             comparison = Comparison(rule.metric, rule.test or "paired", tolerance, relative, rule.min_effect)
             rules[comparison.name] = comparison
+    with tempfile.TemporaryDirectory(prefix="evalkit-gates-") as where:
+        _gate_pairs(client, suite, pairs, found, rules, Path(where))
+    if spec.baseline is not None:
+        decide_paired([g for p in pairs for g in p.gates], rules, spec.baseline.alpha, spec.baseline.correction)
+    for pair in pairs:
+        if pair.status != ERROR:
+            pair.status = _worst(g.status for g in pair.gates)
+
+
+def _gate_pairs(client: TrackingClient, suite: Suite, pairs: list[PairResult], found: Baseline | None,
+                rules: dict[str, Comparison], folder: Path) -> None:
+    """Each pair's threshold gates and its comparisons with its baseline run, read from ``folder``."""
     for pair in pairs:
         if pair.status == ERROR:
             reason = f"not evaluated: {pair.error}"
@@ -209,7 +222,7 @@ def _gate(client: TrackingClient, suite: Suite, pairs: list[PairResult], found: 
             pair.gates += [GateResult(name, rule.test, rule.metric, ERROR, reason) for name, rule in rules.items()]
             continue
         assert pair.run_id is not None  # only a pair that could not start lacks one, and it is an error
-        current = _scores(client, pair.run_id)
+        current = _scores(client, pair.run_id, folder)
         pair.gates = [check_threshold(t, current) for t in suite.thresholds]
         # An evaluator that scored no row (a judge that was down) is an error even when no gate
         # reads its metric: its absence must not pass unnoticed.
@@ -225,23 +238,21 @@ def _gate(client: TrackingClient, suite: Suite, pairs: list[PairResult], found: 
             pair.gates += [GateResult(name, rule.test, rule.metric, SKIPPED, why) for name, rule in rules.items()]
             continue
         try:
-            before = _scores(client, baseline_id)
+            before = _scores(client, baseline_id, folder)
         except NotFound as exc:
             pair.gates += [GateResult(name, rule.test, rule.metric, ERROR, f"baseline unusable: {exc}")
                            for name, rule in rules.items()]
             continue
         pair.gates += [compare(rule, current, before) for rule in rules.values()]
-    if spec.baseline is not None:
-        decide_paired([g for p in pairs for g in p.gates], rules, spec.baseline.alpha, spec.baseline.correction)
-    for pair in pairs:
-        if pair.status != ERROR:
-            pair.status = _worst(g.status for g in pair.gates)
 
 
-def _scores(client: TrackingClient, run_id: str) -> RunScores:
+def _scores(client: TrackingClient, run_id: str, folder: Path) -> RunScores:
+    """What the gates read of a run: its results table copied into ``folder``, of which only the
+    columns without texts are held in memory."""
     run = client.get_run(run_id)
-    table = client.load_table(run_id, f"{RESULTS_TABLE}.parquet")
-    return RunScores(run_id, run.data.metrics, table, run.data.params.get("dataset_digest"), load_evaluators(client, run))
+    stored = ResultsFile.download(client, run_id, folder)
+    return RunScores(run_id, run.data.metrics, stored.light(), run.data.params.get("dataset_digest"),
+                     load_evaluators(client, run), stored)
 
 
 def _worst(statuses: Iterable[str]) -> str:
