@@ -330,7 +330,7 @@ def test_faults_end_with_every_row_answered_or_recorded_as_failed():
     assert server.stats.by_status[429] > 0 and server.stats.by_status[500] > 0
 
 
-def test_a_tolerance_gate_on_the_nan_latency_of_a_cached_run_is_an_error_not_a_pass(server):
+def test_a_tolerance_gate_on_the_nan_latency_of_a_cached_run_is_an_error_not_a_pass(server, tmp_path):
     from evalkit.suite.gates import ERROR, Comparison, compare
     from evalkit.suite.job import _scores
 
@@ -339,5 +339,5 @@ def test_a_tolerance_gate_on_the_nan_latency_of_a_cached_run_is_an_error_not_a_p
     cached = ek.evaluate(model=uri(server), data=data, progress=False)
     client = ek.TrackingClient()
     gate = compare(Comparison("latency/p95", "tolerance", tolerance=0.2, relative=True),
-                   _scores(client, cached.run_id), _scores(client, baseline.run_id))
+                   _scores(client, cached.run_id, tmp_path), _scores(client, baseline.run_id, tmp_path))
     assert gate.status == ERROR and "cannot be compared" in gate.message

@@ -166,7 +166,7 @@ def test_a_run_logged_before_evaluators_json_still_gets_its_prefixes_and_directi
     assert card.denominators == {"rows_scored": 3, "rows_failed": 2, "rows_not_applicable": 1}
 
 
-def test_gates_take_a_metrics_direction_from_its_evaluators_declaration():
+def test_gates_take_a_metrics_direction_from_its_evaluators_declaration(tmp_path):
     """An evaluator better low that no name rule could know about: longer answers are worse."""
 
     @ek.evaluator(name="wordiness", higher_is_better=False)
@@ -177,7 +177,7 @@ def test_gates_take_a_metrics_direction_from_its_evaluators_declaration():
     before = ek.evaluate(model=lambda q: "short", data=rows, evaluators=["wordiness"], progress=False)
     after = ek.evaluate(model=lambda q: "a much longer answer", data=rows, evaluators=["wordiness"], progress=False)
     client = ek.TrackingClient()
-    current, baseline = _scores(client, after.run_id), _scores(client, before.run_id)
+    current, baseline = _scores(client, after.run_id, tmp_path), _scores(client, before.run_id, tmp_path)
     assert not higher_is_better("wordiness/v1/mean", current.evaluators)
 
     paired = Comparison("wordiness/mean", "paired")
