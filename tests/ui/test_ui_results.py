@@ -64,6 +64,7 @@ def test_pages_filters_search_and_detail_match_the_whole_table(run):
     found = results.page(shown, "lAmP", size=100)
     assert rows_of(found) == expected and found.total == len(expected)
     assert any(r["output"] is None for r in found.rows)
+    assert rows_of(results.page(shown, "lamp 1?")) == [1]  # the query is text, not a pattern
 
     errors = results.page(shown, "", ("errors",), size=100)
     assert rows_of(errors) == [int(r) for r in table.loc[table["status"] != "ok", "row"]] != []
