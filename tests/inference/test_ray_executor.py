@@ -85,10 +85,16 @@ def test_every_row_answered_once_by_two_workers_as_a_local_run_and_cached_rows_s
     data = frame(48)
     local = ek.evaluate(model=uri(server), data=data, targets="ground_truth", cache="off", concurrency=8,
                         evaluators=EVALUATORS, progress=False, report=False)
-    server.reset_stats()
-    executor = RayExecutor(batch_size=6, concurrency=4, **WORKER)
-    remote = ek.evaluate(model=uri(server), data=data, targets="ground_truth", progress=False,
-                         evaluators=EVALUATORS, report=False, executor=executor)
+    # Kept workers, both started by a first evaluation: on a loaded machine a worker can take
+    # seconds to start, and the other would meanwhile answer every batch of a cold start
+    # (the executor does not wait for the slowest worker before it starts answering).
+    with RayExecutor(batch_size=6, concurrency=4, keep_workers=True, **WORKER) as executor:
+        ek.evaluate(model=uri(server), data=frame(2, tag="warm-up "), targets="ground_truth", cache="off",
+                    progress=False, evaluators=EVALUATORS, report=False, executor=executor)
+        assert len(executor.stats.nodes) == 2  # both configured
+        server.reset_stats()
+        remote = ek.evaluate(model=uri(server), data=data, targets="ground_truth", progress=False,
+                             evaluators=EVALUATORS, report=False, executor=executor)
 
     assert len(chat_counts(server)) == 48 and set(chat_counts(server)) == {1}  # each row asked exactly once
     assert sorted(executor.stats.answered_by) == list(range(48))
@@ -176,13 +182,16 @@ def test_one_token_budget_holds_for_the_whole_cluster(server):
 def test_a_429_seen_by_one_worker_pauses_every_worker_and_no_row_is_lost_or_paid_twice(server):
     # Seeded: the 22nd and 51st requests get a 429 with Retry-After 2.5 s.
     retry_after = 2.5
-    server.config = FakeConfig(latency=0.02, rate_429=0.03, retry_after=retry_after, seed=11)
-    server.reset_stats()
     rows = 80
-    executor = RayExecutor(batch_size=5, concurrency=4, **WORKER)
-    result = ek.evaluate(model=uri(server), data=frame(rows, tag="429 "), targets="ground_truth", cache="off",
-                         rate_limit={"rpm": 3000}, progress=False, report=False, evaluators=EVALUATORS,
-                         executor=executor)
+    with RayExecutor(batch_size=5, concurrency=4, keep_workers=True, **WORKER) as executor:
+        # Both workers started first (see the first test), so that both answer.
+        ek.evaluate(model=uri(server), data=frame(2, tag="warm-up "), targets="ground_truth", cache="off",
+                    progress=False, evaluators=EVALUATORS, report=False, executor=executor)
+        server.config = FakeConfig(latency=0.02, rate_429=0.03, retry_after=retry_after, seed=11)
+        server.reset_stats()
+        result = ek.evaluate(model=uri(server), data=frame(rows, tag="429 "), targets="ground_truth", cache="off",
+                             rate_limit={"rpm": 3000}, progress=False, report=False, evaluators=EVALUATORS,
+                             executor=executor)
     table = result.tables["eval_results_table"]
     refused = server.stats.faults["429"]
     assert refused == 2 and set(table["status"]) == {"ok"} and list(table["row"]) == list(range(rows))
