@@ -231,7 +231,9 @@ def evaluate_run(base_url: str, data: pd.DataFrame, model: str, noise_seed: int,
 
 
 def load_scores(run_id: str) -> Any:
-    """The run as the nightly job reads it (``evalkit.suite.job._scores``)."""
+    """The run's metrics and whole results table, as the gates read them. The nightly job
+    (``evalkit.suite.job._scores``) holds the table without its texts, with the same gates
+    (tests/suite/test_gates_read_light_tables.py)."""
     from evalkit.evaluation.engine import RESULTS_TABLE
     from evalkit.evaluation.run_evaluators import load_evaluators
     from evalkit.suite.gates import RunScores

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from evalkit import Run, TrackingClient
 from evalkit.errors import InvalidArgument, NotFound
-from evalkit.evaluation.results import RESULTS_PARQUET, ResultsFile
+from evalkit.evaluation.results import RESULTS_PARQUET, ResultsFile, input_keys
 from evalkit.evaluation.run_evaluators import load_evaluators
 from evalkit.evaluation.scoring import EvaluatorInfo
 from evalkit.stats import (
@@ -336,8 +336,7 @@ def _build_report(client: TrackingClient, current: RunView, baseline: RunView | 
 
 def _keys(view: RunView) -> list[str]:
     """Each row's input as the text that pairs it with the other run's rows."""
-    inputs = view.column("inputs")
-    return [str(x) for x in (inputs.to_pylist() if inputs is not None else [None] * len(view.table))]
+    return input_keys(view.table, ResultsFile(view.source) if view.source is not None else None)
 
 
 def _paired_changes(current: RunView, baseline: RunView, pairs: tuple[np.ndarray, np.ndarray],

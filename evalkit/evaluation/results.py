@@ -155,14 +155,30 @@ class ResultsFile:
         """Every column of the rows at ``positions`` (ascending), read a row group at a time;
         missing values as None."""
         wanted = np.asarray(positions, dtype=np.int64)
-        parquet, pieces, offset = pq.ParquetFile(self.path), [], 0
-        for group in range(parquet.num_row_groups):
-            size = parquet.metadata.row_group(group).num_rows
-            local = wanted[(wanted >= offset) & (wanted < offset + size)] - offset
+        parquet, pieces = pq.ParquetFile(self.path), []
+        for group, first, size in row_groups(parquet):
+            local = wanted[(wanted >= first) & (wanted < first + size)] - first
             if local.size:
                 pieces.append(parquet.read_row_group(group).take(pa.array(local)))
-            offset += size
         return pa.concat_tables(pieces).to_pylist() if pieces else []
+
+
+def row_groups(parquet: pq.ParquetFile) -> Iterator[tuple[int, int, int]]:
+    """Each row group of ``parquet`` as (its number, the position of its first row, its rows)."""
+    first = 0
+    for group in range(parquet.num_row_groups):
+        size = parquet.metadata.row_group(group).num_rows
+        yield group, first, size
+        first += size
+
+
+def input_keys(table: pd.DataFrame, stored: ResultsFile | None) -> list[str]:
+    """Each row's input as the text that pairs it with another run's rows (``evalkit.stats.align_rows``):
+    from ``table`` when it holds the inputs, else read from ``stored`` (a table held without its texts)."""
+    if "inputs" in table or stored is None:
+        return [str(x) for x in table["inputs"]]
+    column = stored.column("inputs")
+    return [str(x) for x in column.to_pylist()] if column is not None else ["None"] * len(table)
 
 
 class StoredTables(Mapping[str, "pd.DataFrame"]):

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from evalkit.errors import InvalidArgument
-from evalkit.evaluation.results import ResultsFile
+from evalkit.evaluation.results import ResultsFile, input_keys
 from evalkit.evaluation.run_evaluators import higher_is_better, owner
 from evalkit.evaluation.scoring import EvaluatorInfo
 from evalkit.stats import (
@@ -62,10 +62,7 @@ class RunScores:
 
     def inputs(self) -> list[str]:
         """Each row's input, as the text that pairs it with another run's rows."""
-        if "inputs" in self.table or self.stored is None:
-            return [str(x) for x in self.table["inputs"]]
-        column = self.stored.column("inputs")
-        return [str(x) for x in column.to_pylist()] if column is not None else ["None"] * len(self.table)
+        return input_keys(self.table, self.stored)
 
     def rows_at(self, positions: Sequence[int]) -> list[dict[str, Any]]:
         """Every column of the rows at ``positions``, in that order."""

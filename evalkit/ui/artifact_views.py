@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evalkit.evaluation.results import row_groups
 from evalkit.tracking.artifacts import ArtifactRepository
 
 TEXT_LIMIT = 200_000  # bytes of a text artifact shown; the rest is a download away
@@ -117,13 +118,11 @@ class ParquetTable:
 
     def slice(self, start: int, stop: int) -> pd.DataFrame:
         parquet = pq.ParquetFile(self.path)  # one per read: a ParquetFile is not shared between threads
-        pieces, offset, first = [], 0, 0
-        for group in range(parquet.num_row_groups):
-            size = parquet.metadata.row_group(group).num_rows
+        pieces, first = [], 0
+        for group, offset, size in row_groups(parquet):
             if offset < stop and start < offset + size:
                 first = first if pieces else offset
                 pieces.append(parquet.read_row_group(group))
-            offset += size
         if not pieces:
             return parquet.schema_arrow.empty_table().to_pandas()
         return pa.concat_tables(pieces).slice(start - first, stop - start).to_pandas()

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from evalkit.entities import RunStatus
+from evalkit.evaluation.results import row_groups
 from evalkit.reports.model import (
     LOW_SCORE,
     RunView,
@@ -113,7 +114,7 @@ def _search(results: ResultsTable, query: str) -> np.ndarray:
     parquet = pq.ParquetFile(results.view.source)
     columns = [name for name in _SEARCHED if name in parquet.schema_arrow.names]
     pieces = []
-    for group in range(parquet.num_row_groups):  # one row group's texts in memory at a time
+    for group, _, _ in row_groups(parquet):  # one row group's texts in memory at a time
         texts = parquet.read_row_group(group, columns=columns)
         found = np.zeros(texts.num_rows, dtype=bool)
         for name in columns:
